@@ -1,0 +1,187 @@
+// Package config defines the load balancer's configuration (config.json), reads it
+// strictly, fills defaults and validates it.
+//
+// A Config is immutable once loaded: a live reload builds a new one and swaps it in.
+package config
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Config is one generation of config.json. The zero value is not useful; use Default,
+// Parse or Load.
+type Config struct {
+	LoadBalancer LoadBalancer      `json:"load_balancer"`
+	Servers      Servers           `json:"servers"`
+	Threadpool   Threadpool        `json:"threadpool"`
+	HealthCheck  HealthCheck       `json:"health_check"`
+	Plugins      map[string]Plugin `json:"plugins"`
+
+	// Path is the file this configuration was read from ("" when built in code).
+	Path string `json:"-"`
+}
+
+// LoadBalancer is the client-facing side.
+type LoadBalancer struct {
+	// Port clients connect to, a string or a number (default "8000"). 0 picks a free port.
+	Port Port `json:"load_balancer_port"`
+	// Host the client listener binds to (default "", all interfaces).
+	Host string `json:"host"`
+	// Strategy selects backends: a bundled strategy or a key of Plugins (default "leastconn").
+	Strategy string `json:"strategy"`
+	// StatusPath answers the status JSON on the client port, GET or POST (default "/queue/status").
+	StatusPath string `json:"status_path"`
+	// AdminAddr serves /metrics and /status (default "127.0.0.1:8001"; "" turns it off).
+	AdminAddr string `json:"admin_addr"`
+	// Retries is how many more backends a failed request may try (default 2).
+	Retries int `json:"retries"`
+	// Timeouts bound every stage of a request.
+	Timeouts Timeouts `json:"timeouts"`
+	// Limits protect the proxy from abusive clients.
+	Limits Limits `json:"limits"`
+}
+
+// Timeouts bound each stage of a proxied request and of a client connection.
+type Timeouts struct {
+	// Connect bounds dialing a backend (default 2s).
+	Connect Duration `json:"connect"`
+	// ResponseHeader bounds the wait for a backend's response headers (default 30s).
+	ResponseHeader Duration `json:"response_header"`
+	// Idle closes a keep-alive connection, to a client or a backend, unused this long (default 90s).
+	Idle Duration `json:"idle"`
+	// ReadHeader bounds reading a client's request headers (default 10s).
+	ReadHeader Duration `json:"read_header"`
+	// BodyIdle closes a connection whose body, either way, makes no progress this long (default 60s).
+	BodyIdle Duration `json:"body_idle"`
+	// Shutdown bounds the drain of in-flight requests on SIGINT/SIGTERM (default 30s).
+	Shutdown Duration `json:"shutdown"`
+}
+
+// Limits protect the proxy from abusive clients.
+type Limits struct {
+	// MaxHeaderBytes is the largest request header block accepted (default 16384); larger gets 431.
+	MaxHeaderBytes int `json:"max_header_bytes"`
+	// MaxHeaders is the most request header fields accepted (default 100); more gets 431.
+	MaxHeaders int `json:"max_headers"`
+}
+
+// Servers is the backend pool.
+type Servers struct {
+	// QueueCapacity is the queue size of each test backend (server/ reads it; default 1000).
+	QueueCapacity int `json:"queue_capacity"`
+	// Backends to balance over (default the three local test servers on 8081-8083).
+	// An explicitly empty list is refused.
+	Backends []Backend `json:"backends"`
+}
+
+// Backend is one upstream server.
+type Backend struct {
+	// URL is the backend's base URL, scheme://host:port; its identity across reloads.
+	URL string `json:"url"`
+	// Weight is its share relative to the others (default 1, at least 1).
+	Weight int `json:"weight"`
+}
+
+// Threadpool is the adaptive worker pool in front of the backends.
+type Threadpool struct {
+	// MinWorkers is the floor the pool never shrinks below (default 1).
+	MinWorkers int `json:"min_workers"`
+	// MaxWorkers is the most requests served at once (default 50).
+	MaxWorkers int `json:"max_workers"`
+	// QueueCapacity is how many requests may wait for a worker (default 100); more get 503.
+	QueueCapacity int `json:"queue_capacity"`
+	// QueueTimeout is the longest a request waits for a worker before it gets 503 (default 5s).
+	QueueTimeout Duration `json:"queue_timeout"`
+	// IdleTimeout is how long a worker sits idle before the pool shrinks (default 10s).
+	IdleTimeout Duration `json:"idle_timeout"`
+}
+
+// HealthCheck configures active probes and passive ejection.
+type HealthCheck struct {
+	// Path probed with GET on each backend (default "/health").
+	Path string `json:"path"`
+	// Interval between probes of one backend (default 1s).
+	Interval Duration `json:"interval"`
+	// Timeout of one probe (default 500ms).
+	Timeout Duration `json:"timeout"`
+	// HealthyThreshold is the consecutive successes that bring a backend back (default 2).
+	HealthyThreshold int `json:"healthy_threshold"`
+	// UnhealthyThreshold is the consecutive failures that take a backend out (default 2).
+	UnhealthyThreshold int `json:"unhealthy_threshold"`
+	// Passive ejects backends on failures of real traffic.
+	Passive Passive `json:"passive"`
+}
+
+// Passive configures ejection on failures of real traffic.
+type Passive struct {
+	// ConsecutiveFailures (connection errors or 5xx) that eject a backend (default 3; 0 turns it off).
+	ConsecutiveFailures int `json:"consecutive_failures"`
+	// EjectionTime is the first ejection's length, doubled on repeats (default 5s).
+	EjectionTime Duration `json:"ejection_time"`
+}
+
+// Plugin names an external strategy executable.
+type Plugin struct {
+	// Command is the executable, absolute or relative to the config file's directory.
+	Command string `json:"command"`
+	// Args are passed to Command.
+	Args []string `json:"args"`
+	// Options are handed to the strategy's Configure, as written.
+	Options json.RawMessage `json:"options"`
+}
+
+// DefaultBackends are the backends used when config.json has no servers.backends key:
+// the three local test servers of `go run server/server.go 8081` (8082, 8083).
+func DefaultBackends() []Backend {
+	return []Backend{
+		{URL: "http://127.0.0.1:8081", Weight: 1},
+		{URL: "http://127.0.0.1:8082", Weight: 1},
+		{URL: "http://127.0.0.1:8083", Weight: 1},
+	}
+}
+
+// Default returns the configuration of an empty config.json.
+func Default() *Config {
+	c := defaults()
+	c.Servers.Backends = DefaultBackends()
+	return c
+}
+
+// defaults is Default without backends: Parse tells a missing list from an empty one.
+func defaults() *Config {
+	return &Config{
+		LoadBalancer: LoadBalancer{
+			Port:       8000,
+			Strategy:   "leastconn",
+			StatusPath: "/queue/status",
+			AdminAddr:  "127.0.0.1:8001",
+			Retries:    2,
+			Timeouts: Timeouts{
+				Connect:        Duration(2 * time.Second),
+				ResponseHeader: Duration(30 * time.Second),
+				Idle:           Duration(90 * time.Second),
+				ReadHeader:     Duration(10 * time.Second),
+				BodyIdle:       Duration(60 * time.Second),
+				Shutdown:       Duration(30 * time.Second),
+			},
+			Limits: Limits{MaxHeaderBytes: 16384, MaxHeaders: 100},
+		},
+		Servers: Servers{QueueCapacity: 1000},
+		Threadpool: Threadpool{
+			MinWorkers:    1,
+			MaxWorkers:    50,
+			QueueCapacity: 100,
+			QueueTimeout:  Duration(5 * time.Second),
+			IdleTimeout:   Duration(10 * time.Second),
+		},
+		HealthCheck: HealthCheck{
+			Path:               "/health",
+			Interval:           Duration(time.Second),
+			Timeout:            Duration(500 * time.Millisecond),
+			HealthyThreshold:   2,
+			UnhealthyThreshold: 2,
+			Passive:            Passive{ConsecutiveFailures: 3, EjectionTime: Duration(5 * time.Second)},
+		},
+	}
+}

@@ -1,0 +1,155 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var bundled = []string{"leastconn", "weighted"}
+
+// parseValid parses and validates src as if read from config.json.
+func parseValid(src string) (*Config, error) {
+	c, err := Parse([]byte(src), "config.json")
+	if err != nil {
+		return nil, err
+	}
+	return c, c.Validate(bundled)
+}
+
+func TestSeedConfigGetsDefaults(t *testing.T) {
+	seed := `{
+  "load_balancer": {"load_balancer_port": "8000"},
+  "servers": {"queue_capacity": 1000},
+  "threadpool": {"min_workers": 1, "max_workers": 50, "queue_capacity": 100}
+}`
+	c, err := parseValid(seed)
+	if err != nil {
+		t.Fatalf("seed config: %v", err)
+	}
+	if got := len(c.Servers.Backends); got != 3 {
+		t.Errorf("backends = %d, want the 3 local test servers", got)
+	}
+	if c.Servers.Backends[2].URL != "http://127.0.0.1:8083" || c.Servers.Backends[2].Weight != 1 {
+		t.Errorf("backends[2] = %+v, want http://127.0.0.1:8083 weight 1", c.Servers.Backends[2])
+	}
+	if c.LoadBalancer.Strategy != "leastconn" || c.LoadBalancer.StatusPath != "/queue/status" || c.LoadBalancer.Retries != 2 {
+		t.Errorf("load_balancer defaults = %+v", c.LoadBalancer)
+	}
+	if c.Threadpool.QueueTimeout.D() != 5*time.Second || c.HealthCheck.Interval.D() != time.Second {
+		t.Errorf("durations = %v, %v, want 5s, 1s", c.Threadpool.QueueTimeout, c.HealthCheck.Interval)
+	}
+}
+
+func TestShippedConfigIsValid(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "config.json"), bundled)
+	if err != nil {
+		t.Fatalf("config.json: %v", err)
+	}
+	if c.LoadBalancer.Port != 8000 || len(c.Servers.Backends) != 3 {
+		t.Errorf("config.json = port %d, %d backends, want 8000 and 3", c.LoadBalancer.Port, len(c.Servers.Backends))
+	}
+}
+
+func TestPortAsNumberOrString(t *testing.T) {
+	for _, src := range []string{`{"load_balancer":{"load_balancer_port":9000}}`, `{"load_balancer":{"load_balancer_port":"9000"}}`} {
+		c, err := parseValid(src)
+		if err != nil || c.LoadBalancer.Port != 9000 {
+			t.Errorf("Parse(%s) = port %v, %v, want 9000", src, c.LoadBalancer.Port, err)
+		}
+	}
+}
+
+func TestWeightDefaultsToOne(t *testing.T) {
+	c, err := parseValid(`{"servers":{"backends":[{"url":"http://a:1"},{"url":"http://b:1","weight":3}]}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w0, w1 := c.Servers.Backends[0].Weight, c.Servers.Backends[1].Weight; w0 != 1 || w1 != 3 {
+		t.Errorf("weights = %d, %d, want 1, 3", w0, w1)
+	}
+}
+
+func TestRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		input   string
+		wantErr []string // substrings of the error
+	}{
+		{"syntax", "{\n  \"threadpool\": {\"max_workers\": 5,}\n}", []string{"config.json:2:", "syntax error"}},
+		{"truncated", "{\n\"threadpool\": {", []string{"config.json:2:", "syntax error"}},
+		{"empty file", "  ", []string{"config.json", "empty"}},
+		{"unknown key", `{"threadpool": {"max_wokers": 5}}`, []string{"threadpool.max_wokers", "unknown key"}},
+		{"unknown top key", `{"helth_check": {}}`, []string{"helth_check", "unknown key"}},
+		{"unknown backend key", `{"servers":{"backends":[{"url":"http://a:1","wieght":2}]}}`, []string{"servers.backends[0].wieght", "unknown key"}},
+		{"wrong type", `{"threadpool": {"max_workers": "many"}}`, []string{"threadpool.max_workers", "string", "whole number"}},
+		{"fraction", `{"threadpool": {"max_workers": 1.5}}`, []string{"threadpool.max_workers"}},
+		{"bad duration", `{"threadpool": {"queue_timeout": "5 seconds"}}`, []string{"threadpool.queue_timeout", "not a duration"}},
+		{"duration as number", `{"health_check": {"interval": 5}}`, []string{"health_check.interval", "duration string"}},
+		{"bad port", `{"load_balancer": {"load_balancer_port": "http"}}`, []string{"load_balancer.load_balancer_port", "not a port"}},
+		{"port range", `{"load_balancer": {"load_balancer_port": 70000}}`, []string{"load_balancer.load_balancer_port"}},
+		{"duplicate key", `{"threadpool": {"max_workers": 5, "max_workers": 6}}`, []string{"config.json:1:", "duplicate"}},
+		{"min over max", `{"threadpool": {"min_workers": 10, "max_workers": 5}}`, []string{"threadpool.min_workers", "must not exceed max_workers (5)"}},
+		{"zero max", `{"threadpool": {"min_workers": 0, "max_workers": 0}}`, []string{"threadpool.max_workers"}},
+		{"empty backends", `{"servers": {"backends": []}}`, []string{"servers.backends", "empty"}},
+		{"weight zero", `{"servers":{"backends":[{"url":"http://a:1","weight":0}]}}`, []string{"servers.backends[0].weight", "at least 1"}},
+		{"duplicate backend", `{"servers":{"backends":[{"url":"http://a:1"},{"url":"http://A:1/"}]}}`, []string{"servers.backends[1].url", "duplicates servers.backends[0]"}},
+		{"backend scheme", `{"servers":{"backends":[{"url":"ftp://a:1"}]}}`, []string{"servers.backends[0].url", "http://"}},
+		{"backend path", `{"servers":{"backends":[{"url":"http://a:1/api"}]}}`, []string{"servers.backends[0].url", "no path"}},
+		{"unknown strategy", `{"load_balancer": {"strategy": "fastest"}}`, []string{"load_balancer.strategy", `"fastest"`}},
+		{"missing plugin", `{"load_balancer": {"strategy": "mine"}, "plugins": {"mine": {"command": "./bin/does-not-exist"}}}`, []string{"plugins.mine.command", "cannot be run"}},
+		{"status path", `{"load_balancer": {"status_path": "status"}}`, []string{"load_balancer.status_path"}},
+		{"admin addr", `{"load_balancer": {"admin_addr": "8001"}}`, []string{"load_balancer.admin_addr"}},
+		{"negative timeout", `{"load_balancer": {"timeouts": {"connect": "-1s"}}}`, []string{"load_balancer.timeouts.connect", "positive"}},
+		{"thresholds", `{"health_check": {"healthy_threshold": 0}}`, []string{"health_check.healthy_threshold"}},
+		{"not an object", `[1,2]`, []string{"config.json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseValid(tt.input)
+			if err == nil {
+				t.Fatalf("parseValid(%s) = nil error, want one containing %q", tt.input, tt.wantErr)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("parseValid(%s) = %q, want it to contain %q", tt.input, err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestPluginCommandRelativeToConfig(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin", "mine")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.json")
+	src := `{"load_balancer": {"strategy": "mine"}, "plugins": {"mine": {"command": "./bin/mine", "options": {"k": 1}}}}`
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, bundled)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := c.PluginCommand("mine"); got != bin {
+		t.Errorf("PluginCommand = %q, want %q", got, bin)
+	}
+	if got := string(c.Plugins["mine"].Options); got != `{"k": 1}` {
+		t.Errorf("options = %s, want {\"k\": 1}", got)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.json"), bundled)
+	if err == nil || !strings.Contains(err.Error(), "nope.json") {
+		t.Errorf("Load(missing) = %v, want an error naming the file", err)
+	}
+}

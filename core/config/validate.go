@@ -1,0 +1,139 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Validate reports every impossible value in c, joined; nil when c can be applied.
+// bundled names the strategies built into the core.
+func (c *Config) Validate(bundled []string) error {
+	v := validator{file: c.Path}
+	lb := &c.LoadBalancer
+	v.check(lb.Port >= 0, "load_balancer.load_balancer_port", "must be a port from 1 to 65535")
+	v.check(strings.HasPrefix(lb.StatusPath, "/"), "load_balancer.status_path", "must start with /, got %q", lb.StatusPath)
+	if lb.AdminAddr != "" {
+		_, _, err := net.SplitHostPort(lb.AdminAddr)
+		v.check(err == nil, "load_balancer.admin_addr", "must be host:port (or \"\" to turn it off), got %q", lb.AdminAddr)
+	}
+	v.check(lb.Retries >= 0 && lb.Retries <= 10, "load_balancer.retries", "must be from 0 to 10, got %d", lb.Retries)
+	t := &lb.Timeouts
+	for _, d := range []struct {
+		key string
+		d   Duration
+	}{
+		{"connect", t.Connect}, {"response_header", t.ResponseHeader}, {"idle", t.Idle},
+		{"read_header", t.ReadHeader}, {"body_idle", t.BodyIdle}, {"shutdown", t.Shutdown},
+	} {
+		v.check(d.d > 0, "load_balancer.timeouts."+d.key, "must be positive, got %s", d.d)
+	}
+	v.check(lb.Limits.MaxHeaderBytes >= 1024, "load_balancer.limits.max_header_bytes", "must be at least 1024, got %d", lb.Limits.MaxHeaderBytes)
+	v.check(lb.Limits.MaxHeaders >= 1, "load_balancer.limits.max_headers", "must be at least 1, got %d", lb.Limits.MaxHeaders)
+	v.strategy(c, bundled)
+	v.backends(c.Servers)
+
+	tp := &c.Threadpool
+	v.check(tp.MinWorkers >= 0, "threadpool.min_workers", "must be 0 or more, got %d", tp.MinWorkers)
+	v.check(tp.MaxWorkers >= 1, "threadpool.max_workers", "must be at least 1, got %d", tp.MaxWorkers)
+	v.check(tp.MinWorkers <= tp.MaxWorkers, "threadpool.min_workers", "must not exceed max_workers (%d), got %d", tp.MaxWorkers, tp.MinWorkers)
+	v.check(tp.QueueCapacity >= 0, "threadpool.queue_capacity", "must be 0 or more, got %d", tp.QueueCapacity)
+	v.check(tp.QueueTimeout > 0, "threadpool.queue_timeout", "must be positive, got %s", tp.QueueTimeout)
+	v.check(tp.IdleTimeout > 0, "threadpool.idle_timeout", "must be positive, got %s", tp.IdleTimeout)
+
+	hc := &c.HealthCheck
+	v.check(strings.HasPrefix(hc.Path, "/"), "health_check.path", "must start with /, got %q", hc.Path)
+	v.check(hc.Interval > 0, "health_check.interval", "must be positive, got %s", hc.Interval)
+	v.check(hc.Timeout > 0, "health_check.timeout", "must be positive, got %s", hc.Timeout)
+	v.check(hc.HealthyThreshold >= 1, "health_check.healthy_threshold", "must be at least 1, got %d", hc.HealthyThreshold)
+	v.check(hc.UnhealthyThreshold >= 1, "health_check.unhealthy_threshold", "must be at least 1, got %d", hc.UnhealthyThreshold)
+	v.check(hc.Passive.ConsecutiveFailures >= 0, "health_check.passive.consecutive_failures", "must be 0 (off) or more, got %d", hc.Passive.ConsecutiveFailures)
+	v.check(hc.Passive.EjectionTime > 0, "health_check.passive.ejection_time", "must be positive, got %s", hc.Passive.EjectionTime)
+	return errors.Join(v.errs...)
+}
+
+// validator collects the errors of one Validate call.
+type validator struct {
+	file string
+	errs []error
+}
+
+// check records an error for key unless ok.
+func (v *validator) check(ok bool, key, format string, args ...any) {
+	if !ok {
+		v.errs = append(v.errs, &Error{File: v.file, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+}
+
+// strategy checks that the strategy exists and that every plugin command can run.
+func (v *validator) strategy(c *Config, bundled []string) {
+	name := c.LoadBalancer.Strategy
+	_, isPlugin := c.Plugins[name]
+	v.check(isPlugin || slices.Contains(bundled, name), "load_balancer.strategy",
+		"%q is neither a bundled strategy (%s) nor a key of plugins", name, strings.Join(bundled, ", "))
+	for pname, p := range c.Plugins {
+		key := "plugins." + pname + ".command"
+		if p.Command == "" {
+			v.check(false, key, "must name the plugin's executable")
+			continue
+		}
+		_, err := exec.LookPath(c.PluginCommand(pname))
+		v.check(err == nil, key, "%q cannot be run: %v", p.Command, errors.Unwrap(err))
+	}
+}
+
+// PluginCommand is the executable of plugin name, resolved against the config file's
+// directory when it is a relative path.
+func (c *Config) PluginCommand(name string) string {
+	cmd := c.Plugins[name].Command
+	if filepath.IsAbs(cmd) || !strings.ContainsRune(cmd, os.PathSeparator) {
+		return cmd // absolute, or a bare name looked up in PATH
+	}
+	return filepath.Join(filepath.Dir(c.Path), cmd)
+}
+
+// backends checks the backend list: not empty, valid distinct URLs, weights >= 1.
+func (v *validator) backends(s Servers) {
+	v.check(s.QueueCapacity >= 1, "servers.queue_capacity", "must be at least 1, got %d", s.QueueCapacity)
+	v.check(len(s.Backends) > 0, "servers.backends", "is empty: list at least one backend, or leave the key out for the local test servers")
+	seen := make(map[string]int, len(s.Backends))
+	for i, b := range s.Backends {
+		key := fmt.Sprintf("servers.backends[%d]", i)
+		v.check(b.Weight >= 1, key+".weight", "must be at least 1, got %d", b.Weight)
+		norm, err := NormalizeURL(b.URL)
+		if err != nil {
+			v.check(false, key+".url", "%v", err)
+			continue
+		}
+		if j, dup := seen[norm]; dup {
+			v.check(false, key+".url", "%q duplicates servers.backends[%d]", b.URL, j)
+		}
+		seen[norm] = i
+	}
+}
+
+// NormalizeURL checks a backend URL and returns its canonical form, scheme://host:port.
+func NormalizeURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%q is not a URL: %v", raw, errors.Unwrap(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%q must start with http:// or https://", raw)
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Errorf("%q has no host", raw)
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.User != nil:
+		return "", fmt.Errorf("%q must be scheme://host:port only (no path, query or user)", raw)
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
+}

@@ -1,0 +1,66 @@
+// Package sdk is what a strategy plugin author imports: the Strategy interface,
+// the types a strategy sees, and the optional interfaces a strategy may implement.
+//
+// A strategy answers one question per request: which of the healthy backends
+// should serve it. The core hands it a description of the request and the
+// current candidates with their live figures; the strategy returns an index.
+package sdk
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Strategy picks the backend for one request: an index into backends, which holds
+// only healthy candidates. An error means "no backend suits this request": the client
+// gets 503.
+//
+// The core calls Pick, Observe and Configure from one goroutine at a time, so a
+// strategy needs no locks of its own. backends is never empty, and neither it nor req
+// may be retained after Pick returns.
+type Strategy interface {
+	Pick(req *Request, backends []Backend) (int, error)
+}
+
+// Request describes the request being balanced.
+type Request struct {
+	Method, Host, Path, RemoteAddr string
+	// Headers holds only the headers the strategy declared (see Headerer).
+	Headers map[string]string
+}
+
+// Backend is one candidate backend as the strategy sees it.
+type Backend struct {
+	URL         string        // as written in config.json; stable identity
+	Weight      int           // from config.json, at least 1
+	Inflight    int           // requests this proxy has open on it now
+	QueueLength int           // the backend's own reported queue, -1 when unknown
+	Latency     time.Duration // recent latency (moving average)
+	ErrorRate   float64       // recent share of failed requests, 0..1
+}
+
+// Outcome is the result of one proxied request, reported to an Observer.
+type Outcome struct {
+	URL     string        // the backend that served
+	Status  int           // HTTP status, 0 when no response came
+	Latency time.Duration // time from sending the request to the end of the response
+	Err     string        // transport error, "" when none
+}
+
+// Configurer is implemented by strategies that take options: Configure receives the
+// `options` object of the strategy's entry in config.json (or null) before the first Pick.
+type Configurer interface {
+	Configure(options json.RawMessage) error
+}
+
+// Observer is implemented by strategies that adapt to results: Observe receives
+// each request's outcome.
+type Observer interface {
+	Observe(o Outcome)
+}
+
+// Headerer is implemented by strategies that look at request headers: Headers names
+// the headers to copy into Request.Headers. It is asked once, when the strategy starts.
+type Headerer interface {
+	Headers() []string
+}
