@@ -40,7 +40,9 @@ func (d *Duration) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 type Port int
 
 // MarshalJSON writes p as a string, as the seed's config.json does.
-func (p Port) MarshalJSON() ([]byte, error) { return strconv.AppendQuote(nil, strconv.Itoa(int(p))), nil }
+func (p Port) MarshalJSON() ([]byte, error) {
+	return strconv.AppendQuote(nil, strconv.Itoa(int(p))), nil
+}
 
 // UnmarshalJSONFrom reads a port given as a number or a string.
 func (p *Port) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
