@@ -1,0 +1,261 @@
+// Package pool provides the adaptive worker pool that admits requests to the backends:
+// a bounded FIFO queue in front of a number of workers that grows while requests wait
+// and shrinks when workers sit idle, as HAProxy's maxconn and queue, sized by load.
+//
+// A worker here is a slot: the goroutine already serving a request's connection holds
+// it while it proxies the request, so admission costs no goroutine hand-off.
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	// ErrQueueFull is returned by Acquire when every worker is busy and the queue is full.
+	ErrQueueFull = errors.New("pool: queue full")
+	// ErrQueueTimeout is returned by Acquire when a request waited longer than QueueTimeout.
+	ErrQueueTimeout = errors.New("pool: timed out waiting for a worker")
+)
+
+// Config sizes a Pool.
+type Config struct {
+	MinWorkers    int           // the floor the pool never shrinks below
+	MaxWorkers    int           // the most requests served at once
+	QueueCapacity int           // the most requests waiting; 0 sheds as soon as all are busy
+	QueueTimeout  time.Duration // the longest a request waits for a worker
+	IdleTimeout   time.Duration // workers idle this long are retired (see Run)
+}
+
+// Stats is a snapshot of the pool's figures.
+type Stats struct {
+	Workers       int    `json:"workers"`
+	Busy          int    `json:"busy"`
+	MinWorkers    int    `json:"min_workers"`
+	MaxWorkers    int    `json:"max_workers"`
+	QueueLength   int    `json:"queue_length"`
+	QueueCapacity int    `json:"queue_capacity"`
+	Shed          uint64 `json:"shed"`
+	ShedFull      uint64 `json:"shed_queue_full"`
+	ShedTimeout   uint64 `json:"shed_queue_timeout"`
+	Admitted      uint64 `json:"admitted"`
+}
+
+// Pool admits requests: Acquire takes a worker, Release gives it back.
+//
+// Pool is safe for use by multiple goroutines. A request that finds a free worker
+// takes it with atomic operations only; the mutex guards the queue and resizing.
+type Pool struct {
+	busy     atomic.Int64 // workers serving a request; may exceed workers after a shrink
+	workers  atomic.Int64 // current size, between MinWorkers and MaxWorkers; written under mu
+	queued   atomic.Int64 // len of the queue, readable without mu
+	peak     atomic.Int64 // most busy workers since the last Shrink
+	admitted atomic.Uint64
+	shedFull atomic.Uint64
+	shedTime atomic.Uint64
+
+	mu    sync.Mutex
+	cfg   Config
+	queue []*waiter // FIFO from head
+	head  int
+}
+
+// waiter is one queued request; ready receives once when it is given a worker.
+type waiter struct{ ready chan struct{} }
+
+var waiterPool = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
+
+// New returns a pool of cfg.MinWorkers workers.
+func New(cfg Config) *Pool {
+	p := &Pool{cfg: cfg}
+	p.workers.Store(int64(cfg.MinWorkers))
+	return p
+}
+
+// Acquire takes a worker for one request, waiting in the queue when all are busy.
+// It returns ErrQueueFull at once when the queue is full, and ErrQueueTimeout after
+// QueueTimeout. A nil error must be matched by exactly one Release.
+func (p *Pool) Acquire() error {
+	// Fast path: a free worker and nobody ahead in the queue.
+	if p.queued.Load() == 0 && p.takeSlot() {
+		p.admitted.Add(1)
+		return nil
+	}
+	return p.acquireSlow()
+}
+
+// acquireSlow grows the pool or queues the request.
+func (p *Pool) acquireSlow() error {
+	p.mu.Lock()
+	if p.len() == 0 {
+		// A request is about to wait: grow instead, up to MaxWorkers.
+		if w := p.workers.Load(); w < int64(p.cfg.MaxWorkers) && p.busy.Load() >= w {
+			p.workers.Store(w + 1)
+		}
+		if p.takeSlot() {
+			p.mu.Unlock()
+			p.admitted.Add(1)
+			return nil
+		}
+	}
+	if p.len() >= p.cfg.QueueCapacity {
+		p.mu.Unlock()
+		p.shedFull.Add(1)
+		return ErrQueueFull
+	}
+	w := waiterPool.Get().(*waiter)
+	p.queue = append(p.queue, w)
+	p.queued.Add(1)
+	p.dispatchLocked() // a worker may have been released since takeSlot failed
+	timeout := p.cfg.QueueTimeout
+	p.mu.Unlock()
+
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-w.ready:
+	case <-t.C:
+		p.mu.Lock()
+		removed := p.remove(w)
+		p.mu.Unlock()
+		if removed {
+			waiterPool.Put(w)
+			p.shedTime.Add(1)
+			return ErrQueueTimeout
+		}
+		<-w.ready // granted while the timer fired
+	}
+	waiterPool.Put(w)
+	p.admitted.Add(1)
+	return nil
+}
+
+// Release gives back a worker taken by Acquire, to the first queued request if any.
+func (p *Pool) Release() {
+	p.busy.Add(-1)
+	// Acquire queues before it checks busy, and we decrement before we check the
+	// queue, so one of the two always sees the other: no waiter is left behind.
+	if p.queued.Load() > 0 {
+		p.mu.Lock()
+		p.dispatchLocked()
+		p.mu.Unlock()
+	}
+}
+
+// takeSlot marks one more worker busy if one is free.
+func (p *Pool) takeSlot() bool {
+	for {
+		b := p.busy.Load()
+		if b >= p.workers.Load() {
+			return false
+		}
+		if p.busy.CompareAndSwap(b, b+1) {
+			if b+1 > p.peak.Load() {
+				p.peak.Store(b + 1) // a lost race here only makes Shrink more cautious
+			}
+			return true
+		}
+	}
+}
+
+// dispatchLocked hands free workers to queued requests in order. p.mu must be held.
+func (p *Pool) dispatchLocked() {
+	for p.len() > 0 && p.takeSlot() {
+		w := p.queue[p.head]
+		p.queue[p.head] = nil
+		p.head++
+		p.queued.Add(-1)
+		if p.head == len(p.queue) {
+			p.queue, p.head = p.queue[:0], 0
+		} else if p.head >= 64 && p.head*2 >= len(p.queue) {
+			n := copy(p.queue, p.queue[p.head:]) // keep a queue that never empties from growing
+			clear(p.queue[n:])
+			p.queue, p.head = p.queue[:n], 0
+		}
+		w.ready <- struct{}{}
+	}
+}
+
+// len is the number of queued requests. p.mu must be held.
+func (p *Pool) len() int { return len(p.queue) - p.head }
+
+// remove takes w out of the queue; false when it was already dispatched. p.mu must be held.
+func (p *Pool) remove(w *waiter) bool {
+	for i := p.head; i < len(p.queue); i++ {
+		if p.queue[i] == w {
+			copy(p.queue[i:], p.queue[i+1:])
+			p.queue[len(p.queue)-1] = nil
+			p.queue = p.queue[:len(p.queue)-1]
+			p.queued.Add(-1)
+			return true
+		}
+	}
+	return false
+}
+
+// Shrink retires the workers that stayed idle since the previous Shrink, never going
+// below MinWorkers. Run calls it every IdleTimeout.
+func (p *Pool) Shrink() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	busy := p.busy.Load()
+	peak := max(p.peak.Swap(busy), busy)
+	target := max(int64(p.cfg.MinWorkers), peak)
+	if p.len() == 0 && p.workers.Load() > target {
+		p.workers.Store(target)
+	}
+}
+
+// Resize applies a new configuration live. A smaller queue drops none of the requests
+// already waiting; a smaller MaxWorkers lets busy workers finish.
+func (p *Pool) Resize(cfg Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg = cfg
+	w := min(max(p.workers.Load(), int64(cfg.MinWorkers)), int64(cfg.MaxWorkers))
+	if p.len() > 0 {
+		w = max(w, min(p.busy.Load()+int64(p.len()), int64(cfg.MaxWorkers)))
+	}
+	p.workers.Store(w)
+	p.dispatchLocked()
+}
+
+// Run retires idle workers every IdleTimeout until ctx is done.
+func (p *Pool) Run(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		idle := p.cfg.IdleTimeout
+		p.mu.Unlock()
+		t := time.NewTimer(idle)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+			p.Shrink()
+		}
+	}
+}
+
+// Stats returns the pool's current figures.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	cfg, queued := p.cfg, p.len()
+	p.mu.Unlock()
+	full, timeout := p.shedFull.Load(), p.shedTime.Load()
+	return Stats{
+		Workers:       int(p.workers.Load()),
+		Busy:          int(max(p.busy.Load(), 0)),
+		MinWorkers:    cfg.MinWorkers,
+		MaxWorkers:    cfg.MaxWorkers,
+		QueueLength:   queued,
+		QueueCapacity: cfg.QueueCapacity,
+		Shed:          full + timeout,
+		ShedFull:      full,
+		ShedTimeout:   timeout,
+		Admitted:      p.admitted.Load(),
+	}
+}
