@@ -1,0 +1,152 @@
+// Package backend holds the upstream servers: their identity, live figures and
+// pooled connections, and the snapshot of candidates that each request reads.
+package backend
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-lb/switchyard/core/config"
+)
+
+// Backend is one upstream server. It is keyed by its normalized URL and outlives
+// configuration generations, so its counters survive reloads.
+//
+// A Backend is safe for use by multiple goroutines: its live figures are atomics.
+type Backend struct {
+	// URL is the backend's URL as written in config.json.
+	URL string
+	// Key is the normalized URL, the backend's identity (see config.NormalizeURL).
+	Key string
+	// Client holds the pooled keep-alive connections to the backend.
+	Client *fasthttp.HostClient
+
+	weight      atomic.Int64
+	inflight    atomic.Int64
+	queueLength atomic.Int64 // -1 when the backend reports none
+	requests    atomic.Uint64
+	failures    atomic.Uint64
+	latencyNs   atomic.Int64  // moving average of response latency
+	errorRate   atomic.Uint64 // moving average of failures, in millionths
+}
+
+// Weight is the backend's configured weight.
+func (b *Backend) Weight() int { return int(b.weight.Load()) }
+
+// Inflight is the number of requests this proxy has open on the backend now.
+func (b *Backend) Inflight() int { return int(b.inflight.Load()) }
+
+// QueueLength is the backend's own reported queue length, -1 when unknown.
+func (b *Backend) QueueLength() int { return int(b.queueLength.Load()) }
+
+// SetQueueLength records the backend's reported queue length (-1: unknown).
+func (b *Backend) SetQueueLength(n int) { b.queueLength.Store(int64(n)) }
+
+// Requests is the number of requests sent to the backend.
+func (b *Backend) Requests() uint64 { return b.requests.Load() }
+
+// Failures is the number of requests to the backend that failed (transport error or 5xx).
+func (b *Backend) Failures() uint64 { return b.failures.Load() }
+
+// Latency is the moving average of the backend's response latency.
+func (b *Backend) Latency() time.Duration { return time.Duration(b.latencyNs.Load()) }
+
+// ErrorRate is the moving average share of failed requests, 0..1.
+func (b *Backend) ErrorRate() float64 { return float64(b.errorRate.Load()) / 1e6 }
+
+// Start records that a request is being sent to the backend.
+func (b *Backend) Start() {
+	b.inflight.Add(1)
+	b.requests.Add(1)
+}
+
+// Finish records the end of a request started with Start: its latency and whether it
+// failed (a transport error or a 5xx answer).
+func (b *Backend) Finish(latency time.Duration, failed bool) {
+	b.inflight.Add(-1)
+	var fail uint64
+	if failed {
+		b.failures.Add(1)
+		fail = 1e6
+	}
+	// Exponentially weighted moving averages with alpha = 1/8; a lost update under a
+	// race only skips one sample.
+	old := b.latencyNs.Load()
+	b.latencyNs.Store(old + (int64(latency)-old)/8)
+	oldRate := b.errorRate.Load()
+	b.errorRate.Store(oldRate - oldRate/8 + fail/8)
+}
+
+// Snapshot is an immutable view of the backend set, rebuilt on every change and read
+// by each request without locks.
+type Snapshot struct {
+	// All lists every configured backend, in config.json order.
+	All []*Backend
+	// Candidates lists the backends that may take new requests.
+	Candidates []*Backend
+}
+
+// Set is the live set of backends, keyed by normalized URL.
+//
+// Set is safe for use by multiple goroutines: Snapshot is lock-free, Update is
+// serialized by a mutex.
+type Set struct {
+	mu     sync.Mutex
+	byKey  map[string]*Backend
+	snap   atomic.Pointer[Snapshot]
+	client ClientConfig
+}
+
+// ClientConfig shapes the connection pool to each backend.
+type ClientConfig struct {
+	Connect  time.Duration // dial timeout
+	ReadIdle time.Duration // longest silence while reading a response (header or body)
+	Idle     time.Duration // pooled connection kept unused this long at most
+}
+
+// NewSet returns an empty set; Update fills it.
+func NewSet() *Set {
+	s := &Set{byKey: map[string]*Backend{}}
+	s.snap.Store(&Snapshot{})
+	return s
+}
+
+// Snapshot returns the current view of the set. It never returns nil.
+func (s *Set) Snapshot() *Snapshot { return s.snap.Load() }
+
+// Update makes the set match the configured backends: existing ones (by normalized URL)
+// keep their counters and connections and take the new weight; new ones are added;
+// missing ones leave the snapshot. The backends must have passed config validation.
+func (s *Set) Update(backends []config.Backend, cc ClientConfig) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.client = cc
+	next := &Snapshot{}
+	keep := make(map[string]*Backend, len(backends))
+	for _, cb := range backends {
+		key, err := config.NormalizeURL(cb.URL)
+		if err != nil {
+			continue // validated before; unreachable
+		}
+		b := s.byKey[key]
+		if b == nil {
+			b = newBackend(cb.URL, key, cc)
+		}
+		b.weight.Store(int64(cb.Weight))
+		keep[key] = b
+		next.All = append(next.All, b)
+	}
+	next.Candidates = next.All
+	s.byKey = keep
+	s.snap.Store(next)
+}
+
+// newBackend builds a backend with its own connection pool.
+func newBackend(rawURL, key string, cc ClientConfig) *Backend {
+	b := &Backend{URL: rawURL, Key: key, Client: newClient(key, cc)}
+	b.queueLength.Store(-1)
+	return b
+}

@@ -1,0 +1,66 @@
+package backend
+
+import (
+	"net"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// newClient returns the keep-alive connection pool to the backend at key
+// (scheme://host:port).
+func newClient(key string, cc ClientConfig) *fasthttp.HostClient {
+	isTLS := strings.HasPrefix(key, "https://")
+	addr := key[strings.Index(key, "://")+3:]
+	dialer := &net.Dialer{Timeout: cc.Connect, KeepAlive: 30 * time.Second}
+	return &fasthttp.HostClient{
+		Addr:  addr,
+		IsTLS: isTLS,
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := dialer.Dial("tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return &IdleConn{Conn: c, ReadIdle: cc.ReadIdle, WriteIdle: cc.ReadIdle}, nil
+		},
+		MaxConns:            1 << 20, // admission is the worker pool's job, not the client's
+		MaxIdleConnDuration: cc.Idle,
+		// The proxy decides retries itself, on another backend (DESIGN section 3).
+		MaxIdemponentCallAttempts: 1,
+		StreamResponseBody:        true,
+		// The path passes through as the client wrote it.
+		DisablePathNormalizing:   true,
+		NoDefaultUserAgentHeader: true,
+		ReadBufferSize:           16 << 10,
+	}
+}
+
+// IdleConn is a net.Conn whose reads and writes each fail after ReadIdle / WriteIdle
+// without progress: a timeout between two successive operations, not for the whole
+// transfer (nginx's proxy_read_timeout), so a long stream lives as long as it moves.
+// A zero idle leaves that direction's deadline alone.
+type IdleConn struct {
+	net.Conn
+	ReadIdle, WriteIdle time.Duration
+}
+
+// Read reads with a fresh ReadIdle deadline.
+func (c *IdleConn) Read(p []byte) (int, error) {
+	if c.ReadIdle > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.ReadIdle)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(p)
+}
+
+// Write writes with a fresh WriteIdle deadline.
+func (c *IdleConn) Write(p []byte) (int, error) {
+	if c.WriteIdle > 0 {
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.WriteIdle)); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Write(p)
+}

@@ -1,0 +1,206 @@
+// Package lb assembles the load balancer from a configuration: the client listener,
+// the worker pool, the backend set, the strategy, the data plane and the admin server;
+// and applies a new configuration to the running parts.
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/pool"
+	"github.com/switchyard-lb/switchyard/core/proxy"
+	"github.com/switchyard-lb/switchyard/core/status"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+	"github.com/switchyard-lb/switchyard/plugins/leastconn"
+	"github.com/switchyard-lb/switchyard/sdk"
+)
+
+// Bundled names the strategies built into the core.
+var Bundled = []string{leastconn.Name}
+
+// LB is a running load balancer.
+type LB struct {
+	log      hclog.Logger
+	pool     *pool.Pool
+	backends *backend.Set
+	handler  *proxy.Handler
+	source   *status.Source
+	server   *fasthttp.Server
+	ln       net.Listener
+	admin    *http.Server
+	adminLn  net.Listener
+
+	mu         sync.Mutex // guards cfg and generation
+	cfg        *config.Config
+	generation int
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New builds a load balancer for cfg, which must have passed Validate. Start runs it.
+func New(cfg *config.Config, log hclog.Logger) (*LB, error) {
+	picker, err := newPicker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg}
+	l.backends.Update(cfg.Servers.Backends, clientConfig(cfg))
+	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() status.Strategy {
+		return status.Strategy{Name: l.handler.Picker().Name(), State: "running", PID: os.Getpid()}
+	}}
+	l.handler = proxy.New(proxy.Config{
+		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: settings(cfg),
+		Status: l.source.ServeFast, Log: log.Named("proxy"),
+	})
+	lbc := cfg.LoadBalancer
+	l.server = &fasthttp.Server{
+		Handler:      l.handler.ServeHTTP,
+		ErrorHandler: proxy.ServerError,
+		// Headers are read within read_header; bodies and writes time out only when
+		// idle (see proxy.Listener); keep-alive connections close after idle.
+		ReadTimeout:                  lbc.Timeouts.ReadHeader.D(),
+		IdleTimeout:                  lbc.Timeouts.Idle.D(),
+		ReadBufferSize:               lbc.Limits.MaxHeaderBytes,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{log.Named("http")},
+	}
+	return l, nil
+}
+
+// Start listens on the configured addresses and serves until Shutdown.
+func (l *LB) Start() error {
+	cfg := l.cfg
+	addr := net.JoinHostPort(cfg.LoadBalancer.Host, strconv.Itoa(int(cfg.LoadBalancer.Port)))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening for clients: %w", err)
+	}
+	l.ln = ln
+	if a := cfg.LoadBalancer.AdminAddr; a != "" {
+		if l.adminLn, err = net.Listen("tcp", a); err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on admin_addr: %w", err)
+		}
+		l.admin = &http.Server{Handler: status.AdminHandler(l.source), ReadHeaderTimeout: 10 * time.Second}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.wg.Go(func() { l.pool.Run(ctx) })
+	l.setApplied(cfg)
+	wrapped := &proxy.Listener{Listener: ln, Idle: cfg.LoadBalancer.Timeouts.BodyIdle.D()}
+	l.wg.Go(func() {
+		if err := l.server.Serve(wrapped); err != nil {
+			l.log.Error("client listener stopped", "error", err)
+		}
+	})
+	if l.admin != nil {
+		l.wg.Go(func() {
+			if err := l.admin.Serve(l.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				l.log.Error("admin listener stopped", "error", err)
+			}
+		})
+	}
+	l.log.Info("listening", "addr", ln.Addr().String(), "admin", l.AdminAddr(), "strategy", cfg.LoadBalancer.Strategy,
+		"backends", len(cfg.Servers.Backends), "config", cfg.Path)
+	return nil
+}
+
+// Addr is the client listener's address.
+func (l *LB) Addr() string { return l.ln.Addr().String() }
+
+// AdminAddr is the admin listener's address, "" when it is off.
+func (l *LB) AdminAddr() string {
+	if l.adminLn == nil {
+		return ""
+	}
+	return l.adminLn.Addr().String()
+}
+
+// Status returns the status JSON's content.
+func (l *LB) Status() status.Status { return l.source.Status() }
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx is done, and
+// stops the background work. It returns ctx's error if requests were cut off.
+func (l *LB) Shutdown(ctx context.Context) error {
+	err := l.server.ShutdownWithContext(ctx)
+	if l.admin != nil {
+		_ = l.admin.Close()
+	}
+	l.cancel()
+	l.wg.Wait()
+	return err
+}
+
+// setApplied records cfg as the configuration in force.
+func (l *LB) setApplied(cfg *config.Config) {
+	l.mu.Lock()
+	l.cfg = cfg
+	l.generation++
+	gen := l.generation
+	l.mu.Unlock()
+	l.source.SetConfig(status.Config{Path: cfg.Path, Generation: gen, LoadedAt: time.Now().UTC()})
+}
+
+// newPicker starts the strategy cfg names.
+func newPicker(cfg *config.Config) (strategy.Picker, error) {
+	var s sdk.Strategy
+	switch name := cfg.LoadBalancer.Strategy; name {
+	case leastconn.Name:
+		s = leastconn.New()
+	default:
+		return nil, fmt.Errorf("strategy %q: plugin strategies are not supported yet", name)
+	}
+	if c, ok := s.(sdk.Configurer); ok {
+		if err := c.Configure(cfg.Plugins[cfg.LoadBalancer.Strategy].Options); err != nil {
+			return nil, fmt.Errorf("configuring strategy %q: %w", cfg.LoadBalancer.Strategy, err)
+		}
+	}
+	return strategy.NewLocal(cfg.LoadBalancer.Strategy, s), nil
+}
+
+func poolConfig(cfg *config.Config) pool.Config {
+	tp := cfg.Threadpool
+	return pool.Config{
+		MinWorkers: tp.MinWorkers, MaxWorkers: tp.MaxWorkers, QueueCapacity: tp.QueueCapacity,
+		QueueTimeout: tp.QueueTimeout.D(), IdleTimeout: tp.IdleTimeout.D(),
+	}
+}
+
+func clientConfig(cfg *config.Config) backend.ClientConfig {
+	t := cfg.LoadBalancer.Timeouts
+	return backend.ClientConfig{Connect: t.Connect.D(), ReadIdle: t.ResponseHeader.D(), Idle: t.Idle.D()}
+}
+
+func settings(cfg *config.Config) proxy.Settings {
+	lbc := cfg.LoadBalancer
+	return proxy.Settings{
+		StatusPath: lbc.StatusPath, Retries: lbc.Retries, MaxHeaders: lbc.Limits.MaxHeaders,
+		ConnectTimeout: lbc.Timeouts.Connect.D(), Idle: lbc.Timeouts.Idle.D(),
+	}
+}
+
+// fasthttpLogger sends fasthttp's own messages to the structured log.
+type fasthttpLogger struct{ log hclog.Logger }
+
+// Printf logs one fasthttp message.
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.log.Debug(fmt.Sprintf(format, args...))
+}

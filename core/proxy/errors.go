@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-lb/switchyard/core/pool"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+)
+
+// Error codes of the JSON bodies the proxy itself writes (DESIGN section 8).
+const (
+	CodeQueueFull      = "queue_full"
+	CodeQueueTimeout   = "queue_timeout"
+	CodeNoBackend      = "no_backend"
+	CodeBackendFailed  = "backend_failed"
+	CodeBackendTimeout = "backend_timeout"
+	CodeBadRequest     = "bad_request"
+	CodeHeaderTooLarge = "header_too_large"
+	CodeShuttingDown   = "shutting_down"
+)
+
+// WriteError answers ctx with the proxy's JSON error body {"error": msg, "code": code}.
+func WriteError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	b := ctx.Response.BodyWriter()
+	buf := make([]byte, 0, 64+len(msg))
+	buf = append(buf, `{"error":`...)
+	buf = strconv.AppendQuote(buf, msg)
+	buf = append(buf, `,"code":`...)
+	buf = strconv.AppendQuote(buf, code)
+	buf = append(buf, "}\n"...)
+	_, _ = b.Write(buf)
+}
+
+// writeShed answers a request the pool refused: 503 with Retry-After.
+func writeShed(ctx *fasthttp.RequestCtx, err error) {
+	code, msg := CodeQueueFull, "load balancer queue is full"
+	if errors.Is(err, pool.ErrQueueTimeout) {
+		code, msg = CodeQueueTimeout, "timed out waiting in the load balancer queue"
+	}
+	WriteError(ctx, fasthttp.StatusServiceUnavailable, code, msg)
+	ctx.Response.Header.Set("Retry-After", "1")
+}
+
+// writeNoBackend answers 503 when no backend can take the request.
+func writeNoBackend(ctx *fasthttp.RequestCtx, err error) {
+	msg := "no healthy backend available"
+	if err != strategy.ErrNoBackend { // the strategy said why
+		msg = err.Error()
+	}
+	WriteError(ctx, fasthttp.StatusServiceUnavailable, CodeNoBackend, msg)
+	ctx.Response.Header.Set("Retry-After", "1")
+}
+
+// writeUpstreamError answers a failed exchange with a backend: 504 on a timeout,
+// 502 otherwise.
+func writeUpstreamError(ctx *fasthttp.RequestCtx, err error) {
+	if isTimeout(err) {
+		WriteError(ctx, fasthttp.StatusGatewayTimeout, CodeBackendTimeout, "backend timed out: "+err.Error())
+		return
+	}
+	WriteError(ctx, fasthttp.StatusBadGateway, CodeBackendFailed, "backend failed: "+err.Error())
+}
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, fasthttp.ErrDialTimeout) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// notSent reports whether err happened before any byte of the request reached the
+// backend (the dial failed), so the request may go to another backend whatever its
+// method (DESIGN section 3).
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrDialTimeout) ||
+		errors.Is(err, fasthttp.ErrNoFreeConns)
+}
+
+// ServerError answers the errors fasthttp's server meets before the handler runs:
+// malformed requests and oversized headers.
+func ServerError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, CodeHeaderTooLarge, "request header too large")
+	case isTimeout(err):
+		WriteError(ctx, fasthttp.StatusRequestTimeout, CodeBadRequest, "request not received in time")
+	default:
+		// fasthttp quotes the raw request after "buffer size=": keep it out of answers.
+		msg, _, _ := strings.Cut(err.Error(), ": buffer size=")
+		msg = strings.TrimPrefix(msg, "error when reading request headers: ")
+		WriteError(ctx, fasthttp.StatusBadRequest, CodeBadRequest, "malformed request: "+msg)
+	}
+	ctx.SetConnectionClose()
+}

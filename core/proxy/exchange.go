@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"io"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+	"github.com/switchyard-lb/switchyard/sdk"
+)
+
+// exchange is one request's round trip to one backend. When the backend answers, it
+// becomes the body stream of the client's response: the server reads the backend's
+// body through it as it writes to the client, and closes it at the end, which is
+// when the request is done: the worker, the backend's in-flight slot and the
+// upstream connection are released and the outcome recorded.
+type exchange struct {
+	h      *Handler
+	b      *backend.Backend
+	picker strategy.Picker
+	up     *fasthttp.Response
+	body   io.Reader // up's body stream
+	start  time.Time
+	status int
+	err    error // first error reading the backend's body
+}
+
+var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
+
+// acquireExchange starts a request to b whose answer will be read into up.
+func acquireExchange(h *Handler, b *backend.Backend, p strategy.Picker, up *fasthttp.Response) *exchange {
+	x := exchangePool.Get().(*exchange)
+	*x = exchange{h: h, b: b, picker: p, up: up, start: time.Now()}
+	b.Start()
+	return x
+}
+
+// fail records a round trip that got no answer; the caller decides what follows.
+func (x *exchange) fail(err error) {
+	x.err = err
+	x.done()
+}
+
+// answer turns the backend's response into the client's, streaming its body.
+func (x *exchange) answer(ctx *fasthttp.RequestCtx, clientClose bool) {
+	up := x.up
+	x.status = up.StatusCode()
+	prepareResponse(&up.Header)
+	up.Header.CopyTo(&ctx.Response.Header)
+	// The backend's Connection: close ends the upstream connection only.
+	ctx.Response.Header.ResetConnectionClose()
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+	x.body = up.BodyStream()
+	if x.body == nil { // no body: HEAD, 204, 304
+		ctx.Response.SkipBody = true
+		x.release()
+		return
+	}
+	size := up.Header.ContentLength()
+	if size < 0 {
+		size = -1 // chunked, or until close: the client gets chunked
+	}
+	ctx.Response.SetBodyStream(x, size)
+}
+
+// Read reads the backend's body for the client.
+func (x *exchange) Read(p []byte) (int, error) {
+	n, err := x.body.Read(p)
+	if err != nil && err != io.EOF && x.err == nil {
+		x.err = err
+	}
+	return n, err
+}
+
+// CloseWithError ends the exchange once the server has written the response, or
+// failed to (werr): a connection with unread or unwritten body is not reused.
+func (x *exchange) CloseWithError(werr error) error {
+	// A client that went away is not the backend's failure: werr is not recorded.
+	if c, ok := x.body.(fasthttp.ReadCloserWithError); ok {
+		_ = c.CloseWithError(werr)
+	}
+	x.release()
+	return nil
+}
+
+// release ends the exchange: outcome recorded, upstream response and worker released.
+func (x *exchange) release() {
+	h, up := x.h, x.up
+	x.done()
+	fasthttp.ReleaseResponse(up)
+	h.pool.Release()
+	*x = exchange{}
+	exchangePool.Put(x)
+}
+
+// done records the outcome on the backend and with the strategy.
+func (x *exchange) done() {
+	latency := time.Since(x.start)
+	failed := x.err != nil || x.status >= 500
+	x.b.Finish(latency, failed)
+	o := sdk.Outcome{URL: x.b.URL, Status: x.status, Latency: latency}
+	if x.err != nil {
+		o.Err = x.err.Error()
+	}
+	x.picker.Observe(x.b, o)
+}
+
+// Interface guards
+var _ fasthttp.ReadCloserWithError = (*exchange)(nil)

@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopHeaders are the hop-by-hop headers: they describe one connection and are not
+// forwarded (RFC 9110 section 7.6.1). fasthttp keeps Connection, Transfer-Encoding and
+// Content-Length out of its header list and writes them itself for each side.
+var hopHeaders = []string{
+	"Connection",
+	"Keep-Alive",
+	"Proxy-Connection", // non-standard, sent by old clients as Connection
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",      // canonicalized form of "TE"
+	"Trailer", // not Trailers, as in RFC 7230 section 4.4
+	"Upgrade",
+}
+
+// forwardedHeaders are set by the proxy; a client's own values are dropped, so a
+// backend can trust them.
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
+
+// prepareRequest turns the client's request into the one sent upstream: hop-by-hop
+// headers removed, X-Forwarded-* set, Host kept.
+func prepareRequest(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
+	removeConnectionHeaders(h.PeekAll("Connection"), h.Del) // before Connection goes
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	for _, k := range forwardedHeaders {
+		h.Del(k)
+	}
+	var buf [64]byte
+	ip, _ := ctx.RemoteIP().AppendText(buf[:0])
+	h.SetBytesV("X-Forwarded-For", ip)
+	if ctx.IsTLS() {
+		h.Set("X-Forwarded-Proto", "https")
+	} else {
+		h.Set("X-Forwarded-Proto", "http")
+	}
+	h.SetBytesV("X-Forwarded-Host", h.Host())
+}
+
+// prepareResponse removes the hop-by-hop headers of the backend's answer.
+func prepareResponse(h *fasthttp.ResponseHeader) {
+	removeConnectionHeaders(h.PeekAll("Connection"), h.Del)
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+}
+
+// removeConnectionHeaders deletes the headers that Connection names
+// (RFC 9110 section 7.6.1); "close" and "keep-alive" name none.
+func removeConnectionHeaders(values [][]byte, del func(string)) {
+	for _, v := range values {
+		for f := range bytes.SplitSeq(v, []byte{','}) {
+			f = bytes.TrimSpace(f)
+			if len(f) == 0 || bytes.EqualFold(f, []byte("close")) || bytes.EqualFold(f, []byte("keep-alive")) {
+				continue
+			}
+			del(string(f))
+		}
+	}
+}
+
+// isUpgrade reports whether the request asks to switch protocols (WebSocket).
+func isUpgrade(h *fasthttp.RequestHeader) bool {
+	return len(h.Peek("Upgrade")) > 0 && h.ConnectionUpgrade()
+}

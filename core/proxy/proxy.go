@@ -1,0 +1,182 @@
+// Package proxy is the data plane: it admits each client request through the worker
+// pool, asks the strategy for a backend, forwards the request over a pooled keep-alive
+// connection and streams the answer back.
+package proxy
+
+import (
+	"bytes"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/pool"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+)
+
+// Settings are the live-changeable knobs of the request path.
+type Settings struct {
+	StatusPath     string        // answered by Status, GET or POST
+	Retries        int           // more backends a failed request may try
+	MaxHeaders     int           // more request header fields get 431
+	ConnectTimeout time.Duration // dialing a backend for a WebSocket
+	Idle           time.Duration // longest silence of an upgraded (WebSocket) connection
+}
+
+// Config builds a Handler.
+type Config struct {
+	Pool     *pool.Pool
+	Backends *backend.Set
+	Picker   strategy.Picker
+	Settings Settings
+	// Status answers the status path.
+	Status fasthttp.RequestHandler
+	Log    hclog.Logger
+}
+
+// Handler proxies client requests to the backends.
+//
+// Handler is safe for use by multiple goroutines; its picker and settings may be
+// replaced while it serves.
+type Handler struct {
+	pool     *pool.Pool
+	backends *backend.Set
+	picker   atomic.Pointer[pickerBox]
+	settings atomic.Pointer[Settings]
+	status   fasthttp.RequestHandler
+	log      hclog.Logger
+}
+
+// pickerBox lets an interface live in an atomic.Pointer.
+type pickerBox struct{ strategy.Picker }
+
+// New returns a Handler.
+func New(cfg Config) *Handler {
+	h := &Handler{pool: cfg.Pool, backends: cfg.Backends, status: cfg.Status, log: cfg.Log}
+	h.SetPicker(cfg.Picker)
+	h.SetSettings(cfg.Settings)
+	return h
+}
+
+// SetPicker makes p choose the backends of requests from now on.
+func (h *Handler) SetPicker(p strategy.Picker) { h.picker.Store(&pickerBox{p}) }
+
+// Picker returns the current picker.
+func (h *Handler) Picker() strategy.Picker { return h.picker.Load().Picker }
+
+// SetSettings applies s to requests from now on.
+func (h *Handler) SetSettings(s Settings) { h.settings.Store(&s) }
+
+// ServeHTTP proxies one request. It reads top to bottom: status page, limits,
+// admission, pick, forward (with retries), answer. Every path answers the client.
+func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	s := h.settings.Load()
+	req := &ctx.Request
+
+	// 1. The status page belongs to the proxy.
+	if (req.Header.IsGet() || req.Header.IsPost()) && string(ctx.Path()) == s.StatusPath {
+		h.status(ctx)
+		return
+	}
+
+	// 2. Refuse what no backend should see.
+	if req.Header.Len() > s.MaxHeaders {
+		WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, CodeHeaderTooLarge, "too many request header fields")
+		ctx.SetConnectionClose()
+		return
+	}
+	if msg := smuggling(&req.Header); msg != "" {
+		WriteError(ctx, fasthttp.StatusBadRequest, CodeBadRequest, msg)
+		ctx.SetConnectionClose()
+		return
+	}
+
+	// 3. Admission: a worker, or 503 at once when the queue is full.
+	if err := h.pool.Acquire(); err != nil {
+		writeShed(ctx, err)
+		return
+	}
+
+	// 4. The request as the backend will see it. The client's Connection: close
+	// concerns the client's connection only (RFC 9112 section 9.6).
+	clientClose := req.Header.ConnectionClose()
+	req.Header.ResetConnectionClose()
+	var proto []byte
+	if isUpgrade(&req.Header) {
+		proto = append(proto, req.Header.Peek("Upgrade")...)
+	}
+	prepareRequest(ctx, &req.Header)
+	if req.IsBodyStream() {
+		if c, ok := ctx.Conn().(*clientConn); ok {
+			c.streamBody()
+		}
+	}
+	view := strategy.Request{Method: req.Header.Method(), Host: req.Header.Host(), Path: ctx.Path(), Header: &req.Header}
+	var addr [64]byte
+	view.RemoteAddr, _ = ctx.RemoteIP().AppendText(addr[:0])
+
+	// 5. Pick and forward. A backend that could not be reached gets none of the
+	// request, so another may be tried whatever the method (DESIGN section 3).
+	picker := h.picker.Load().Picker
+	up := fasthttp.AcquireResponse()
+	var tried [4]*backend.Backend
+	exclude := tried[:0]
+	for attempt := 0; ; attempt++ {
+		b, err := picker.Pick(&view, h.backends.Snapshot().Candidates, exclude)
+		if err != nil {
+			fasthttp.ReleaseResponse(up)
+			h.pool.Release()
+			writeNoBackend(ctx, err)
+			return
+		}
+		if proto != nil {
+			fasthttp.ReleaseResponse(up)
+			h.tunnel(ctx, b, proto, s)
+			return
+		}
+		setScheme(req, b)
+		x := acquireExchange(h, b, picker, up)
+		err = b.Client.Do(req, up)
+		if err == nil {
+			x.answer(ctx, clientClose)
+			return
+		}
+		x.fail(err)
+		if attempt >= s.Retries || !notSent(err) {
+			h.log.Debug("backend failed", "backend", b.URL, "error", err)
+			fasthttp.ReleaseResponse(up)
+			h.pool.Release()
+			writeUpstreamError(ctx, err)
+			return
+		}
+		exclude = append(exclude, b)
+	}
+}
+
+// setScheme points req at b's scheme, which the client for b checks.
+func setScheme(req *fasthttp.Request, b *backend.Backend) {
+	if b.Client.IsTLS {
+		req.URI().SetScheme("https")
+	} else {
+		req.URI().SetScheme("http")
+	}
+}
+
+// smuggling names what makes a request's framing ambiguous, or "" when it is sound.
+// A body announced both by Content-Length and Transfer-Encoding is refused rather
+// than guessed at (RFC 9112 section 6.3); the server already refuses conflicting
+// Content-Lengths. Only chunked requests are scanned, so the common case costs nothing.
+func smuggling(h *fasthttp.RequestHeader) string {
+	if h.ContentLength() != -1 { // not chunked
+		return ""
+	}
+	for line := range bytes.SplitSeq(h.RawHeaders(), []byte("\n")) {
+		name, _, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Content-Length")) {
+			return "both Content-Length and Transfer-Encoding are set"
+		}
+	}
+	return ""
+}

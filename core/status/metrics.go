@@ -1,0 +1,65 @@
+package status
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// collector turns the status into Prometheus metrics when scraped, so the request
+// path pays nothing for them.
+type collector struct{ s *Source }
+
+var (
+	descWorkers      = prometheus.NewDesc("lb_pool_workers", "Workers in the adaptive pool.", nil, nil)
+	descBusy         = prometheus.NewDesc("lb_pool_busy_workers", "Workers serving a request.", nil, nil)
+	descQueue        = prometheus.NewDesc("lb_pool_queue_length", "Requests waiting for a worker.", nil, nil)
+	descQueueCap     = prometheus.NewDesc("lb_pool_queue_capacity", "Most requests that may wait for a worker.", nil, nil)
+	descAdmitted     = prometheus.NewDesc("lb_pool_admitted_total", "Requests given a worker.", nil, nil)
+	descShed         = prometheus.NewDesc("lb_pool_shed_total", "Requests answered 503 by the pool.", []string{"reason"}, nil)
+	descHealthy      = prometheus.NewDesc("lb_backend_healthy", "1 when the backend takes new requests.", []string{"backend"}, nil)
+	descInflight     = prometheus.NewDesc("lb_backend_inflight", "Requests open on the backend.", []string{"backend"}, nil)
+	descBackendQueue = prometheus.NewDesc("lb_backend_queue_length", "The backend's own reported queue, -1 when unknown.", []string{"backend"}, nil)
+	descRequests     = prometheus.NewDesc("lb_backend_requests_total", "Requests sent to the backend.", []string{"backend"}, nil)
+	descFailures     = prometheus.NewDesc("lb_backend_failures_total", "Requests to the backend that failed.", []string{"backend"}, nil)
+	descWeight       = prometheus.NewDesc("lb_backend_weight", "The backend's configured weight.", []string{"backend"}, nil)
+	descGeneration   = prometheus.NewDesc("lb_config_generation", "Configurations applied so far.", nil, nil)
+	descStrategy     = prometheus.NewDesc("lb_strategy_info", "The running strategy.", []string{"name", "state"}, nil)
+)
+
+// Describe sends the metrics' descriptions.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descQueue, descQueueCap, descAdmitted, descShed,
+		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descWeight, descGeneration, descStrategy} {
+		ch <- d
+	}
+}
+
+// Collect reads the status and sends it as metrics.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Status()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	p := st.Pool
+	gauge(descWorkers, float64(p.Workers))
+	gauge(descBusy, float64(p.Busy))
+	gauge(descQueue, float64(p.QueueLength))
+	gauge(descQueueCap, float64(p.QueueCapacity))
+	counter(descAdmitted, p.Admitted)
+	counter(descShed, p.ShedFull, "queue_full")
+	counter(descShed, p.ShedTimeout, "queue_timeout")
+	for _, b := range st.Backends {
+		healthy := 0.0
+		if b.Healthy {
+			healthy = 1
+		}
+		gauge(descHealthy, healthy, b.URL)
+		gauge(descInflight, float64(b.Inflight), b.URL)
+		gauge(descBackendQueue, float64(b.QueueLength), b.URL)
+		gauge(descWeight, float64(b.Weight), b.URL)
+		counter(descRequests, b.Requests, b.URL)
+		counter(descFailures, b.Failures, b.URL)
+	}
+	gauge(descGeneration, float64(st.Config.Generation))
+	gauge(descStrategy, 1, st.Strategy.Name, st.Strategy.State)
+}

@@ -1,0 +1,122 @@
+// Package status reports the load balancer's state: the status JSON of DESIGN section 9,
+// Prometheus metrics, and the admin HTTP server that serves both.
+package status
+
+import (
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/pool"
+)
+
+// Status is the status JSON. Its fields are a contract: add, never rename.
+type Status struct {
+	Strategy Strategy   `json:"strategy"`
+	Pool     pool.Stats `json:"pool"`
+	Backends []Backend  `json:"backends"`
+	Config   Config     `json:"config"`
+}
+
+// Strategy describes the running strategy.
+type Strategy struct {
+	Name  string `json:"name"`
+	State string `json:"state"` // starting, running, restarting, failed
+	PID   int    `json:"pid"`   // the process that runs it
+}
+
+// Backend describes one backend.
+type Backend struct {
+	URL         string  `json:"url"`
+	Healthy     bool    `json:"healthy"`
+	Weight      int     `json:"weight"`
+	Inflight    int     `json:"inflight"`
+	QueueLength int     `json:"queue_length"` // the backend's own report, -1 when unknown
+	Requests    uint64  `json:"requests"`
+	Failures    uint64  `json:"failures"`
+	LatencyMs   float64 `json:"latency_ms"` // moving average
+	ErrorRate   float64 `json:"error_rate"` // moving average, 0..1
+}
+
+// Config describes the configuration in force.
+type Config struct {
+	Path       string    `json:"path"`
+	Generation int       `json:"generation"` // configurations applied so far
+	LoadedAt   time.Time `json:"loaded_at"`
+	LastError  string    `json:"last_error"` // the last refused edit, "" once a good one applies
+}
+
+// Source gathers the status from the running parts.
+//
+// Source is safe for use by multiple goroutines.
+type Source struct {
+	Pool     *pool.Pool
+	Backends *backend.Set
+	// Strategy reports the strategy's state.
+	Strategy func() Strategy
+
+	mu     sync.Mutex
+	config Config
+}
+
+// SetConfig records the configuration state shown under "config".
+func (s *Source) SetConfig(c Config) {
+	s.mu.Lock()
+	s.config = c
+	s.mu.Unlock()
+}
+
+// ConfigState returns what SetConfig recorded.
+func (s *Source) ConfigState() Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.config
+}
+
+// Status returns the current status.
+func (s *Source) Status() Status {
+	snap := s.Backends.Snapshot()
+	candidate := make(map[*backend.Backend]bool, len(snap.Candidates))
+	for _, b := range snap.Candidates {
+		candidate[b] = true
+	}
+	st := Status{
+		Strategy: s.Strategy(),
+		Pool:     s.Pool.Stats(),
+		Backends: make([]Backend, 0, len(snap.All)),
+		Config:   s.ConfigState(),
+	}
+	for _, b := range snap.All {
+		st.Backends = append(st.Backends, Backend{
+			URL:         b.URL,
+			Healthy:     candidate[b],
+			Weight:      b.Weight(),
+			Inflight:    b.Inflight(),
+			QueueLength: b.QueueLength(),
+			Requests:    b.Requests(),
+			Failures:    b.Failures(),
+			LatencyMs:   float64(b.Latency().Microseconds()) / 1000,
+			ErrorRate:   b.ErrorRate(),
+		})
+	}
+	return st
+}
+
+// JSON returns the status as indented JSON.
+func (s *Source) JSON() []byte {
+	out, err := json.MarshalIndent(s.Status(), "", "  ")
+	if err != nil { // unreachable: Status holds only plain values
+		return []byte(`{"error":"status: ` + err.Error() + `"}`)
+	}
+	return append(out, '\n')
+}
+
+// ServeFast answers the status JSON on the client port.
+func (s *Source) ServeFast(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(s.JSON())
+}

@@ -1,0 +1,150 @@
+// Package strategy connects the proxy to a backend-selection strategy written against
+// the sdk: it turns the live backend set into the sdk's view, asks the strategy, and
+// feeds outcomes back.
+package strategy
+
+import (
+	"errors"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/sdk"
+)
+
+// ErrNoBackend means no candidate backend can take the request: the client gets 503.
+var ErrNoBackend = errors.New("strategy: no backend available")
+
+// Request is the proxy's view of a request, as byte slices valid during Pick only.
+type Request struct {
+	Method, Host, Path, RemoteAddr []byte
+	// Header gives the request's header values (nil when absent).
+	Header interface{ Peek(name string) []byte }
+}
+
+// Picker chooses the backend for each request and hears how it went.
+//
+// Pickers are safe for use by multiple goroutines.
+type Picker interface {
+	// Pick returns one of candidates, skipping those in exclude (backends this request
+	// already failed on) unless nothing else is left.
+	Pick(req *Request, candidates, exclude []*backend.Backend) (*backend.Backend, error)
+	// Observe reports the outcome of a request sent to b.
+	Observe(b *backend.Backend, o sdk.Outcome)
+	// Name is the strategy's name as config.json gives it.
+	Name() string
+}
+
+// Local runs an sdk.Strategy in the core's own process. Calls into the strategy are
+// serialized by a mutex, keeping the sdk's promise that a strategy needs no locks.
+type Local struct {
+	name     string
+	s        sdk.Strategy
+	observer sdk.Observer // nil when the strategy does not observe
+	headers  []string
+
+	mu   sync.Mutex
+	view []sdk.Backend      // reused for each Pick; guarded by mu
+	pick []*backend.Backend // view[i] describes pick[i]; guarded by mu
+	req  sdk.Request        // guarded by mu
+}
+
+// NewLocal wraps s, which config.json calls name.
+func NewLocal(name string, s sdk.Strategy) *Local {
+	l := &Local{name: name, s: s}
+	l.observer, _ = s.(sdk.Observer)
+	if h, ok := s.(sdk.Headerer); ok {
+		l.headers = h.Headers()
+	}
+	return l
+}
+
+// Name is the strategy's name.
+func (l *Local) Name() string { return l.name }
+
+// Pick asks the strategy to choose among the candidates not excluded.
+func (l *Local) Pick(req *Request, candidates, exclude []*backend.Backend) (*backend.Backend, error) {
+	if len(candidates) == 0 {
+		return nil, ErrNoBackend
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.view, l.pick = l.view[:0], l.pick[:0]
+	for _, b := range candidates {
+		if !contains(exclude, b) {
+			l.view = append(l.view, View(b))
+			l.pick = append(l.pick, b)
+		}
+	}
+	if len(l.pick) == 0 { // every candidate failed this request already: try them again
+		for _, b := range candidates {
+			l.view = append(l.view, View(b))
+			l.pick = append(l.pick, b)
+		}
+	}
+	if len(l.pick) == 1 {
+		return l.pick[0], nil
+	}
+	l.fillRequest(req)
+	i, err := l.s.Pick(&l.req, l.view)
+	if err != nil {
+		return nil, errors.Join(ErrNoBackend, err)
+	}
+	if i < 0 || i >= len(l.pick) {
+		return l.pick[(int(uint(i)))%len(l.pick)], nil
+	}
+	return l.pick[i], nil
+}
+
+// fillRequest describes req to the strategy. The strings alias req's bytes: the sdk
+// forbids keeping them past Pick. l.mu must be held.
+func (l *Local) fillRequest(req *Request) {
+	l.req.Method, l.req.Host = unsafeString(req.Method), unsafeString(req.Host)
+	l.req.Path, l.req.RemoteAddr = unsafeString(req.Path), unsafeString(req.RemoteAddr)
+	if len(l.headers) == 0 {
+		return
+	}
+	if l.req.Headers == nil {
+		l.req.Headers = make(map[string]string, len(l.headers))
+	}
+	for _, h := range l.headers {
+		l.req.Headers[h] = string(req.Header.Peek(h))
+	}
+}
+
+// Observe hands the outcome to the strategy if it is an sdk.Observer.
+func (l *Local) Observe(_ *backend.Backend, o sdk.Outcome) {
+	if l.observer == nil {
+		return
+	}
+	l.mu.Lock()
+	l.observer.Observe(o)
+	l.mu.Unlock()
+}
+
+// View describes b as the sdk shows it to strategies.
+func View(b *backend.Backend) sdk.Backend {
+	return sdk.Backend{
+		URL:         b.URL,
+		Weight:      b.Weight(),
+		Inflight:    b.Inflight(),
+		QueueLength: b.QueueLength(),
+		Latency:     b.Latency().Round(time.Microsecond),
+		ErrorRate:   b.ErrorRate(),
+	}
+}
+
+func contains(list []*backend.Backend, b *backend.Backend) bool {
+	for _, x := range list {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// Interface guards
+var _ Picker = (*Local)(nil)
