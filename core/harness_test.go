@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/status"
+)
+
+// Programs built once for the whole package: the core and the test backend.
+var coreBin, serverBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lb-test-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	coreBin, serverBin = filepath.Join(dir, "core"), filepath.Join(dir, "server")
+	for _, b := range []struct{ out, pkg string }{{coreBin, "."}, {serverBin, "../server/server.go"}} {
+		args := append(append([]string{"build"}, raceFlag...), "-o", b.out, b.pkg)
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b.pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a program started by a test; it is killed when the test ends.
+type proc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	log    bytes.Buffer // stderr, then stdout after the first line
+	exited chan struct{}
+	err    error // Wait's result, once exited is closed
+}
+
+// Log returns what the program wrote so far.
+func (p *proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+type lockedWriter struct{ p *proc }
+
+func (w lockedWriter) Write(b []byte) (int, error) {
+	w.p.mu.Lock()
+	defer w.p.mu.Unlock()
+	return w.p.log.Write(b)
+}
+
+// start runs bin and waits until a line of its output matches ready; it returns the
+// first submatch of ready.
+func start(t *testing.T, ready *regexp.Regexp, bin string, args ...string) (*proc, string) {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	pr, pw := io.Pipe()
+	p.cmd.Stdout, p.cmd.Stderr = pw, pw
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		pw.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("output of %s %v:\n%s", filepath.Base(bin), args, p.Log())
+		}
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		sent := false
+		for sc.Scan() {
+			lockedWriter{p}.Write(append(sc.Bytes(), '\n'))
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				found <- m[1]
+				sent = true
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case s := <-found:
+		return p, s
+	case <-p.exited:
+		t.Fatalf("%s exited before it was ready: %v\n%s", bin, p.err, p.Log())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s not ready after 60s:\n%s", bin, p.Log())
+	}
+	return nil, ""
+}
+
+var (
+	serverReady = regexp.MustCompile(`^listening on (\S+)`)
+	coreReady   = regexp.MustCompile(`listening: addr=(\S+)`)
+	adminAddrRe = regexp.MustCompile(`admin=(\S+)`)
+)
+
+// startBackend runs the test backend on a free port and returns its base URL.
+func startBackend(t *testing.T, args ...string) (*proc, string) {
+	t.Helper()
+	p, addr := start(t, serverReady, serverBin, append(args, "0")...)
+	return p, "http://" + addr
+}
+
+// lbInstance is a running core.
+type lbInstance struct {
+	*proc
+	url, admin string
+}
+
+// startCore writes cfg (a config.json whose load_balancer section gets a free loopback
+// port and admin address unless it sets them) and runs the core on it.
+func startCore(t *testing.T, cfg map[string]any) *lbInstance {
+	t.Helper()
+	lbSection, _ := cfg["load_balancer"].(map[string]any)
+	if lbSection == nil {
+		lbSection = map[string]any{}
+		cfg["load_balancer"] = lbSection
+	}
+	for k, v := range map[string]any{"host": "127.0.0.1", "load_balancer_port": 0, "admin_addr": "127.0.0.1:0"} {
+		if _, ok := lbSection[k]; !ok {
+			lbSection[k] = v
+		}
+	}
+	path := filepath.Join(t.TempDir(), "config.json")
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, addr := start(t, coreReady, coreBin, "-config", path, "-log-level", "debug")
+	inst := &lbInstance{proc: p, url: "http://" + addr}
+	if m := adminAddrRe.FindStringSubmatch(p.Log()); m != nil {
+		inst.admin = "http://" + m[1]
+	}
+	return inst
+}
+
+// backendsConfig is a servers section listing urls with weight 1.
+func backendsConfig(urls ...string) map[string]any {
+	list := make([]map[string]any, len(urls))
+	for i, u := range urls {
+		list[i] = map[string]any{"url": u, "weight": 1}
+	}
+	return map[string]any{"backends": list}
+}
+
+// status reads the core's status JSON from the client port.
+func (l *lbInstance) status(t *testing.T) status.Status {
+	t.Helper()
+	resp, err := http.Get(l.url + "/queue/status")
+	if err != nil {
+		t.Fatalf("GET status: %v", err)
+	}
+	defer resp.Body.Close()
+	var st status.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("decoding status: %v", err)
+	}
+	return st
+}
+
+// signal sends sig to the core and waits for it to exit, returning its exit code.
+func (p *proc) stop(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("still running 60s after %v", sig)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// served is one answer through the proxy.
+type served struct {
+	status int
+	server string // the backend named in the body, "" when none
+	body   []byte
+	header http.Header
+	err    error
+}
+
+// post sends POST url and reads the whole answer.
+func post(client *http.Client, url string) served {
+	resp, err := client.Post(url, "application/json", nil)
+	if err != nil {
+		return served{err: err}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	var named struct {
+		Server string `json:"server"`
+	}
+	_ = json.Unmarshal(body, &named)
+	return served{status: resp.StatusCode, server: named.Server, body: body, header: resp.Header, err: err}
+}
+
+// postMany sends n POSTs to url from c goroutines and returns every answer.
+func postMany(url string, n, c int) []served {
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: c}}
+	out := make([]served, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range c {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = post(client, url)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+// countBy counts answers by backend, failing the test on any transport error or non-200.
+func countBy(t *testing.T, answers []served) map[string]int {
+	t.Helper()
+	counts := map[string]int{}
+	for _, a := range answers {
+		if a.err != nil || a.status != 200 {
+			t.Fatalf("answer = %d %s, err %v; want 200", a.status, a.body, a.err)
+		}
+		counts[a.server]++
+	}
+	return counts
+}
+
+// hostOf strips the scheme from a backend URL, as the backend names itself.
+func hostOf(url string) string { return strings.TrimPrefix(url, "http://") }
