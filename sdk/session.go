@@ -1,0 +1,208 @@
+package sdk
+
+import (
+	"bufio"
+	"fmt"
+
+	"log"
+	"net"
+	"time"
+	"unsafe"
+
+	"github.com/switchyard-lb/switchyard/sdk/wire"
+)
+
+// session serves the pick channel in a plugin process: one goroutine reads the core's
+// messages in order, calls the strategy, and writes the answers back in batches.
+type session struct {
+	s        Strategy
+	observer Observer // nil when s does not observe
+	headers  []string
+
+	tables  [4]table // recent versions, by version % 4
+	view    []Backend
+	index   []int // view[i] is table entry index[i]
+	req     Request
+	out     []byte
+	scratch []byte
+}
+
+// table is one version of the candidate backends.
+type table struct {
+	version  uint32
+	backends []Backend
+	valid    bool
+}
+
+func newSession(s Strategy) *session {
+	ss := &session{s: s}
+	ss.observer, _ = s.(Observer)
+	if h, ok := s.(Headerer); ok {
+		ss.headers = h.Headers()
+		ss.req.Headers = make(map[string]string, len(ss.headers))
+	}
+	return ss
+}
+
+// serve handles messages until conn fails or closes.
+func (ss *session) serve(conn net.Conn) error {
+	defer conn.Close()
+	br := bufio.NewReaderSize(conn, 64<<10)
+	for {
+		kind, payload, buf, err := wire.ReadMessage(br, ss.scratch)
+		ss.scratch = buf
+		if err != nil {
+			return err
+		}
+		if err := ss.handle(kind, payload); err != nil {
+			return err
+		}
+		// Answer what is done once nothing more is waiting: picks that arrived
+		// together leave together, and none waits for a batch to fill.
+		if br.Buffered() == 0 && len(ss.out) > 0 {
+			if _, err := conn.Write(ss.out); err != nil {
+				return err
+			}
+			ss.out = ss.out[:0]
+		}
+	}
+}
+
+// handle applies one message from the core.
+func (ss *session) handle(kind byte, payload []byte) error {
+	r := wire.NewReader(payload)
+	switch kind {
+	case wire.KindTable:
+		ss.readTable(r)
+	case wire.KindFigures:
+		ss.readFigures(r)
+	case wire.KindPick:
+		ss.pick(r)
+	case wire.KindOutcome:
+		ss.outcome(r)
+	default:
+		return fmt.Errorf("%w: kind %d", wire.ErrCorrupt, kind)
+	}
+	return r.Err()
+}
+
+func (ss *session) readTable(r *wire.Reader) {
+	version := r.Uint32()
+	t := &ss.tables[version%uint32(len(ss.tables))]
+	t.version, t.valid = version, true
+	n := int(r.Uint16())
+	t.backends = t.backends[:0]
+	for range n {
+		url, weight, f := string(r.Bytes()), int(r.Uint32()), r.Figures()
+		b := Backend{URL: url, Weight: weight}
+		setFigures(&b, f)
+		t.backends = append(t.backends, b)
+	}
+}
+
+func (ss *session) readFigures(r *wire.Reader) {
+	t := ss.table(r.Uint32())
+	n := int(r.Uint16())
+	for i := range n {
+		f := r.Figures()
+		if t != nil && i < len(t.backends) {
+			setFigures(&t.backends[i], f)
+		}
+	}
+}
+
+func setFigures(b *Backend, f wire.Figures) {
+	b.Inflight, b.QueueLength = int(f.Inflight), int(f.QueueLength)
+	b.Latency = time.Duration(f.LatencyUs) * time.Microsecond
+	b.ErrorRate = float64(f.ErrorPPM) / 1e6
+}
+
+// table returns the table of version, nil when it is not known.
+func (ss *session) table(version uint32) *table {
+	t := &ss.tables[version%uint32(len(ss.tables))]
+	if !t.valid || t.version != version {
+		return nil
+	}
+	return t
+}
+
+// pick answers one Pick message.
+func (ss *session) pick(r *wire.Reader) {
+	id, version := r.Uint32(), r.Uint32()
+	var exclude [256]bool
+	for range int(r.Uint8()) {
+		if i := r.Uint16(); int(i) < len(exclude) {
+			exclude[i] = true
+		}
+	}
+	ss.req.Method, ss.req.Host = unsafeString(r.Bytes()), unsafeString(r.Bytes())
+	ss.req.Path, ss.req.RemoteAddr = unsafeString(r.Bytes()), unsafeString(r.Bytes())
+	nh := int(r.Uint8())
+	for i := range nh {
+		v := unsafeString(r.Bytes())
+		if i < len(ss.headers) {
+			ss.req.Headers[ss.headers[i]] = v
+		}
+	}
+	if r.Err() != nil {
+		return
+	}
+	t := ss.table(version)
+	if t == nil {
+		ss.answer(id, -2, fmt.Sprintf("strategy: unknown backend table version %d", version))
+		return
+	}
+	ss.view, ss.index = ss.view[:0], ss.index[:0]
+	for i := range t.backends {
+		if i >= len(exclude) || !exclude[i] {
+			ss.view = append(ss.view, t.backends[i])
+			ss.index = append(ss.index, i)
+		}
+	}
+	if len(ss.view) == 0 {
+		ss.answer(id, -1, "strategy: every backend was excluded")
+		return
+	}
+	i, err := ss.call()
+	switch {
+	case err != nil:
+		ss.answer(id, -1, err.Error())
+	case i < 0 || i >= len(ss.view):
+		ss.answer(id, -2, fmt.Sprintf("strategy: Pick returned index %d for %d backends", i, len(ss.view)))
+	default:
+		// Picks in one batch see the ones before them.
+		t.backends[ss.index[i]].Inflight++
+		ss.answer(id, int32(ss.index[i]), "")
+	}
+}
+
+// call runs the strategy's Pick; a panic becomes a bad answer, not a dead plugin.
+func (ss *session) call() (i int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Printf("[ERROR] strategy: Pick panicked: %v", p)
+			i, err = -2, nil
+		}
+	}()
+	return ss.s.Pick(&ss.req, ss.view)
+}
+
+func (ss *session) answer(id uint32, index int32, errMsg string) {
+	buf, at := wire.Begin(ss.out, wire.KindPicked)
+	buf = append(buf, byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+	buf = append(buf, byte(index), byte(index>>8), byte(index>>16), byte(index>>24))
+	buf = wire.AppendString(buf, errMsg)
+	ss.out = wire.End(buf, at)
+}
+
+// outcome hands one request's result to an observing strategy.
+func (ss *session) outcome(r *wire.Reader) {
+	o := Outcome{URL: string(r.Bytes()), Status: int(r.Uint16())}
+	o.Latency = time.Duration(r.Uint32()) * time.Microsecond
+	o.Err = string(r.Bytes())
+	if ss.observer != nil && r.Err() == nil {
+		ss.observer.Observe(o)
+	}
+}
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

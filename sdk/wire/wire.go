@@ -1,0 +1,167 @@
+// Package wire is the pick channel between the core and a strategy plugin: binary,
+// length-prefixed messages over one Unix socket, many to a write. The core and the
+// sdk use it; plugin authors never do.
+//
+// Every message is a little-endian uint32 length (of what follows), a one-byte kind,
+// and the kind's payload. Strings are a uint16 length and the bytes.
+//
+// Core to plugin:
+//   - Table: the candidate backends of one version (identity, weight, figures).
+//   - Figures: the live figures of a version's backends, sent once per batch.
+//   - Pick: one request to place on a version's backends, minus excluded ones.
+//   - Outcome: one request's result, for strategies that observe.
+//
+// Plugin to core:
+//   - Picked: the answer to one Pick: an index into the version's table, or an error.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+)
+
+// Message kinds.
+const (
+	KindTable   byte = 1
+	KindFigures byte = 2
+	KindPick    byte = 3
+	KindOutcome byte = 4
+	KindPicked  byte = 5
+)
+
+// MaxMessage bounds one message, so a corrupt length cannot exhaust memory.
+const MaxMessage = 1 << 20
+
+// ErrCorrupt means a message could not be decoded.
+var ErrCorrupt = errors.New("wire: corrupt message")
+
+// Figures are a backend's live numbers.
+type Figures struct {
+	Inflight    int32
+	QueueLength int32 // -1 when unknown
+	LatencyUs   uint32
+	ErrorPPM    uint32 // error rate in millionths
+}
+
+// Entry is one backend of a Table.
+type Entry struct {
+	URL    string
+	Weight uint32
+	Figures
+}
+
+// Begin starts a message of kind in buf, returning where its length goes.
+func Begin(buf []byte, kind byte) ([]byte, int) {
+	at := len(buf)
+	return append(buf, 0, 0, 0, 0, kind), at
+}
+
+// End writes the length of the message begun at at.
+func End(buf []byte, at int) []byte {
+	binary.LittleEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
+	return buf
+}
+
+// AppendString appends a uint16-length-prefixed string (cut at 65535 bytes).
+func AppendString[S string | []byte](buf []byte, s S) []byte {
+	n := min(len(s), math.MaxUint16)
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(n))
+	return append(buf, s[:n]...)
+}
+
+// AppendFigures appends f.
+func AppendFigures(buf []byte, f Figures) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(f.Inflight))
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(f.QueueLength))
+	buf = binary.LittleEndian.AppendUint32(buf, f.LatencyUs)
+	return binary.LittleEndian.AppendUint32(buf, f.ErrorPPM)
+}
+
+// ReadMessage reads one message into buf (grown as needed), returning its kind and
+// payload (which aliases buf).
+func ReadMessage(r io.Reader, buf []byte) (kind byte, payload, grown []byte, err error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, buf, err
+	}
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if n < 1 || n > MaxMessage {
+		return 0, nil, buf, ErrCorrupt
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, buf, err
+	}
+	return buf[0], buf[1:], buf, nil
+}
+
+// Reader decodes a payload field by field. After a short payload every read
+// returns zero values and Err reports ErrCorrupt.
+type Reader struct {
+	b   []byte
+	err error
+}
+
+// NewReader reads payload.
+func NewReader(payload []byte) *Reader { return &Reader{b: payload} }
+
+// Err is ErrCorrupt if any read ran past the payload.
+func (r *Reader) Err() error { return r.err }
+
+func (r *Reader) take(n int) []byte {
+	if len(r.b) < n {
+		r.err, r.b = ErrCorrupt, nil
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+// Uint8 reads a byte.
+func (r *Reader) Uint8() uint8 {
+	if b := r.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+// Uint16 reads a uint16.
+func (r *Reader) Uint16() uint16 {
+	if b := r.take(2); b != nil {
+		return binary.LittleEndian.Uint16(b)
+	}
+	return 0
+}
+
+// Uint32 reads a uint32.
+func (r *Reader) Uint32() uint32 {
+	if b := r.take(4); b != nil {
+		return binary.LittleEndian.Uint32(b)
+	}
+	return 0
+}
+
+// Bytes reads a string as bytes aliasing the payload.
+func (r *Reader) Bytes() []byte { return r.take(int(r.Uint16())) }
+
+// Figures reads a Figures.
+func (r *Reader) Figures() Figures {
+	return Figures{Inflight: int32(r.Uint32()), QueueLength: int32(r.Uint32()), LatencyUs: r.Uint32(), ErrorPPM: r.Uint32()}
+}
+
+// Layouts of the payloads (after the kind byte):
+//
+//	Table:   version u32, n u16, n × (url string, weight u32, Figures)
+//	Figures: version u32, n u16, n × Figures
+//	Pick:    id u32, version u32, nexclude u8, nexclude × index u16,
+//	         method, host, path, remote string, nheaders u8, nheaders × value string
+//	Outcome: url string, status u16, latency_us u32, err string
+//	Picked:  id u32, index i32 (-1 with an error), err string
+//
+// Figures are inflight i32, queue_length i32, latency_us u32, error_ppm u32.
