@@ -13,9 +13,15 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/lb"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+	"github.com/switchyard-lb/switchyard/sdk"
 )
 
 func main() {
+	if name, ok := strategy.PluginMode(); ok { // re-executed by a core as a bundled strategy
+		sdk.Serve(strategy.NewBundled(name))
+		return
+	}
 	fs := flag.NewFlagSet("core", flag.ContinueOnError)
 	path := fs.String("config", "config.json", "the configuration file")
 	level := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
@@ -43,6 +49,7 @@ func run(path string, log hclog.Logger) error {
 		return err
 	}
 	if err := l.Start(); err != nil {
+		l.Close()
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

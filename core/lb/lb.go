@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"time"
@@ -23,12 +24,10 @@ import (
 	"github.com/switchyard-lb/switchyard/core/proxy"
 	"github.com/switchyard-lb/switchyard/core/status"
 	"github.com/switchyard-lb/switchyard/core/strategy"
-	"github.com/switchyard-lb/switchyard/plugins/leastconn"
-	"github.com/switchyard-lb/switchyard/sdk"
 )
 
 // Bundled names the strategies built into the core.
-var Bundled = []string{leastconn.Name}
+var Bundled = strategy.Bundled
 
 // LB is a running load balancer.
 type LB struct {
@@ -41,6 +40,7 @@ type LB struct {
 	ln       net.Listener
 	admin    *http.Server
 	adminLn  net.Listener
+	runtime  string // plugin sockets
 
 	mu         sync.Mutex // guards cfg and generation
 	cfg        *config.Config
@@ -50,16 +50,22 @@ type LB struct {
 	wg     sync.WaitGroup
 }
 
-// New builds a load balancer for cfg, which must have passed Validate. Start runs it.
+// New builds a load balancer for cfg, which must have passed Validate, and starts its
+// strategy. Start serves; Shutdown stops everything New started.
 func New(cfg *config.Config, log hclog.Logger) (*LB, error) {
-	picker, err := newPicker(cfg)
+	runtimeDir, err := strategy.RuntimeDir()
 	if err != nil {
 		return nil, err
 	}
-	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg}
+	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg, runtime: runtimeDir}
+	picker, err := l.startStrategy(cfg)
+	if err != nil {
+		_ = os.RemoveAll(runtimeDir)
+		return nil, err
+	}
 	l.backends.Update(cfg.Servers.Backends, clientConfig(cfg))
-	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() status.Strategy {
-		return status.Strategy{Name: l.handler.Picker().Name(), State: "running", PID: os.Getpid()}
+	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() strategy.Status {
+		return l.handler.Picker().Status()
 	}}
 	l.handler = proxy.New(proxy.Config{
 		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: settings(cfg),
@@ -146,7 +152,31 @@ func (l *LB) Shutdown(ctx context.Context) error {
 	}
 	l.cancel()
 	l.wg.Wait()
+	l.Close()
 	return err
+}
+
+// Close stops the strategy and removes its runtime directory: for a load balancer
+// that was built but never started, and as the last step of Shutdown.
+func (l *LB) Close() {
+	l.handler.Picker().Close()
+	_ = os.RemoveAll(l.runtime)
+}
+
+// SwitchStrategy starts the strategy cfg names and, once it answers, makes it pick
+// for new requests and stops the one before. If the new strategy does not start,
+// the old one keeps picking and the error is returned.
+func (l *LB) SwitchStrategy(cfg *config.Config) error {
+	next, err := l.startStrategy(cfg)
+	if err != nil {
+		return err
+	}
+	prev := l.handler.Picker()
+	l.handler.SetPicker(next)
+	// Picks already sent to prev fall back to the built-in pick when it stops.
+	prev.Close()
+	l.log.Info("strategy switched", "from", prev.Name(), "to", next.Name(), "pid", next.Status().PID)
+	return nil
 }
 
 // setApplied records cfg as the configuration in force.
@@ -159,21 +189,22 @@ func (l *LB) setApplied(cfg *config.Config) {
 	l.source.SetConfig(status.Config{Path: cfg.Path, Generation: gen, LoadedAt: time.Now().UTC()})
 }
 
-// newPicker starts the strategy cfg names.
-func newPicker(cfg *config.Config) (strategy.Picker, error) {
-	var s sdk.Strategy
-	switch name := cfg.LoadBalancer.Strategy; name {
-	case leastconn.Name:
-		s = leastconn.New()
-	default:
-		return nil, fmt.Errorf("strategy %q: plugin strategies are not supported yet", name)
-	}
-	if c, ok := s.(sdk.Configurer); ok {
-		if err := c.Configure(cfg.Plugins[cfg.LoadBalancer.Strategy].Options); err != nil {
-			return nil, fmt.Errorf("configuring strategy %q: %w", cfg.LoadBalancer.Strategy, err)
+// startStrategy starts the strategy cfg names as a plugin process: a bundled one by
+// re-executing the core in plugin mode, another from its plugins entry.
+func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
+	name := cfg.LoadBalancer.Strategy
+	var spec strategy.Spec
+	if p, ok := cfg.Plugins[name]; ok {
+		command, args := cfg.PluginCommand(name), p.Args
+		spec = strategy.Spec{Name: name, Options: p.Options, Command: func() *exec.Cmd { return exec.Command(command, args...) }}
+	} else {
+		var err error
+		if spec, err = strategy.BundledSpec(name); err != nil {
+			return nil, err
 		}
 	}
-	return strategy.NewLocal(cfg.LoadBalancer.Strategy, s), nil
+	spec.RuntimeDir, spec.Log = l.runtime, l.log.Named(name)
+	return strategy.Start(spec)
 }
 
 func poolConfig(cfg *config.Config) pool.Config {

@@ -21,12 +21,14 @@ var (
 	descWeight       = prometheus.NewDesc("lb_backend_weight", "The backend's configured weight.", []string{"backend"}, nil)
 	descGeneration   = prometheus.NewDesc("lb_config_generation", "Configurations applied so far.", nil, nil)
 	descStrategy     = prometheus.NewDesc("lb_strategy_info", "The running strategy.", []string{"name", "state"}, nil)
+	descFallbacks    = prometheus.NewDesc("lb_strategy_fallbacks_total", "Picks made by the built-in strategy because the plugin could not answer well.", nil, nil)
+	descRestarts     = prometheus.NewDesc("lb_strategy_restarts_total", "Restarts of the strategy plugin.", nil, nil)
 )
 
 // Describe sends the metrics' descriptions.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descQueue, descQueueCap, descAdmitted, descShed,
-		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descWeight, descGeneration, descStrategy} {
+		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descWeight, descGeneration, descStrategy, descFallbacks, descRestarts} {
 		ch <- d
 	}
 }
@@ -62,4 +64,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descGeneration, float64(st.Config.Generation))
 	gauge(descStrategy, 1, st.Strategy.Name, st.Strategy.State)
+	counter(descFallbacks, st.Strategy.Fallbacks)
+	counter(descRestarts, st.Strategy.Restarts)
 }

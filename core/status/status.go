@@ -11,21 +11,15 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/pool"
+	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
 // Status is the status JSON. Its fields are a contract: add, never rename.
 type Status struct {
-	Strategy Strategy   `json:"strategy"`
+	Strategy strategy.Status `json:"strategy"`
 	Pool     pool.Stats `json:"pool"`
 	Backends []Backend  `json:"backends"`
 	Config   Config     `json:"config"`
-}
-
-// Strategy describes the running strategy.
-type Strategy struct {
-	Name  string `json:"name"`
-	State string `json:"state"` // starting, running, restarting, failed
-	PID   int    `json:"pid"`   // the process that runs it
 }
 
 // Backend describes one backend.
@@ -56,7 +50,7 @@ type Source struct {
 	Pool     *pool.Pool
 	Backends *backend.Set
 	// Strategy reports the strategy's state.
-	Strategy func() Strategy
+	Strategy func() strategy.Status
 
 	mu     sync.Mutex
 	config Config

@@ -5,6 +5,7 @@ package strategy
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"time"
 	"unsafe"
@@ -34,6 +35,21 @@ type Picker interface {
 	Observe(b *backend.Backend, o sdk.Outcome)
 	// Name is the strategy's name as config.json gives it.
 	Name() string
+	// Status reports the strategy's state.
+	Status() Status
+	// Close stops the strategy; the picker must not be used afterwards.
+	Close()
+}
+
+// Status is a strategy's state for the status JSON.
+type Status struct {
+	Name       string `json:"name"`
+	State      string `json:"state"` // starting, running, restarting, failed, stopped
+	PID        int    `json:"pid"`   // the process the strategy runs in
+	Fallbacks  uint64 `json:"fallbacks"`
+	Timeouts   uint64 `json:"timeouts"`
+	BadAnswers uint64 `json:"bad_answers"`
+	Restarts   uint64 `json:"restarts"`
 }
 
 // Local runs an sdk.Strategy in the core's own process. Calls into the strategy are
@@ -62,6 +78,12 @@ func NewLocal(name string, s sdk.Strategy) *Local {
 
 // Name is the strategy's name.
 func (l *Local) Name() string { return l.name }
+
+// Status reports the strategy running in the core's own process.
+func (l *Local) Status() Status { return Status{Name: l.name, State: StateRunning, PID: os.Getpid()} }
+
+// Close does nothing: an in-process strategy has nothing to stop.
+func (l *Local) Close() {}
 
 // Pick asks the strategy to choose among the candidates not excluded.
 func (l *Local) Pick(req *Request, candidates, exclude []*backend.Backend) (*backend.Backend, error) {

@@ -1,0 +1,277 @@
+package strategy
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/sdk"
+	"github.com/switchyard-lb/switchyard/sdk/wire"
+)
+
+// errChannelDown means the pick channel is closed: the plugin crashed or was stopped.
+var errChannelDown = errors.New("strategy: pick channel closed")
+
+// channel is the core's end of one plugin process's pick channel. Callers append
+// their messages to a shared buffer and wait; one writer sends whatever has gathered
+// in one write, never waiting for more; one reader hands each answer to its caller.
+//
+// channel is safe for use by multiple goroutines.
+type channel struct {
+	conn     net.Conn
+	headers  []string // request headers the strategy wants, in order
+	observes bool
+
+	mu      sync.Mutex
+	out     []byte // messages not yet sent; guarded by mu
+	spare   []byte // the writer's other buffer; guarded by mu
+	calls   map[uint32]*call
+	nextID  uint32
+	version uint32             // of the table last sent
+	cands   []*backend.Backend // that table
+
+	kick     chan struct{} // wakes the writer; capacity 1
+	dead     chan struct{} // closed when the channel fails
+	deadOnce sync.Once
+	err      error // why it failed, once dead is closed
+
+	lastAnswer atomic.Int64 // unix nanoseconds
+}
+
+// call is one pick waiting for its answer.
+type call struct {
+	id uint32
+	ch chan answer // capacity 1
+}
+
+// answer is the plugin's reply to one pick.
+type answer struct {
+	index int32 // into the table; -1: the strategy declined; -2: a bad answer
+	err   string
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan answer, 1)} }}
+
+func newChannel(conn net.Conn, headers []string, observes bool) *channel {
+	c := &channel{
+		conn: conn, headers: headers, observes: observes,
+		calls: map[uint32]*call{}, kick: make(chan struct{}, 1), dead: make(chan struct{}),
+	}
+	c.lastAnswer.Store(time.Now().UnixNano())
+	go c.writeLoop()
+	go c.readLoop()
+	return c
+}
+
+// die closes the channel for err; waiting picks see dead closed.
+func (c *channel) die(err error) {
+	c.deadOnce.Do(func() {
+		c.err = err
+		close(c.dead)
+		_ = c.conn.Close()
+		c.mu.Lock()
+		clear(c.calls)
+		c.mu.Unlock()
+	})
+}
+
+// send queues a pick for req among cands, minus exclude. It returns the call to wait
+// on, or nil when the channel is down.
+func (c *channel) send(req *Request, cands, exclude []*backend.Backend) *call {
+	cl := callPool.Get().(*call)
+	c.mu.Lock()
+	select {
+	case <-c.dead:
+		c.mu.Unlock()
+		callPool.Put(cl)
+		return nil
+	default:
+	}
+	if !sameSet(cands, c.cands) {
+		c.version++
+		c.cands = cands
+		c.out = appendTable(c.out, c.version, cands)
+	}
+	c.nextID++
+	cl.id = c.nextID
+	c.calls[cl.id] = cl
+	c.out = c.appendPick(c.out, cl.id, req, cands, exclude)
+	c.mu.Unlock()
+	c.wake()
+	return cl
+}
+
+// forget gives up on a call that timed out. It reports whether the call may be reused
+// (no answer can arrive for it any more).
+func (c *channel) forget(cl *call) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls[cl.id] == cl {
+		delete(c.calls, cl.id)
+		return true
+	}
+	return false
+}
+
+// observe queues an outcome for an observing strategy.
+func (c *channel) observe(o sdk.Outcome) {
+	if !c.observes {
+		return
+	}
+	c.mu.Lock()
+	buf, at := wire.Begin(c.out, wire.KindOutcome)
+	buf = wire.AppendString(buf, o.URL)
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(o.Status))
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(o.Latency/time.Microsecond))
+	buf = wire.AppendString(buf, o.Err)
+	c.out = wire.End(buf, at)
+	c.mu.Unlock()
+	c.wake()
+}
+
+func (c *channel) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop sends what has gathered, preceded by the table's live figures, until the
+// channel dies.
+func (c *channel) writeLoop() {
+	var figures []byte
+	for {
+		select {
+		case <-c.kick:
+		case <-c.dead:
+			return
+		}
+		c.mu.Lock()
+		batch := c.out
+		c.out, c.spare = c.spare[:0], nil
+		version, cands := c.version, c.cands
+		c.mu.Unlock()
+		if len(batch) == 0 {
+			c.mu.Lock()
+			c.spare = batch
+			c.mu.Unlock()
+			continue
+		}
+		figures = appendFigures(figures[:0], version, cands)
+		bufs := net.Buffers{figures, batch}
+		_, err := bufs.WriteTo(c.conn)
+		c.mu.Lock()
+		c.spare = batch[:0]
+		c.mu.Unlock()
+		if err != nil {
+			c.die(err)
+			return
+		}
+	}
+}
+
+// readLoop hands each answer to its waiting call until the channel dies.
+func (c *channel) readLoop() {
+	br := bufio.NewReaderSize(c.conn, 64<<10)
+	var buf []byte
+	for {
+		kind, payload, grown, err := wire.ReadMessage(br, buf)
+		buf = grown
+		if err != nil {
+			c.die(err)
+			return
+		}
+		if kind != wire.KindPicked {
+			c.die(wire.ErrCorrupt)
+			return
+		}
+		r := wire.NewReader(payload)
+		id, index, msg := r.Uint32(), int32(r.Uint32()), r.Bytes()
+		if r.Err() != nil {
+			c.die(r.Err())
+			return
+		}
+		c.lastAnswer.Store(time.Now().UnixNano())
+		c.mu.Lock()
+		cl := c.calls[id]
+		delete(c.calls, id)
+		c.mu.Unlock()
+		if cl != nil {
+			cl.ch <- answer{index: index, err: string(msg)}
+		}
+	}
+}
+
+// sameSet reports whether a and b are the same snapshot slice.
+func sameSet(a, b []*backend.Backend) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+func figuresOf(b *backend.Backend) wire.Figures {
+	return wire.Figures{
+		Inflight:    int32(b.Inflight()),
+		QueueLength: int32(b.QueueLength()),
+		LatencyUs:   uint32(b.Latency() / time.Microsecond),
+		ErrorPPM:    uint32(b.ErrorRate() * 1e6),
+	}
+}
+
+func appendTable(buf []byte, version uint32, cands []*backend.Backend) []byte {
+	buf, at := wire.Begin(buf, wire.KindTable)
+	buf = binary.LittleEndian.AppendUint32(buf, version)
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(cands)))
+	for _, b := range cands {
+		buf = wire.AppendString(buf, b.URL)
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(b.Weight()))
+		buf = wire.AppendFigures(buf, figuresOf(b))
+	}
+	return wire.End(buf, at)
+}
+
+func appendFigures(buf []byte, version uint32, cands []*backend.Backend) []byte {
+	if version == 0 {
+		return buf
+	}
+	buf, at := wire.Begin(buf, wire.KindFigures)
+	buf = binary.LittleEndian.AppendUint32(buf, version)
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(cands)))
+	for _, b := range cands {
+		buf = wire.AppendFigures(buf, figuresOf(b))
+	}
+	return wire.End(buf, at)
+}
+
+// appendPick encodes one pick. c.mu must be held.
+func (c *channel) appendPick(buf []byte, id uint32, req *Request, cands, exclude []*backend.Backend) []byte {
+	buf, at := wire.Begin(buf, wire.KindPick)
+	buf = binary.LittleEndian.AppendUint32(buf, id)
+	buf = binary.LittleEndian.AppendUint32(buf, c.version)
+	n := 0
+	nAt := len(buf)
+	buf = append(buf, 0)
+	for i, b := range cands {
+		if n < 255 && contains(exclude, b) {
+			buf = binary.LittleEndian.AppendUint16(buf, uint16(i))
+			n++
+		}
+	}
+	buf[nAt] = byte(n)
+	buf = wire.AppendString(buf, req.Method)
+	buf = wire.AppendString(buf, req.Host)
+	buf = wire.AppendString(buf, req.Path)
+	buf = wire.AppendString(buf, req.RemoteAddr)
+	buf = append(buf, byte(len(c.headers)))
+	for _, h := range c.headers {
+		var v []byte
+		if req.Header != nil {
+			v = req.Header.Peek(h)
+		}
+		buf = wire.AppendString(buf, v)
+	}
+	return wire.End(buf, at)
+}

@@ -1,0 +1,320 @@
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/plugins/leastconn"
+	"github.com/switchyard-lb/switchyard/sdk"
+	"github.com/switchyard-lb/switchyard/sdk/proto"
+)
+
+// Strategy states shown in the status JSON.
+const (
+	StateStarting   = "starting"
+	StateRunning    = "running"
+	StateRestarting = "restarting"
+	StateFailed     = "failed"
+	StateStopped    = "stopped"
+)
+
+// PickTimeout is how long a request waits for a plugin's answer before it takes the
+// built-in pick instead.
+const PickTimeout = 250 * time.Millisecond
+
+// Spec says how to run a strategy plugin.
+type Spec struct {
+	// Name is the strategy's name in config.json.
+	Name string
+	// Command builds the plugin's command; each start calls it anew.
+	Command func() *exec.Cmd
+	// Options are handed to the strategy's Configure.
+	Options json.RawMessage
+	// RuntimeDir holds the plugin's sockets (see RuntimeDir).
+	RuntimeDir string
+	// Log receives the core's lines about the plugin and the plugin's own lines.
+	Log hclog.Logger
+}
+
+// BundledSpec is the Spec of a bundled strategy: the core's own executable,
+// re-executed in plugin mode.
+func BundledSpec(name string) (Spec, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return Spec{}, fmt.Errorf("strategy %q: finding the core's executable: %w", name, err)
+	}
+	return Spec{Name: name, Command: func() *exec.Cmd {
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), pluginModeEnv+"="+name)
+		return cmd
+	}}, nil
+}
+
+// Plugin is a Picker whose strategy runs in a plugin process that it starts and
+// supervises: a crashed or hung plugin is restarted with backoff, and while it is
+// down, or when it answers late or wrongly, requests take a built-in
+// least-connections pick instead (logged and counted).
+//
+// Plugin is safe for use by multiple goroutines.
+type Plugin struct {
+	spec     Spec
+	log      hclog.Logger
+	fallback *Local
+
+	ch       atomic.Pointer[channel] // nil while the plugin is down
+	state    atomic.Pointer[string]
+	pid      atomic.Int64
+	launches atomic.Uint64
+
+	fallbacks  atomic.Uint64
+	timeouts   atomic.Uint64
+	badAnswers atomic.Uint64
+	restarts   atomic.Uint64
+	lateInRow  atomic.Int64
+	lastLog    atomic.Int64 // unix nanoseconds of the last fallback log line
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	client *plugin.Client // guarded by mu
+}
+
+// Start launches the plugin and returns once it answers, or with the error that kept
+// it from starting (its options refused, its command failing). It then keeps the
+// plugin running until Close.
+func Start(spec Spec) (*Plugin, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Plugin{spec: spec, log: spec.Log, fallback: NewLocal(spec.Name, leastconn.New()), cancel: cancel, done: make(chan struct{})}
+	p.setState(StateStarting)
+	ch, err := p.launch()
+	if err != nil {
+		cancel()
+		close(p.done)
+		return nil, err
+	}
+	go p.supervise(ctx, ch)
+	return p, nil
+}
+
+// Name is the strategy's name.
+func (p *Plugin) Name() string { return p.spec.Name }
+
+// Status reports the plugin's state.
+func (p *Plugin) Status() Status {
+	return Status{
+		Name: p.spec.Name, State: *p.state.Load(), PID: int(p.pid.Load()),
+		Fallbacks: p.fallbacks.Load(), Timeouts: p.timeouts.Load(),
+		BadAnswers: p.badAnswers.Load(), Restarts: p.restarts.Load(),
+	}
+}
+
+func (p *Plugin) setState(s string) { p.state.Store(&s) }
+
+// Pick asks the plugin, falling back to the built-in pick when it cannot answer well.
+func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend.Backend, error) {
+	switch {
+	case len(cands) == 0:
+		return nil, ErrNoBackend
+	case len(cands) == 1: // nothing to choose: no need to ask
+		return cands[0], nil
+	}
+	ch := p.ch.Load()
+	if ch == nil {
+		return p.fallBack(req, cands, exclude, "plugin down", nil)
+	}
+	cl := ch.send(req, cands, exclude)
+	if cl == nil {
+		return p.fallBack(req, cands, exclude, "plugin down", ch.err)
+	}
+	t := timerPool.Get().(*time.Timer)
+	t.Reset(PickTimeout)
+	defer func() { t.Stop(); timerPool.Put(t) }()
+	select {
+	case a := <-cl.ch:
+		callPool.Put(cl)
+		p.lateInRow.Store(0)
+		switch {
+		case a.index >= 0 && int(a.index) < len(cands):
+			return cands[a.index], nil
+		case a.index == -1: // the strategy says no backend suits this request
+			return nil, fmt.Errorf("%w: %s", ErrNoBackend, a.err)
+		}
+		p.badAnswers.Add(1)
+		return p.fallBack(req, cands, exclude, "bad answer", errors.New(a.err))
+	case <-t.C:
+		if ch.forget(cl) {
+			callPool.Put(cl)
+		}
+		p.timeouts.Add(1)
+		// A plugin that keeps missing deadlines and has said nothing for a while
+		// is hung: end it, and the supervisor starts a new one.
+		if p.lateInRow.Add(1) >= 3 && time.Since(time.Unix(0, ch.lastAnswer.Load())) > 2*PickTimeout {
+			ch.die(errors.New("strategy stopped answering picks"))
+		}
+		return p.fallBack(req, cands, exclude, "pick timed out", nil)
+	case <-ch.dead:
+		return p.fallBack(req, cands, exclude, "plugin down", ch.err)
+	}
+}
+
+var timerPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// fallBack picks with the built-in strategy and logs why, at most once a second.
+func (p *Plugin) fallBack(req *Request, cands, exclude []*backend.Backend, why string, err error) (*backend.Backend, error) {
+	n := p.fallbacks.Add(1)
+	now := time.Now().UnixNano()
+	if last := p.lastLog.Load(); now-last > int64(time.Second) && p.lastLog.CompareAndSwap(last, now) {
+		p.log.Warn("strategy fallback: using the built-in least-connections pick", "reason", why, "error", err, "fallbacks_total", n)
+	}
+	return p.fallback.Pick(req, cands, exclude)
+}
+
+// Observe sends the outcome to the plugin if its strategy observes.
+func (p *Plugin) Observe(_ *backend.Backend, o sdk.Outcome) {
+	if ch := p.ch.Load(); ch != nil {
+		ch.observe(o)
+	}
+}
+
+// Close stops the plugin and its supervision; picks fall back from then on.
+func (p *Plugin) Close() {
+	p.cancel()
+	<-p.done
+}
+
+// supervise keeps the plugin running: when its channel dies it is killed and started
+// again, with growing delays while starts fail.
+func (p *Plugin) supervise(ctx context.Context, ch *channel) {
+	defer close(p.done)
+	backoff := 100 * time.Millisecond
+	failures := 0
+	for {
+		p.ch.Store(ch)
+		p.setState(StateRunning)
+		up := time.Now()
+		select {
+		case <-ctx.Done():
+		case <-ch.dead:
+		}
+		p.ch.Store(nil)
+		ch.die(errors.New("plugin stopped"))
+		p.kill()
+		if ctx.Err() != nil {
+			p.setState(StateStopped)
+			return
+		}
+		p.restarts.Add(1)
+		p.setState(StateRestarting)
+		p.log.Error("strategy plugin failed; restarting", "error", ch.err, "pid", p.pid.Load())
+		if time.Since(up) > time.Minute {
+			backoff, failures = 100*time.Millisecond, 0
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				p.setState(StateStopped)
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			var err error
+			if ch, err = p.launch(); err == nil {
+				break
+			}
+			if failures++; failures >= 3 {
+				p.setState(StateFailed)
+			}
+			p.log.Error("strategy plugin did not start; retrying", "error", err, "retry_in", backoff)
+		}
+	}
+}
+
+// kill ends the plugin process.
+func (p *Plugin) kill() {
+	p.mu.Lock()
+	c := p.client
+	p.client = nil
+	p.mu.Unlock()
+	if c != nil {
+		c.Kill()
+	}
+}
+
+// launch starts a plugin process, configures it and connects its pick channel.
+func (p *Plugin) launch() (*channel, error) {
+	cmd := p.spec.Command()
+	// Linux kills the plugin when the core dies, even by SIGKILL (see spawn).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          plugin.PluginSet{sdk.PluginName: &sdk.GRPCPlugin{}},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           p.log,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: p.spec.RuntimeDir},
+		StartTimeout:     30 * time.Second,
+	})
+	var rpc plugin.ClientProtocol
+	var err error
+	spawn(func() { rpc, err = client.Client() })
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("strategy %q: starting plugin: %w", p.spec.Name, err)
+	}
+	ch, err := p.connect(rpc)
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	p.mu.Lock()
+	p.client = client
+	p.mu.Unlock()
+	if cmd.Process != nil {
+		p.pid.Store(int64(cmd.Process.Pid))
+	}
+	p.log.Info("strategy plugin running", "pid", p.pid.Load(), "headers", ch.headers, "observes", ch.observes)
+	return ch, nil
+}
+
+// connect starts the strategy over the control protocol and dials its pick channel.
+func (p *Plugin) connect(rpc plugin.ClientProtocol) (*channel, error) {
+	raw, err := rpc.Dispense(sdk.PluginName)
+	if err != nil {
+		return nil, fmt.Errorf("strategy %q: %w", p.spec.Name, err)
+	}
+	sock := filepath.Join(p.spec.RuntimeDir, fmt.Sprintf("%s-%d.sock", p.spec.Name, p.launches.Add(1)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := raw.(proto.StrategyClient).Start(ctx, &proto.StartRequest{Options: p.spec.Options, SocketPath: sock})
+	if err != nil {
+		return nil, fmt.Errorf("strategy %q: %w", p.spec.Name, err)
+	}
+	conn, err := net.Dial("unix", sock)
+	_ = os.Remove(sock) // connected (or failed): the name is no longer needed
+	if err != nil {
+		return nil, fmt.Errorf("strategy %q: connecting the pick channel: %w", p.spec.Name, err)
+	}
+	return newChannel(conn, resp.Headers, resp.Observes), nil
+}
+
+// Interface guards
+var _ Picker = (*Plugin)(nil)
