@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,8 +21,9 @@ import (
 	"github.com/switchyard-lb/switchyard/core/status"
 )
 
-// Programs built once for the whole package: the core and the test backend.
-var coreBin, serverBin string
+// Programs built once for the whole package: the core, the test backend, and a
+// strategy plugin built from its own module (testdata/testplugin).
+var coreBin, serverBin, pluginBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "lb-test-bin")
@@ -29,10 +31,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	coreBin, serverBin = filepath.Join(dir, "core"), filepath.Join(dir, "server")
-	for _, b := range []struct{ out, pkg string }{{coreBin, "."}, {serverBin, "../server/server.go"}} {
+	coreBin, serverBin, pluginBin = filepath.Join(dir, "core"), filepath.Join(dir, "server"), filepath.Join(dir, "testplugin")
+	for _, b := range []struct{ out, dir, pkg string }{{coreBin, ".", "."}, {serverBin, ".", "../server/server.go"}, {pluginBin, "testdata/testplugin", "."}} {
 		args := append(append([]string{"build"}, raceFlag...), "-o", b.out, b.pkg)
-		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = b.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b.pkg, err, out)
 			os.Exit(1)
 		}
@@ -260,3 +264,47 @@ func countBy(t *testing.T, answers []served) map[string]int {
 
 // hostOf strips the scheme from a backend URL, as the backend names itself.
 func hostOf(url string) string { return strings.TrimPrefix(url, "http://") }
+
+// readBody reads and closes resp's body.
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// readServer returns the backend named in resp's JSON body.
+func readServer(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	var named struct {
+		Server string `json:"server"`
+	}
+	if err := json.Unmarshal([]byte(readBody(t, resp)), &named); err != nil {
+		t.Fatal(err)
+	}
+	return named.Server
+}
+
+// writeJSON writes v as JSON to path.
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runCoreOnce runs the core on the config at path and returns its output once it
+// exits (within a minute).
+func runCoreOnce(path string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, coreBin, "-config", path).CombinedOutput()
+	return string(out), err
+}

@@ -17,9 +17,9 @@ import (
 // Status is the status JSON. Its fields are a contract: add, never rename.
 type Status struct {
 	Strategy strategy.Status `json:"strategy"`
-	Pool     pool.Stats `json:"pool"`
-	Backends []Backend  `json:"backends"`
-	Config   Config     `json:"config"`
+	Pool     pool.Stats      `json:"pool"`
+	Backends []Backend       `json:"backends"`
+	Config   Config          `json:"config"`
 }
 
 // Backend describes one backend.

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testPluginConfig runs the testplugin strategy with options.
+func testPluginConfig(options map[string]any, backends ...string) map[string]any {
+	return map[string]any{
+		"load_balancer": map[string]any{"strategy": "testplugin"},
+		"servers":       backendsConfig(backends...),
+		"plugins":       map[string]any{"testplugin": map[string]any{"command": pluginBin, "options": options}},
+	}
+}
+
+// alive reports whether process pid exists.
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+// loadUntil sends requests from 8 goroutines until stop is closed and returns the
+// answers that were not 200.
+func loadUntil(t *testing.T, url string, stop <-chan struct{}) (sent *atomic.Int64, failures func() []served) {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	var mu sync.Mutex
+	var bad []served
+	var wg sync.WaitGroup
+	sent = &atomic.Int64{}
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a := post(client, url)
+				sent.Add(1)
+				if a.err != nil || a.status != 200 {
+					mu.Lock()
+					bad = append(bad, a)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	return sent, func() []served { wg.Wait(); return bad }
+}
+
+func TestBundledStrategiesRunAsSubprocesses(t *testing.T) {
+	var urls []string
+	for range 3 {
+		_, u := startBackend(t, "-work", "0")
+		urls = append(urls, u)
+	}
+	servers := map[string]any{"backends": []map[string]any{
+		{"url": urls[0], "weight": 1}, {"url": urls[1], "weight": 2}, {"url": urls[2], "weight": 3}}}
+	lb := startCore(t, map[string]any{"load_balancer": map[string]any{"strategy": "weighted"}, "servers": servers})
+
+	st := lb.status(t)
+	if st.Strategy.Name != "weighted" || st.Strategy.State != "running" || st.Strategy.PID == lb.cmd.Process.Pid || !alive(st.Strategy.PID) {
+		t.Fatalf("strategy status = %+v, want weighted running in its own process", st.Strategy)
+	}
+	counts := countBy(t, postMany(lb.url+"/requests", 600, 1))
+	if counts[hostOf(urls[0])] != 100 || counts[hostOf(urls[1])] != 200 || counts[hostOf(urls[2])] != 300 {
+		t.Errorf("600 sequential requests with weights 1:2:3 = %v, want exactly 100/200/300", counts)
+	}
+	if st := lb.status(t); st.Strategy.Fallbacks != 0 {
+		t.Errorf("fallbacks = %d, want every pick made by the plugin", st.Strategy.Fallbacks)
+	}
+}
+
+func TestExternalPluginFromItsOwnModule(t *testing.T) {
+	_, a := startBackend(t, "-work", "0")
+	_, b := startBackend(t, "-work", "0")
+	lb := startCore(t, testPluginConfig(map[string]any{"prefer": b}, a, b))
+
+	// The options reached Configure: every request goes to the preferred backend.
+	counts := countBy(t, postMany(lb.url+"/requests", 30, 3))
+	if counts[hostOf(b)] != 30 {
+		t.Errorf("counts = %v, want all 30 on %s, the backend the options prefer", counts, b)
+	}
+	// The plugin's log lines reach the core's log, marked with its name.
+	waitUntil(t, "the plugin's log lines in the core's log", func() bool {
+		log := lb.Log()
+		return strings.Contains(log, "lb.testplugin") && strings.Contains(log, `testplugin configured: mode="" prefer=`) &&
+			strings.Contains(log, "testplugin observed 30 outcomes")
+	})
+}
+
+func TestPluginSeesDeclaredHeaders(t *testing.T) {
+	_, a := startBackend(t, "-work", "0")
+	_, b := startBackend(t, "-work", "0")
+	lb := startCore(t, testPluginConfig(map[string]any{"mode": "tenant"}, a, b))
+	for tenant, want := range []string{a, b} {
+		req, _ := http.NewRequest("POST", lb.url+"/requests", nil)
+		req.Header.Set("X-Tenant", strconv.Itoa(tenant))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := readServer(t, resp)
+		if got != hostOf(want) {
+			t.Errorf("tenant %d served by %s, want %s", tenant, got, want)
+		}
+	}
+	// A strategy that declines a request: 503, with its reason.
+	req, _ := http.NewRequest("POST", lb.url+"/requests", nil)
+	req.Header.Set("X-Tenant", "7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp)
+	if resp.StatusCode != 503 || !strings.Contains(body, "no backend for this tenant") {
+		t.Errorf("declined request = %d %s, want 503 with the strategy's reason", resp.StatusCode, body)
+	}
+}
+
+func TestMisbehavingPluginCostsNoRequest(t *testing.T) {
+	for _, mode := range []string{"hang", "index99", "panic"} {
+		t.Run(mode, func(t *testing.T) {
+			_, a := startBackend(t, "-work", "0")
+			_, b := startBackend(t, "-work", "0")
+			lb := startCore(t, testPluginConfig(map[string]any{"mode": mode}, a, b))
+			answers := postMany(lb.url+"/requests", 40, 4)
+			counts := countBy(t, answers) // fails the test on any non-200
+			if len(counts) != 2 {
+				t.Errorf("counts = %v, want the built-in pick to spread over both backends", counts)
+			}
+			st := lb.status(t)
+			if st.Strategy.Fallbacks < 40 {
+				t.Errorf("strategy status = %+v, want all 40 picks counted as fallbacks", st.Strategy)
+			}
+			if !strings.Contains(lb.Log(), "strategy fallback") {
+				t.Errorf("the fallback is not logged")
+			}
+		})
+	}
+}
+
+func TestKilledPluginIsRestarted(t *testing.T) {
+	_, a := startBackend(t, "-work", "1ms", "-workers", "64")
+	_, b := startBackend(t, "-work", "1ms", "-workers", "64")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(a, b)})
+	first := lb.status(t).Strategy.PID
+
+	stop := make(chan struct{})
+	sent, failures := loadUntil(t, lb.url+"/requests", stop)
+	waitUntil(t, "load running", func() bool { return sent.Load() > 100 })
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a new plugin process", func() bool {
+		st := lb.status(t).Strategy
+		return st.State == "running" && st.PID != first && st.PID != 0 && st.Restarts == 1
+	})
+	before := sent.Load()
+	waitUntil(t, "more load after the restart", func() bool { return sent.Load() > before+100 })
+	close(stop)
+	if bad := failures(); len(bad) > 0 {
+		t.Errorf("%d of %d requests failed around the plugin's death, want none; first: %d %s %v", len(bad), sent.Load(), bad[0].status, bad[0].body, bad[0].err)
+	}
+}
+
+func TestCoreKilledLeavesNoPlugin(t *testing.T) {
+	_, a := startBackend(t)
+	_, b := startBackend(t)
+	for _, cfg := range []map[string]any{
+		{"servers": backendsConfig(a, b)},
+		testPluginConfig(map[string]any{}, a, b),
+	} {
+		lb := startCore(t, cfg)
+		pid := lb.status(t).Strategy.PID
+		if !alive(pid) {
+			t.Fatalf("plugin pid %d is not running", pid)
+		}
+		lb.stop(t, syscall.SIGKILL)
+		waitUntil(t, "the plugin to exit after the core's SIGKILL", func() bool {
+			// A zombie (exited, not yet reaped by init) counts as gone.
+			stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			return err != nil || strings.Contains(string(stat), ") Z ")
+		})
+	}
+}
+
+func TestPluginRefusingOptionsStopsStart(t *testing.T) {
+	_, a := startBackend(t)
+	cfg := testPluginConfig(map[string]any{"refuse": true}, a)
+	cfg["load_balancer"].(map[string]any)["load_balancer_port"] = 0
+	path := t.TempDir() + "/config.json"
+	writeJSON(t, path, cfg)
+	out, err := runCoreOnce(path)
+	if err == nil || !strings.Contains(out, "testplugin: options refused") {
+		t.Errorf("core with a plugin refusing its options: err %v, output %s; want a failure naming the reason", err, out)
+	}
+}
