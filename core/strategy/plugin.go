@@ -106,6 +106,8 @@ func Start(spec Spec) (*Plugin, error) {
 		close(p.done)
 		return nil, err
 	}
+	p.ch.Store(ch)
+	p.setState(StateRunning)
 	go p.supervise(ctx, ch)
 	return p, nil
 }
