@@ -1,9 +1,41 @@
-// Package sdk is what a strategy plugin author imports: the Strategy interface,
-// the types a strategy sees, and the optional interfaces a strategy may implement.
+// Package sdk is what a strategy plugin author imports: the Strategy interface, the
+// types a strategy sees, the optional interfaces it may implement, and Serve.
 //
-// A strategy answers one question per request: which of the healthy backends
-// should serve it. The core hands it a description of the request and the
-// current candidates with their live figures; the strategy returns an index.
+// A strategy answers one question per request: which of the healthy backends should
+// serve it. The load balancer hands it a description of the request and the current
+// candidates with their live figures (weight, requests in flight, the backend's own
+// queue, recent latency and error rate); the strategy returns an index.
+//
+// # From zero to a running strategy
+//
+// A strategy is a package main that calls Serve with a value implementing Strategy:
+//
+//	package main
+//
+//	import "github.com/switchyard-lb/switchyard/sdk"
+//
+//	type first struct{}
+//
+//	func (first) Pick(_ *sdk.Request, bs []sdk.Backend) (int, error) { return 0, nil }
+//
+//	func main() { sdk.Serve(first{}) }
+//
+// Build it (go build -o bin/first .), and name it in config.json:
+//
+//	"load_balancer": {"strategy": "first"},
+//	"plugins": {"first": {"command": "./bin/first", "options": {}}}
+//
+// The load balancer starts the program as a subprocess, supervises it (a crash
+// restarts it), and asks it for each request. A strategy that crashes, hangs or
+// answers an index out of range costs no request: the load balancer picks with its
+// built-in least-connections strategy meanwhile, and says so in its log and status.
+//
+// Optional interfaces, found by type assertion: Configurer receives the plugin's
+// `options` from config.json, Observer receives each request's outcome, Headerer
+// names request headers the strategy wants to see. Lines written with the standard
+// log package appear in the load balancer's log, marked with the strategy's name.
+//
+// Package sdktest drives a strategy in a plain Go test, without a load balancer.
 package sdk
 
 import (
