@@ -126,7 +126,13 @@ var (
 // startBackend runs the test backend on a free port and returns its base URL.
 func startBackend(t *testing.T, args ...string) (*proc, string) {
 	t.Helper()
-	p, addr := start(t, serverReady, serverBin, append(args, "0")...)
+	return startBackendOn(t, "0", args...)
+}
+
+// startBackendOn runs the test backend on port and returns its base URL.
+func startBackendOn(t *testing.T, port string, args ...string) (*proc, string) {
+	t.Helper()
+	p, addr := start(t, serverReady, serverBin, append(args, port)...)
 	return p, "http://" + addr
 }
 

@@ -31,6 +31,13 @@ type Backend struct {
 	failures    atomic.Uint64
 	latencyNs   atomic.Int64  // moving average of response latency
 	errorRate   atomic.Uint64 // moving average of failures, in millionths
+
+	up         atomic.Bool  // passes active checks
+	ejected    atomic.Bool  // ejected by passive checks
+	failsInRow atomic.Int32 // failed requests in a row
+	hmu        sync.Mutex   // guards health and returnedAt
+	health     Health
+	returnedAt time.Time
 }
 
 // Weight is the backend's configured weight.
@@ -139,8 +146,25 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) {
 		keep[key] = b
 		next.All = append(next.All, b)
 	}
-	next.Candidates = next.All
 	s.byKey = keep
+	s.publish(next.All)
+}
+
+// Rebuild publishes a new snapshot after a backend's health changed.
+func (s *Set) Rebuild() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.publish(s.snap.Load().All)
+}
+
+// publish stores a snapshot of all with the candidates among them. s.mu must be held.
+func (s *Set) publish(all []*Backend) {
+	next := &Snapshot{All: all}
+	for _, b := range all {
+		if b.Candidate() {
+			next.Candidates = append(next.Candidates, b)
+		}
+	}
 	s.snap.Store(next)
 }
 
@@ -148,5 +172,7 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) {
 func newBackend(rawURL, key string, cc ClientConfig) *Backend {
 	b := &Backend{URL: rawURL, Key: key, Client: newClient(key, cc)}
 	b.queueLength.Store(-1)
+	b.up.Store(true) // until active checks say otherwise
+	b.health.Since = time.Now().UTC()
 	return b
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/health"
 	"github.com/switchyard-lb/switchyard/core/pool"
 	"github.com/switchyard-lb/switchyard/core/proxy"
 	"github.com/switchyard-lb/switchyard/core/status"
@@ -34,6 +35,8 @@ type LB struct {
 	log      hclog.Logger
 	pool     *pool.Pool
 	backends *backend.Set
+	checker  *health.Checker
+	passive  *health.Passive
 	handler  *proxy.Handler
 	source   *status.Source
 	server   *fasthttp.Server
@@ -64,11 +67,13 @@ func New(cfg *config.Config, log hclog.Logger) (*LB, error) {
 		return nil, err
 	}
 	l.backends.Update(cfg.Servers.Backends, clientConfig(cfg))
+	l.checker = health.NewChecker(checkConfig(cfg), activeSetter{set: l.backends, log: log.Named("health")}, log.Named("health"))
+	l.passive = health.NewPassive(passiveConfig(cfg), l.backends, log.Named("health"))
 	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() strategy.Status {
 		return l.handler.Picker().Status()
 	}}
 	l.handler = proxy.New(proxy.Config{
-		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: settings(cfg),
+		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: settings(cfg), Outcomes: l.passive,
 		Status: l.source.ServeFast, Log: log.Named("proxy"),
 	})
 	lbc := cfg.LoadBalancer
@@ -110,6 +115,7 @@ func (l *LB) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.wg.Go(func() { l.pool.Run(ctx) })
+	l.wg.Go(func() { l.checker.Run(ctx, l.backends.Snapshot().All) })
 	l.setApplied(cfg)
 	wrapped := &proxy.Listener{Listener: ln, Idle: cfg.LoadBalancer.Timeouts.BodyIdle.D()}
 	l.wg.Go(func() {
@@ -212,6 +218,39 @@ func poolConfig(cfg *config.Config) pool.Config {
 	return pool.Config{
 		MinWorkers: tp.MinWorkers, MaxWorkers: tp.MaxWorkers, QueueCapacity: tp.QueueCapacity,
 		QueueTimeout: tp.QueueTimeout.D(), IdleTimeout: tp.IdleTimeout.D(),
+	}
+}
+
+func checkConfig(cfg *config.Config) health.Config {
+	hc := cfg.HealthCheck
+	return health.Config{
+		Path: hc.Path, Interval: hc.Interval.D(), Timeout: hc.Timeout.D(),
+		Healthy: hc.HealthyThreshold, Unhealthy: hc.UnhealthyThreshold,
+	}
+}
+
+func passiveConfig(cfg *config.Config) health.PassiveConfig {
+	p := cfg.HealthCheck.Passive
+	return health.PassiveConfig{ConsecutiveFailures: p.ConsecutiveFailures, EjectionTime: p.EjectionTime.D()}
+}
+
+// activeSetter applies active checks' verdicts to the backend set, one log line per
+// change.
+type activeSetter struct {
+	set *backend.Set
+	log hclog.Logger
+}
+
+// SetActive marks b up or down and publishes the new candidates.
+func (a activeSetter) SetActive(b *backend.Backend, up bool, reason, lastErr string) {
+	if !b.SetUp(up, reason, lastErr) {
+		return
+	}
+	a.set.Rebuild()
+	if up {
+		a.log.Info("backend up", "backend", b.URL, "reason", reason)
+	} else {
+		a.log.Warn("backend down", "backend", b.URL, "reason", reason, "error", lastErr)
 	}
 }
 

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -106,7 +107,10 @@ func (x *exchange) done() {
 	o := sdk.Outcome{URL: x.b.URL, Status: x.status, Latency: latency}
 	if x.err != nil {
 		o.Err = x.err.Error()
+	} else if failed {
+		o.Err = "status " + strconv.Itoa(x.status)
 	}
+	x.h.outcomes.Observe(x.b, failed, o.Err)
 	x.picker.Observe(x.b, o)
 }
 

@@ -25,12 +25,20 @@ type Settings struct {
 	Idle           time.Duration // longest silence of an upgraded (WebSocket) connection
 }
 
+// OutcomeObserver hears the result of every request sent to a backend; it must not
+// block (passive health checks implement it).
+type OutcomeObserver interface {
+	Observe(b *backend.Backend, failed bool, errMsg string)
+}
+
 // Config builds a Handler.
 type Config struct {
 	Pool     *pool.Pool
 	Backends *backend.Set
 	Picker   strategy.Picker
 	Settings Settings
+	// Outcomes hears each request's result (nil: nobody).
+	Outcomes OutcomeObserver
 	// Status answers the status path.
 	Status fasthttp.RequestHandler
 	Log    hclog.Logger
@@ -46,6 +54,7 @@ type Handler struct {
 	picker   atomic.Pointer[pickerBox]
 	settings atomic.Pointer[Settings]
 	status   fasthttp.RequestHandler
+	outcomes OutcomeObserver
 	log      hclog.Logger
 }
 
@@ -54,7 +63,10 @@ type pickerBox struct{ strategy.Picker }
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
-	h := &Handler{pool: cfg.Pool, backends: cfg.Backends, status: cfg.Status, log: cfg.Log}
+	h := &Handler{pool: cfg.Pool, backends: cfg.Backends, status: cfg.Status, outcomes: cfg.Outcomes, log: cfg.Log}
+	if h.outcomes == nil {
+		h.outcomes = nobody{}
+	}
 	h.SetPicker(cfg.Picker)
 	h.SetSettings(cfg.Settings)
 	return h
@@ -117,8 +129,11 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	var addr [64]byte
 	view.RemoteAddr, _ = ctx.RemoteIP().AppendText(addr[:0])
 
-	// 5. Pick and forward. A backend that could not be reached gets none of the
-	// request, so another may be tried whatever the method (DESIGN section 3).
+	// 5. Pick and forward, retrying on another backend (never the same one twice
+	// while another exists) when the request can be sent again safely: a backend that
+	// could not be reached got none of it, whatever the method; otherwise only an
+	// idempotent request whose body is still at hand (DESIGN section 3).
+	replayable := isIdempotent(req.Header.Method()) && !req.IsBodyStream()
 	picker := h.picker.Load().Picker
 	up := fasthttp.AcquireResponse()
 	var tried [4]*backend.Backend
@@ -144,7 +159,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		x.fail(err)
-		if attempt >= s.Retries || !notSent(err) {
+		if attempt >= s.Retries || !notSent(err) && !replayable {
 			h.log.Debug("backend failed", "backend", b.URL, "error", err)
 			fasthttp.ReleaseResponse(up)
 			h.pool.Release()
@@ -153,6 +168,21 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		exclude = append(exclude, b)
 	}
+}
+
+// nobody is the OutcomeObserver that hears nothing.
+type nobody struct{}
+
+func (nobody) Observe(*backend.Backend, bool, string) {}
+
+// isIdempotent reports whether a request with method may be repeated
+// (RFC 9110 section 9.2.2).
+func isIdempotent(method []byte) bool {
+	switch string(method) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
 }
 
 // setScheme points req at b's scheme, which the client for b checks.

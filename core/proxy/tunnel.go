@@ -21,6 +21,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 	bc, err := net.DialTimeout("tcp", b.Client.Addr, s.ConnectTimeout)
 	if err != nil {
 		b.Finish(time.Since(start), true)
+		h.outcomes.Observe(b, true, err.Error())
 		writeUpstreamError(ctx, err)
 		return
 	}

@@ -19,6 +19,7 @@ var (
 	descRequests     = prometheus.NewDesc("lb_backend_requests_total", "Requests sent to the backend.", []string{"backend"}, nil)
 	descFailures     = prometheus.NewDesc("lb_backend_failures_total", "Requests to the backend that failed.", []string{"backend"}, nil)
 	descWeight       = prometheus.NewDesc("lb_backend_weight", "The backend's configured weight.", []string{"backend"}, nil)
+	descEjections    = prometheus.NewDesc("lb_backend_ejections", "Passive ejections of the backend in a row.", []string{"backend"}, nil)
 	descGeneration   = prometheus.NewDesc("lb_config_generation", "Configurations applied so far.", nil, nil)
 	descStrategy     = prometheus.NewDesc("lb_strategy_info", "The running strategy.", []string{"name", "state"}, nil)
 	descFallbacks    = prometheus.NewDesc("lb_strategy_fallbacks_total", "Picks made by the built-in strategy because the plugin could not answer well.", nil, nil)
@@ -28,7 +29,7 @@ var (
 // Describe sends the metrics' descriptions.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descQueue, descQueueCap, descAdmitted, descShed,
-		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descWeight, descGeneration, descStrategy, descFallbacks, descRestarts} {
+		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descWeight, descEjections, descGeneration, descStrategy, descFallbacks, descRestarts} {
 		ch <- d
 	}
 }
@@ -59,6 +60,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descInflight, float64(b.Inflight), b.URL)
 		gauge(descBackendQueue, float64(b.QueueLength), b.URL)
 		gauge(descWeight, float64(b.Weight), b.URL)
+		gauge(descEjections, float64(b.Ejections), b.URL)
 		counter(descRequests, b.Requests, b.URL)
 		counter(descFailures, b.Failures, b.URL)
 	}

@@ -33,6 +33,9 @@ type Backend struct {
 	Failures    uint64  `json:"failures"`
 	LatencyMs   float64 `json:"latency_ms"` // moving average
 	ErrorRate   float64 `json:"error_rate"` // moving average, 0..1
+	// Health says why the backend is or is not a candidate: state (up, down,
+	// ejected), reason, since, last_error, ejected_until, ejections.
+	backend.Health
 }
 
 // Config describes the configuration in force.
@@ -73,10 +76,6 @@ func (s *Source) ConfigState() Config {
 // Status returns the current status.
 func (s *Source) Status() Status {
 	snap := s.Backends.Snapshot()
-	candidate := make(map[*backend.Backend]bool, len(snap.Candidates))
-	for _, b := range snap.Candidates {
-		candidate[b] = true
-	}
 	st := Status{
 		Strategy: s.Strategy(),
 		Pool:     s.Pool.Stats(),
@@ -86,7 +85,7 @@ func (s *Source) Status() Status {
 	for _, b := range snap.All {
 		st.Backends = append(st.Backends, Backend{
 			URL:         b.URL,
-			Healthy:     candidate[b],
+			Healthy:     b.Candidate(),
 			Weight:      b.Weight(),
 			Inflight:    b.Inflight(),
 			QueueLength: b.QueueLength(),
@@ -94,6 +93,7 @@ func (s *Source) Status() Status {
 			Failures:    b.Failures(),
 			LatencyMs:   float64(b.Latency().Microseconds()) / 1000,
 			ErrorRate:   b.ErrorRate(),
+			Health:      b.Health(),
 		})
 	}
 	return st

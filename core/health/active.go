@@ -1,0 +1,204 @@
+// Package health decides which backends take requests: active checks probe each
+// backend's health path, passive checks eject backends that fail real traffic.
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+)
+
+// Config is the active check's settings.
+type Config struct {
+	Path      string        // probed with GET
+	Interval  time.Duration // between two probes of a backend
+	Timeout   time.Duration // of one probe
+	Healthy   int           // successes in a row that bring a backend back
+	Unhealthy int           // failures in a row that take it out
+}
+
+// StatusSetter receives the verdicts of active checks. backend.Set's owner implements
+// it by marking the backend and publishing a new snapshot.
+type StatusSetter interface {
+	SetActive(b *backend.Backend, up bool, reason, lastErr string)
+}
+
+// Checker probes every backend on its own goroutine, so a backend that hangs delays
+// only its own checks.
+//
+// Checker is safe for use by multiple goroutines.
+type Checker struct {
+	setter StatusSetter
+	log    hclog.Logger
+	client *http.Client
+
+	mu      sync.Mutex
+	cfg     Config
+	probers map[*backend.Backend]context.CancelFunc
+	ctx     context.Context
+}
+
+// NewChecker returns a checker that reports to setter. Run starts it.
+func NewChecker(cfg Config, setter StatusSetter, log hclog.Logger) *Checker {
+	return &Checker{
+		cfg: cfg, setter: setter, log: log, probers: map[*backend.Backend]context.CancelFunc{},
+		client: &http.Client{
+			Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute, DisableCompression: true},
+			// A redirect is an answer, not something to follow.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Run checks backends until ctx is done. Watch tells it which.
+func (c *Checker) Run(ctx context.Context, backends []*backend.Backend) {
+	c.mu.Lock()
+	c.ctx = ctx
+	c.mu.Unlock()
+	c.Watch(backends)
+	<-ctx.Done()
+}
+
+// Watch makes the checker probe exactly backends: new ones get a prober, missing
+// ones lose theirs.
+func (c *Checker) Watch(backends []*backend.Backend) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		return
+	}
+	keep := make(map[*backend.Backend]bool, len(backends))
+	for _, b := range backends {
+		keep[b] = true
+		if c.probers[b] == nil {
+			ctx, cancel := context.WithCancel(c.ctx)
+			c.probers[b] = cancel
+			go c.probeLoop(ctx, b)
+		}
+	}
+	for b, cancel := range c.probers {
+		if !keep[b] {
+			cancel()
+			delete(c.probers, b)
+		}
+	}
+}
+
+// SetConfig changes the checks' settings; probers pick them up at their next probe.
+func (c *Checker) SetConfig(cfg Config) {
+	c.mu.Lock()
+	c.cfg = cfg
+	c.mu.Unlock()
+}
+
+func (c *Checker) config() Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg
+}
+
+// probeLoop probes b every interval until ctx is done.
+func (c *Checker) probeLoop(ctx context.Context, b *backend.Backend) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("health checker panicked", "backend", b.URL, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	var th Threshold
+	th.Reset(b.Up())
+	for {
+		cfg := c.config()
+		err := c.probe(ctx, b, cfg)
+		if ctx.Err() != nil {
+			return
+		}
+		if changed := th.Observe(err == nil, cfg.Healthy, cfg.Unhealthy); changed {
+			if th.Up() {
+				c.setter.SetActive(b, true, fmt.Sprintf("active: %d checks in a row passed", cfg.Healthy), "")
+			} else {
+				c.setter.SetActive(b, false, fmt.Sprintf("active: %d checks in a row failed", cfg.Unhealthy), err.Error())
+			}
+		} else if err != nil {
+			c.setter.SetActive(b, th.Up(), "", err.Error())
+		}
+		t := time.NewTimer(cfg.Interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// probe GETs b's health path; only a 2xx answer within the timeout passes. A JSON
+// answer with queue_length feeds the backend's reported queue.
+func (c *Checker) probe(ctx context.Context, b *backend.Backend, cfg Config) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.Key+cfg.Path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "switchyard-health-check")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("checking health: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return fmt.Errorf("reading health answer: %w", err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("health check answered %d", resp.StatusCode)
+	}
+	var load struct {
+		QueueLength *int `json:"queue_length"`
+	}
+	if json.Unmarshal(body, &load) == nil && load.QueueLength != nil {
+		b.SetQueueLength(*load.QueueLength)
+	}
+	return nil
+}
+
+// Threshold is the up/down state machine of active checks: a backend goes down after
+// unhealthy failures in a row and comes back after healthy successes in a row.
+type Threshold struct {
+	down      bool
+	successes int
+	failures  int
+}
+
+// Reset sets the state without history.
+func (t *Threshold) Reset(up bool) { *t = Threshold{down: !up} }
+
+// Up reports the current state.
+func (t *Threshold) Up() bool { return !t.down }
+
+// Observe records one check and reports whether the state changed.
+func (t *Threshold) Observe(ok bool, healthy, unhealthy int) bool {
+	if ok {
+		t.successes, t.failures = t.successes+1, 0
+		if t.down && t.successes >= healthy {
+			t.down = false
+			return true
+		}
+		return false
+	}
+	t.successes, t.failures = 0, t.failures+1
+	if !t.down && t.failures >= unhealthy {
+		t.down = true
+		return true
+	}
+	return false
+}
