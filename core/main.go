@@ -38,9 +38,17 @@ func main() {
 	}
 }
 
-// run serves the configuration at path until SIGINT or SIGTERM, then drains.
+// run serves the configuration at path until SIGINT or SIGTERM, then drains. Edits of
+// the file, and SIGHUP, apply a new configuration live.
 func run(path string, log hclog.Logger) error {
-	cfg, err := config.Load(path, lb.Bundled)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return &config.Error{File: path, Msg: fmt.Sprintf("reading: %v", err)}
+	}
+	cfg, err := config.Parse(data, path)
+	if err == nil {
+		err = cfg.Validate(lb.Bundled)
+	}
 	if err != nil {
 		return err
 	}
@@ -54,9 +62,35 @@ func run(path string, log hclog.Logger) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
+	w, err := config.Watch(path, data)
+	if err != nil {
+		log.Warn("not watching the config file; SIGHUP still reloads it", "error", err)
+	} else {
+		go w.Run(ctx)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case data := <-changes(w):
+			log.Info("config file changed", "file", path)
+			_ = l.Reload(data, path)
+		case <-hup:
+			log.Info("SIGHUP: reloading the config file", "file", path)
+			if data, err := os.ReadFile(path); err != nil {
+				log.Error("config refused; the running configuration is unchanged", "file", path, "error", err)
+			} else {
+				_ = l.Reload(data, path)
+			}
+		case err := <-watchErrors(w):
+			log.Warn("watching the config file", "error", err)
+		}
+	}
 	stop() // a second signal kills at once
-	drain := cfg.LoadBalancer.Timeouts.Shutdown.D()
+	drain := l.Config().LoadBalancer.Timeouts.Shutdown.D()
 	log.Info("shutting down: draining in-flight requests", "timeout", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
@@ -65,4 +99,20 @@ func run(path string, log hclog.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// changes is w's channel of new content; nil (never ready) without a watcher.
+func changes(w *config.Watcher) <-chan []byte {
+	if w == nil {
+		return nil
+	}
+	return w.Changed
+}
+
+// watchErrors is w's error channel; nil without a watcher.
+func watchErrors(w *config.Watcher) <-chan error {
+	if w == nil {
+		return nil
+	}
+	return w.Errors
 }

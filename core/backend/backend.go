@@ -3,6 +3,7 @@
 package backend
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,9 +21,8 @@ type Backend struct {
 	// URL is the backend's URL as written in config.json.
 	URL string
 	// Key is the normalized URL, the backend's identity (see config.NormalizeURL).
-	Key string
-	// Client holds the pooled keep-alive connections to the backend.
-	Client *fasthttp.HostClient
+	Key    string
+	client atomic.Pointer[fasthttp.HostClient]
 
 	weight      atomic.Int64
 	inflight    atomic.Int64
@@ -39,6 +39,10 @@ type Backend struct {
 	health     Health
 	returnedAt time.Time
 }
+
+// Client returns the pool of keep-alive connections to the backend. A configuration
+// change may replace it; requests keep the one they started with.
+func (b *Backend) Client() *fasthttp.HostClient { return b.client.Load() }
 
 // Weight is the backend's configured weight.
 func (b *Backend) Weight() int { return int(b.weight.Load()) }
@@ -101,10 +105,11 @@ type Snapshot struct {
 // Set is safe for use by multiple goroutines: Snapshot is lock-free, Update is
 // serialized by a mutex.
 type Set struct {
-	mu     sync.Mutex
-	byKey  map[string]*Backend
-	snap   atomic.Pointer[Snapshot]
-	client ClientConfig
+	mu      sync.Mutex
+	byKey   map[string]*Backend
+	snap    atomic.Pointer[Snapshot]
+	client  ClientConfig
+	updated bool // Update has run before
 }
 
 // ClientConfig shapes the connection pool to each backend.
@@ -124,14 +129,20 @@ func NewSet() *Set {
 // Snapshot returns the current view of the set. It never returns nil.
 func (s *Set) Snapshot() *Snapshot { return s.snap.Load() }
 
-// Update makes the set match the configured backends: existing ones (by normalized URL)
-// keep their counters and connections and take the new weight; new ones are added;
-// missing ones leave the snapshot. The backends must have passed config validation.
-func (s *Set) Update(backends []config.Backend, cc ClientConfig) {
+// Update makes the set match the configured backends and returns the ones it
+// removed, which keep serving their in-flight requests (see Drain). Existing backends
+// (by normalized URL) keep their counters and take the new weight; a changed cc gives
+// them new connection pools. New backends join as candidates on the first Update;
+// on later ones they join down, and take traffic once health checks pass them.
+// The backends must have passed config validation.
+func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Backend) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	first := !s.updated
+	s.updated = true
+	newClients := s.client != cc
 	s.client = cc
-	next := &Snapshot{}
+	var all []*Backend
 	keep := make(map[string]*Backend, len(backends))
 	for _, cb := range backends {
 		key, err := config.NormalizeURL(cb.URL)
@@ -139,15 +150,39 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) {
 			continue // validated before; unreachable
 		}
 		b := s.byKey[key]
-		if b == nil {
-			b = newBackend(cb.URL, key, cc)
+		switch {
+		case b == nil:
+			b = newBackend(cb.URL, key, cc, first)
+		case newClients:
+			b.client.Store(newClient(key, cc))
 		}
 		b.weight.Store(int64(cb.Weight))
 		keep[key] = b
-		next.All = append(next.All, b)
+		all = append(all, b)
+	}
+	for key, b := range s.byKey {
+		if keep[key] == nil {
+			removed = append(removed, b)
+		}
 	}
 	s.byKey = keep
-	s.publish(next.All)
+	s.publish(all)
+	return removed
+}
+
+// Drain waits until b has no request in flight (or ctx is done), then closes its
+// idle connections.
+func Drain(ctx context.Context, b *Backend) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for b.Inflight() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	b.Client().CloseIdleConnections()
 }
 
 // Rebuild publishes a new snapshot after a backend's health changed.
@@ -169,10 +204,11 @@ func (s *Set) publish(all []*Backend) {
 }
 
 // newBackend builds a backend with its own connection pool.
-func newBackend(rawURL, key string, cc ClientConfig) *Backend {
-	b := &Backend{URL: rawURL, Key: key, Client: newClient(key, cc)}
+func newBackend(rawURL, key string, cc ClientConfig, up bool) *Backend {
+	b := &Backend{URL: rawURL, Key: key}
+	b.client.Store(newClient(key, cc))
 	b.queueLength.Store(-1)
-	b.up.Store(true) // until active checks say otherwise
+	b.up.Store(up)
 	b.health.Since = time.Now().UTC()
 	return b
 }

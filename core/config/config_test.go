@@ -153,3 +153,22 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("Load(missing) = %v, want an error naming the file", err)
 	}
 }
+
+func TestDiff(t *testing.T) {
+	a, err := parseValid(`{"threadpool": {"max_workers": 5}, "plugins": {"p": {"command": "/bin/true", "options": {"k": 1}}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := parseValid(`{"threadpool": {"max_workers": 6}, "servers": {"backends": [{"url": "http://a:1"}]},
+		"plugins": {"p": {"command": "/bin/true", "options": {"k": 2}}}, "load_balancer": {"load_balancer_port": 8000}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(Diff(a, b), " ")
+	if want := "plugins.p.options.k servers.backends threadpool.max_workers"; got != want {
+		t.Errorf("Diff = %q, want %q", got, want)
+	}
+	if d := Diff(a, a); len(d) != 0 {
+		t.Errorf("Diff(a, a) = %v, want nothing", d)
+	}
+}

@@ -5,18 +5,13 @@ package lb
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/config"
@@ -39,16 +34,15 @@ type LB struct {
 	passive  *health.Passive
 	handler  *proxy.Handler
 	source   *status.Source
-	server   *fasthttp.Server
-	ln       net.Listener
-	admin    *http.Server
-	adminLn  net.Listener
 	runtime  string // plugin sockets
 
-	mu         sync.Mutex // guards cfg and generation
+	applyMu    sync.Mutex // serializes Apply; guards the fields below
 	cfg        *config.Config
 	generation int
+	front      *front // the client listener and its server
+	admin      *admin // nil when admin_addr is ""
 
+	ctx    context.Context // of background work; done at Shutdown
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -76,74 +70,61 @@ func New(cfg *config.Config, log hclog.Logger) (*LB, error) {
 		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: settings(cfg), Outcomes: l.passive,
 		Status: l.source.ServeFast, Log: log.Named("proxy"),
 	})
-	lbc := cfg.LoadBalancer
-	l.server = &fasthttp.Server{
-		Handler:      l.handler.ServeHTTP,
-		ErrorHandler: proxy.ServerError,
-		// Headers are read within read_header; bodies and writes time out only when
-		// idle (see proxy.Listener); keep-alive connections close after idle.
-		ReadTimeout:                  lbc.Timeouts.ReadHeader.D(),
-		IdleTimeout:                  lbc.Timeouts.Idle.D(),
-		ReadBufferSize:               lbc.Limits.MaxHeaderBytes,
-		StreamRequestBody:            true,
-		DisablePreParseMultipartForm: true,
-		NoDefaultServerHeader:        true,
-		NoDefaultDate:                true,
-		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-		Logger:                       fasthttpLogger{log.Named("http")},
-	}
 	return l, nil
 }
 
 // Start listens on the configured addresses and serves until Shutdown.
 func (l *LB) Start() error {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
 	cfg := l.cfg
-	addr := net.JoinHostPort(cfg.LoadBalancer.Host, strconv.Itoa(int(cfg.LoadBalancer.Port)))
-	ln, err := net.Listen("tcp", addr)
+	fr, err := l.newFront(cfg, true)
 	if err != nil {
-		return fmt.Errorf("listening for clients: %w", err)
+		return err
 	}
-	l.ln = ln
-	if a := cfg.LoadBalancer.AdminAddr; a != "" {
-		if l.adminLn, err = net.Listen("tcp", a); err != nil {
-			ln.Close()
-			return fmt.Errorf("listening on admin_addr: %w", err)
+	var ad *admin
+	if cfg.LoadBalancer.AdminAddr != "" {
+		if ad, err = newAdmin(cfg.LoadBalancer.AdminAddr, l.source, l.log); err != nil {
+			fr.ln.Close()
+			return err
 		}
-		l.admin = &http.Server{Handler: status.AdminHandler(l.source), ReadHeaderTimeout: 10 * time.Second}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l.cancel = cancel
-	l.wg.Go(func() { l.pool.Run(ctx) })
-	l.wg.Go(func() { l.checker.Run(ctx, l.backends.Snapshot().All) })
-	l.setApplied(cfg)
-	wrapped := &proxy.Listener{Listener: ln, Idle: cfg.LoadBalancer.Timeouts.BodyIdle.D()}
-	l.wg.Go(func() {
-		if err := l.server.Serve(wrapped); err != nil {
-			l.log.Error("client listener stopped", "error", err)
-		}
-	})
-	if l.admin != nil {
-		l.wg.Go(func() {
-			if err := l.admin.Serve(l.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				l.log.Error("admin listener stopped", "error", err)
-			}
-		})
-	}
-	l.log.Info("listening", "addr", ln.Addr().String(), "admin", l.AdminAddr(), "strategy", cfg.LoadBalancer.Strategy,
+	l.front, l.admin = fr, ad
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Go(func() { l.pool.Run(l.ctx) })
+	l.wg.Go(func() { l.checker.Run(l.ctx, l.backends.Snapshot().All) })
+	l.applied(cfg)
+	l.log.Info("listening", "addr", fr.ln.Addr().String(), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
 		"backends", len(cfg.Servers.Backends), "config", cfg.Path)
 	return nil
 }
 
 // Addr is the client listener's address.
-func (l *LB) Addr() string { return l.ln.Addr().String() }
+func (l *LB) Addr() string {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	return l.front.ln.Addr().String()
+}
 
 // AdminAddr is the admin listener's address, "" when it is off.
 func (l *LB) AdminAddr() string {
-	if l.adminLn == nil {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	return l.adminAddr()
+}
+
+func (l *LB) adminAddr() string {
+	if l.admin == nil {
 		return ""
 	}
-	return l.adminLn.Addr().String()
+	return l.admin.ln.Addr().String()
+}
+
+// Config returns the configuration in force.
+func (l *LB) Config() *config.Config {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	return l.cfg
 }
 
 // Status returns the status JSON's content.
@@ -152,9 +133,12 @@ func (l *LB) Status() status.Status { return l.source.Status() }
 // Shutdown stops accepting, lets in-flight requests finish until ctx is done, and
 // stops the background work. It returns ctx's error if requests were cut off.
 func (l *LB) Shutdown(ctx context.Context) error {
-	err := l.server.ShutdownWithContext(ctx)
-	if l.admin != nil {
-		_ = l.admin.Close()
+	l.applyMu.Lock()
+	fr, ad := l.front, l.admin
+	l.applyMu.Unlock()
+	err := fr.server.ShutdownWithContext(ctx)
+	if ad != nil {
+		_ = ad.server.Close()
 	}
 	l.cancel()
 	l.wg.Wait()
@@ -169,30 +153,11 @@ func (l *LB) Close() {
 	_ = os.RemoveAll(l.runtime)
 }
 
-// SwitchStrategy starts the strategy cfg names and, once it answers, makes it pick
-// for new requests and stops the one before. If the new strategy does not start,
-// the old one keeps picking and the error is returned.
-func (l *LB) SwitchStrategy(cfg *config.Config) error {
-	next, err := l.startStrategy(cfg)
-	if err != nil {
-		return err
-	}
-	prev := l.handler.Picker()
-	l.handler.SetPicker(next)
-	// Picks already sent to prev fall back to the built-in pick when it stops.
-	prev.Close()
-	l.log.Info("strategy switched", "from", prev.Name(), "to", next.Name(), "pid", next.Status().PID)
-	return nil
-}
-
-// setApplied records cfg as the configuration in force.
-func (l *LB) setApplied(cfg *config.Config) {
-	l.mu.Lock()
+// applied records cfg as the configuration in force. l.applyMu must be held.
+func (l *LB) applied(cfg *config.Config) {
 	l.cfg = cfg
 	l.generation++
-	gen := l.generation
-	l.mu.Unlock()
-	l.source.SetConfig(status.Config{Path: cfg.Path, Generation: gen, LoadedAt: time.Now().UTC()})
+	l.source.SetConfig(status.Config{Path: cfg.Path, Generation: l.generation, LoadedAt: time.Now().UTC()})
 }
 
 // startStrategy starts the strategy cfg names as a plugin process: a bundled one by

@@ -104,8 +104,8 @@ func TestSwitchStrategyUnderLoad(t *testing.T) {
 
 	next := *cfg
 	next.LoadBalancer.Strategy = "weighted"
-	if err := l.SwitchStrategy(&next); err != nil {
-		t.Fatalf("SwitchStrategy: %v", err)
+	if err := l.Apply(&next); err != nil {
+		t.Fatalf("Apply: %v", err)
 	}
 	at := sent.Load()
 	for sent.Load() < at+200 {
@@ -129,8 +129,8 @@ func TestSwitchToBrokenStrategyKeepsTheOld(t *testing.T) {
 	next := *cfg
 	next.LoadBalancer.Strategy = "mine"
 	next.Plugins = map[string]config.Plugin{"mine": {Command: "/bin/false"}}
-	if err := l.SwitchStrategy(&next); err == nil {
-		t.Fatalf("SwitchStrategy to a plugin that cannot start = nil, want an error")
+	if err := l.Apply(&next); err == nil {
+		t.Fatalf("Apply of a plugin that cannot start = nil, want an error")
 	}
 	resp, err := http.Get("http://" + l.Addr() + "/")
 	if err != nil || resp.StatusCode != 200 {

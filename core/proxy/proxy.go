@@ -153,7 +153,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		setScheme(req, b)
 		x := acquireExchange(h, b, picker, up)
-		err = b.Client.Do(req, up)
+		err = b.Client().Do(req, up)
 		if err == nil {
 			x.answer(ctx, clientClose)
 			return
@@ -187,7 +187,7 @@ func isIdempotent(method []byte) bool {
 
 // setScheme points req at b's scheme, which the client for b checks.
 func setScheme(req *fasthttp.Request, b *backend.Backend) {
-	if b.Client.IsTLS {
+	if b.Client().IsTLS {
 		req.URI().SetScheme("https")
 	} else {
 		req.URI().SetScheme("http")

@@ -18,7 +18,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 	defer h.pool.Release()
 	b.Start()
 	start := time.Now()
-	bc, err := net.DialTimeout("tcp", b.Client.Addr, s.ConnectTimeout)
+	bc, err := net.DialTimeout("tcp", b.Client().Addr, s.ConnectTimeout)
 	if err != nil {
 		b.Finish(time.Since(start), true)
 		h.outcomes.Observe(b, true, err.Error())

@@ -66,6 +66,13 @@ func (s *Source) SetConfig(c Config) {
 	s.mu.Unlock()
 }
 
+// SetLastError records a refused configuration edit ("" clears it).
+func (s *Source) SetLastError(msg string) {
+	s.mu.Lock()
+	s.config.LastError = msg
+	s.mu.Unlock()
+}
+
 // ConfigState returns what SetConfig recorded.
 func (s *Source) ConfigState() Config {
 	s.mu.Lock()

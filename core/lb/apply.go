@@ -1,0 +1,142 @@
+package lb
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+)
+
+// Reload applies config.json's new content: it is parsed and validated first, and a
+// refused edit changes nothing but the status's last_error (logged once). A good
+// edit clears last_error.
+func (l *LB) Reload(data []byte, path string) error {
+	next, err := config.Parse(data, path)
+	if err == nil {
+		err = next.Validate(Bundled)
+	}
+	if err == nil {
+		err = l.Apply(next)
+	}
+	if err != nil {
+		l.source.SetLastError(err.Error())
+		l.log.Error("config refused; the running configuration is unchanged", "file", path, "error", err)
+		return err
+	}
+	return nil
+}
+
+// Apply changes the running load balancer to next, which must have passed Validate,
+// part by part and without dropping a request. What can fail (a new listener, a new
+// strategy) is prepared first; if it fails nothing changes and the error is returned.
+func (l *LB) Apply(next *config.Config) error {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	prev := l.cfg
+	changed := config.Diff(prev, next)
+
+	// 1. Prepare what can fail.
+	var fr *front
+	if frontKeyOf(next) != l.front.key {
+		samePort := next.LoadBalancer.Port == prev.LoadBalancer.Port && next.LoadBalancer.Host == prev.LoadBalancer.Host
+		var err error
+		if fr, err = l.newFront(next, !samePort); err != nil {
+			return err
+		}
+	}
+	var ad *admin
+	adminMoved := next.LoadBalancer.AdminAddr != prev.LoadBalancer.AdminAddr
+	if adminMoved && next.LoadBalancer.AdminAddr != "" {
+		var err error
+		if ad, err = newAdmin(next.LoadBalancer.AdminAddr, l.source, l.log); err != nil {
+			if fr != nil {
+				fr.drain(time.Second, l.log)
+			}
+			return err
+		}
+	}
+	var picker strategy.Picker
+	if strategyChanged(prev, next) {
+		var err error
+		if picker, err = l.startStrategy(next); err != nil {
+			if fr != nil {
+				fr.drain(time.Second, l.log)
+			}
+			if ad != nil {
+				_ = ad.server.Close()
+			}
+			return err
+		}
+	}
+
+	// 2. Apply; nothing below fails.
+	l.pool.Resize(poolConfig(next))
+	for _, b := range l.backends.Update(next.Servers.Backends, clientConfig(next)) {
+		l.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
+		go backend.Drain(l.ctx, b)
+	}
+	l.checker.SetConfig(checkConfig(next))
+	l.checker.Watch(l.backends.Snapshot().All)
+	l.passive.SetConfig(passiveConfig(next))
+	l.handler.SetSettings(settings(next))
+	if picker != nil {
+		old := l.handler.Picker()
+		l.handler.SetPicker(picker)
+		old.Close()
+	}
+	if fr != nil {
+		old := l.front
+		l.front = fr
+		go old.drain(next.LoadBalancer.Timeouts.Shutdown.D(), l.log)
+	}
+	if adminMoved {
+		if l.admin != nil {
+			shutdownAdmin(l.admin)
+		}
+		l.admin = ad
+	}
+	l.applied(next)
+	l.log.Info("config applied", "generation", l.generation, "changed", describe(changed, next))
+	return nil
+}
+
+// strategyChanged reports whether next needs a new strategy instance: another name,
+// or another command, arguments or options for the same one.
+func strategyChanged(prev, next *config.Config) bool {
+	name := next.LoadBalancer.Strategy
+	if name != prev.LoadBalancer.Strategy {
+		return true
+	}
+	p, n := prev.Plugins[name], next.Plugins[name]
+	return p.Command != n.Command || !reflect.DeepEqual(p.Args, n.Args) || string(p.Options) != string(n.Options)
+}
+
+// describe lists the changed keys for the log, with their new values where they
+// are scalars: "threadpool.max_workers=80, servers.backends".
+func describe(changed []string, next *config.Config) string {
+	if len(changed) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for i, k := range changed {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k)
+		if v, ok := next.Value(k); ok {
+			fmt.Fprintf(&b, "=%s", v)
+		}
+	}
+	return b.String()
+}
+
+func shutdownAdmin(a *admin) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.server.Shutdown(ctx)
+}

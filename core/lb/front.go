@@ -1,0 +1,135 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/proxy"
+	"github.com/switchyard-lb/switchyard/core/status"
+)
+
+// front is the client listener with the server that reads requests from it. A change
+// of address or of the client-side limits starts a new front beside the old one and
+// then drains the old one.
+type front struct {
+	ln     net.Listener
+	server *fasthttp.Server
+	key    frontKey
+	done   chan struct{} // closed when Serve returns
+}
+
+// frontKey is what a front is built from: when it changes, the front is replaced.
+type frontKey struct {
+	addr                       string
+	readHeader, idle, bodyIdle time.Duration
+	maxHeaderBytes             int
+}
+
+func frontKeyOf(cfg *config.Config) frontKey {
+	lbc := cfg.LoadBalancer
+	return frontKey{
+		addr:       net.JoinHostPort(lbc.Host, strconv.Itoa(int(lbc.Port))),
+		readHeader: lbc.Timeouts.ReadHeader.D(), idle: lbc.Timeouts.Idle.D(), bodyIdle: lbc.Timeouts.BodyIdle.D(),
+		maxHeaderBytes: lbc.Limits.MaxHeaderBytes,
+	}
+}
+
+// newFront listens as cfg says and serves l's handler there. exclusive refuses a port
+// that another process holds; a replacement front on the port this one holds is not
+// exclusive (the two share it through SO_REUSEPORT until the old one closes).
+func (l *LB) newFront(cfg *config.Config, exclusive bool) (*front, error) {
+	key := frontKeyOf(cfg)
+	ln, err := listen(key.addr, exclusive)
+	if err != nil {
+		return nil, fmt.Errorf("listening for clients: %w", err)
+	}
+	fr := &front{ln: ln, key: key, done: make(chan struct{}), server: &fasthttp.Server{
+		Handler:      l.handler.ServeHTTP,
+		ErrorHandler: proxy.ServerError,
+		// Headers are read within read_header; bodies and writes time out only when
+		// idle (see proxy.Listener); keep-alive connections close after idle.
+		ReadTimeout:                  key.readHeader,
+		IdleTimeout:                  key.idle,
+		ReadBufferSize:               key.maxHeaderBytes,
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{l.log.Named("http")},
+	}}
+	go func() {
+		defer close(fr.done)
+		if err := fr.server.Serve(&proxy.Listener{Listener: ln, Idle: key.bodyIdle}); err != nil {
+			l.log.Error("client listener stopped", "addr", ln.Addr().String(), "error", err)
+		}
+	}()
+	return fr, nil
+}
+
+// listen opens a TCP listener with SO_REUSEPORT, so that a replacement can bind the
+// same port before the old listener closes. exclusive first checks, with a plain bind,
+// that no other process holds the port (SO_REUSEPORT alone would share it silently).
+func listen(addr string, exclusive bool) (net.Listener, error) {
+	if exclusive {
+		probe, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		addr = probe.Addr().String() // a port 0 is now chosen: keep it
+		probe.Close()
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
+		})
+		return errors.Join(err, serr)
+	}}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// soReusePort is SO_REUSEPORT on Linux.
+const soReusePort = 0xf
+
+// drain stops fr accepting and lets its requests finish within timeout.
+func (fr *front) drain(timeout time.Duration, log hclog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := fr.server.ShutdownWithContext(ctx); err != nil {
+		log.Warn("old client listener: requests cut off after the drain timeout", "addr", fr.ln.Addr().String(), "error", err)
+	}
+	<-fr.done
+	log.Info("old client listener closed", "addr", fr.ln.Addr().String())
+}
+
+// admin is the admin HTTP server.
+type admin struct {
+	ln     net.Listener
+	server *http.Server
+}
+
+func newAdmin(addr string, src *status.Source, log hclog.Logger) (*admin, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on admin_addr: %w", err)
+	}
+	a := &admin{ln: ln, server: &http.Server{Handler: status.AdminHandler(src), ReadHeaderTimeout: 10 * time.Second}}
+	go func() {
+		if err := a.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener stopped", "error", err)
+		}
+	}()
+	return a, nil
+}
