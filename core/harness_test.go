@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,6 +141,8 @@ func startBackendOn(t *testing.T, port string, args ...string) (*proc, string) {
 type lbInstance struct {
 	*proc
 	url, admin string
+	path       string         // the config file it watches
+	cfg        map[string]any // what path holds
 }
 
 // startCore writes cfg (a config.json whose load_balancer section gets a free loopback
@@ -165,7 +168,7 @@ func startCore(t *testing.T, cfg map[string]any) *lbInstance {
 		t.Fatal(err)
 	}
 	p, addr := start(t, coreReady, coreBin, "-config", path, "-log-level", "debug")
-	inst := &lbInstance{proc: p, url: "http://" + addr}
+	inst := &lbInstance{proc: p, url: "http://" + addr, path: path, cfg: cfg}
 	if m := adminAddrRe.FindStringSubmatch(p.Log()); m != nil {
 		inst.admin = "http://" + m[1]
 	}
@@ -181,10 +184,15 @@ func backendsConfig(urls ...string) map[string]any {
 	return map[string]any{"backends": list}
 }
 
-// status reads the core's status JSON from the client port.
+// status reads the core's status JSON from the admin address (or the client port
+// when there is none).
 func (l *lbInstance) status(t *testing.T) status.Status {
 	t.Helper()
-	resp, err := http.Get(l.url + "/queue/status")
+	url := l.url + "/queue/status"
+	if l.admin != "" {
+		url = l.admin + "/status"
+	}
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatalf("GET status: %v", err)
 	}
@@ -314,3 +322,7 @@ func runCoreOnce(path string) (string, error) {
 	out, err := exec.CommandContext(ctx, coreBin, "-config", path).CombinedOutput()
 	return string(out), err
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+const sighup = syscall.SIGHUP

@@ -52,6 +52,18 @@ func run(path string, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	// Watch from the moment the file was read, so no edit falls between.
+	w, err := config.Watch(path, data)
+	if err != nil {
+		log.Warn("not watching the config file; SIGHUP still reloads it", "error", err)
+	} else {
+		go w.Run(ctx)
+	}
 	l, err := lb.New(cfg, log)
 	if err != nil {
 		return err
@@ -60,17 +72,6 @@ func run(path string, log hclog.Logger) error {
 		l.Close()
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	w, err := config.Watch(path, data)
-	if err != nil {
-		log.Warn("not watching the config file; SIGHUP still reloads it", "error", err)
-	} else {
-		go w.Run(ctx)
-	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():

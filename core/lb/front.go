@@ -49,7 +49,11 @@ func frontKeyOf(cfg *config.Config) frontKey {
 // exclusive (the two share it through SO_REUSEPORT until the old one closes).
 func (l *LB) newFront(cfg *config.Config, exclusive bool) (*front, error) {
 	key := frontKeyOf(cfg)
-	ln, err := listen(key.addr, exclusive)
+	addr := key.addr
+	if !exclusive && l.front != nil {
+		addr = l.front.ln.Addr().String() // the port in use, even if config.json says 0
+	}
+	ln, err := listen(addr, exclusive)
 	if err != nil {
 		return nil, fmt.Errorf("listening for clients: %w", err)
 	}

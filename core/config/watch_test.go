@@ -1,0 +1,114 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// watch starts a watcher on path (holding initial) for the test's lifetime.
+func watch(t *testing.T, path string, initial []byte) *Watcher {
+	t.Helper()
+	w, err := Watch(path, initial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go w.Run(t.Context())
+	return w
+}
+
+// expectOnce waits for exactly one change carrying want.
+func expectOnce(t *testing.T, w *Watcher, want string) {
+	t.Helper()
+	select {
+	case got := <-w.Changed:
+		if string(got) != want {
+			t.Fatalf("change = %q, want %q", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no change reported for %q", want)
+	}
+	select {
+	case got := <-w.Changed:
+		t.Fatalf("a second change %q for one save", got)
+	case <-time.After(5 * Debounce):
+	}
+}
+
+func write(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatchSaveStyles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	write(t, path, "v0")
+	w := watch(t, path, []byte("v0"))
+
+	// In place: truncate, then write.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("v1")
+	f.Close()
+	expectOnce(t, w, "v1")
+
+	// By rename over the file, as vim and most editors save.
+	write(t, filepath.Join(dir, ".config.json.swp"), "v2")
+	if err := os.Rename(filepath.Join(dir, ".config.json.swp"), path); err != nil {
+		t.Fatal(err)
+	}
+	expectOnce(t, w, "v2")
+
+	// A save that changes nothing is no change.
+	write(t, path, "v2")
+	select {
+	case got := <-w.Changed:
+		t.Fatalf("change %q reported for identical content", got)
+	case <-time.After(5 * Debounce):
+	}
+
+	// Other files in the directory do not matter.
+	write(t, filepath.Join(dir, "other.txt"), "x")
+	select {
+	case got := <-w.Changed:
+		t.Fatalf("change %q reported for another file", got)
+	case <-time.After(5 * Debounce):
+	}
+}
+
+func TestWatchSymlinkSwap(t *testing.T) {
+	// A Kubernetes ConfigMap volume: config.json -> ..data/config.json, and ..data is a
+	// symlink to a timestamped directory that an update replaces atomically.
+	dir := t.TempDir()
+	version := func(name, content string) {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(dir, name, "config.json"), content)
+	}
+	version("..2026_01", "v0")
+	if err := os.Symlink("..2026_01", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.json")
+	if err := os.Symlink(filepath.Join("..data", "config.json"), path); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, path, []byte("v0"))
+
+	version("..2026_02", "v1")
+	if err := os.Symlink("..2026_02", filepath.Join(dir, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.RemoveAll(filepath.Join(dir, "..2026_01"))
+	expectOnce(t, w, "v1")
+}
