@@ -26,13 +26,14 @@ func main() {
 	path := fs.String("config", "config.json", "the configuration file")
 	level := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	jsonLog := fs.Bool("log-json", false, "log as JSON lines")
+	inProcess := fs.Bool("in-process-strategy", false, "run bundled strategies inside the core, not as plugins (for benchmarks)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "lb", Level: hclog.LevelFromString(*level), JSONFormat: *jsonLog, Output: os.Stderr,
 	})
-	if err := run(*path, log); err != nil {
+	if err := run(*path, lb.Options{Log: log, InProcessStrategy: *inProcess}); err != nil {
 		log.Error("exiting", "error", err)
 		os.Exit(1)
 	}
@@ -40,7 +41,8 @@ func main() {
 
 // run serves the configuration at path until SIGINT or SIGTERM, then drains. Edits of
 // the file, and SIGHUP, apply a new configuration live.
-func run(path string, log hclog.Logger) error {
+func run(path string, opts lb.Options) error {
+	log := opts.Log
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return &config.Error{File: path, Msg: fmt.Sprintf("reading: %v", err)}
@@ -64,7 +66,7 @@ func run(path string, log hclog.Logger) error {
 	} else {
 		go w.Run(ctx)
 	}
-	l, err := lb.New(cfg, log)
+	l, err := lb.New(cfg, opts)
 	if err != nil {
 		return err
 	}

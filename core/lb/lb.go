@@ -35,6 +35,8 @@ type LB struct {
 	handler  *proxy.Handler
 	source   *status.Source
 	runtime  string // plugin sockets
+	// inProcess runs bundled strategies in the core (Options.InProcessStrategy).
+	inProcess bool
 
 	applyMu    sync.Mutex // serializes Apply; guards the fields below
 	cfg        *config.Config
@@ -47,14 +49,27 @@ type LB struct {
 	wg     sync.WaitGroup
 }
 
+// Options are the settings of an LB that do not come from config.json.
+type Options struct {
+	// Log receives the load balancer's log lines (default: none).
+	Log hclog.Logger
+	// InProcessStrategy runs bundled strategies inside the core instead of as plugin
+	// processes: no isolation from a crash, for comparing what the plugin costs.
+	InProcessStrategy bool
+}
+
 // New builds a load balancer for cfg, which must have passed Validate, and starts its
 // strategy. Start serves; Shutdown stops everything New started.
-func New(cfg *config.Config, log hclog.Logger) (*LB, error) {
+func New(cfg *config.Config, opts Options) (*LB, error) {
+	log := opts.Log
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
 	runtimeDir, err := strategy.RuntimeDir()
 	if err != nil {
 		return nil, err
 	}
-	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg, runtime: runtimeDir}
+	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy}
 	picker, err := l.startStrategy(cfg)
 	if err != nil {
 		_ = os.RemoveAll(runtimeDir)
@@ -164,6 +179,9 @@ func (l *LB) applied(cfg *config.Config) {
 // re-executing the core in plugin mode, another from its plugins entry.
 func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
 	name := cfg.LoadBalancer.Strategy
+	if s := strategy.NewBundled(name); l.inProcess && s != nil {
+		return strategy.NewLocal(name, s), nil
+	}
 	var spec strategy.Spec
 	if p, ok := cfg.Plugins[name]; ok {
 		command, args := cfg.PluginCommand(name), p.Args

@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 	"github.com/switchyard-lb/switchyard/sdk"
@@ -53,7 +51,7 @@ func startLB(t testing.TB, strategyName string, bs []config.Backend) (*LB, *conf
 	if err := cfg.Validate(Bundled); err != nil {
 		t.Fatal(err)
 	}
-	l, err := New(cfg, hclog.NewNullLogger())
+	l, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Compares the load balancer with HAProxy, nginx and Caddy on this machine: the same
+# three fast backends behind each, least-connections everywhere, the same wrk load,
+# several rounds, medians. Then 10,000 idle keep-alive connections on the core.
+#
+#   bash bench/compare.sh                 # defaults: 3 rounds of 10s, wrk -t1 -c64
+#   ROUNDS=5 DURATION=20s CONNS=128 bash bench/compare.sh
+#
+# It installs what it lacks: wrk, haproxy and nginx from Debian's packages (as root),
+# and Caddy with `go install`. Numbers are only comparable within one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+IDLE=${IDLE:-10000}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+say() { printf '%s\n' "$*" >&2; }
+
+# --- tools ---------------------------------------------------------------------------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v nginx >/dev/null || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+CADDY=$(command -v caddy || true)
+if [ -z "$CADDY" ]; then
+  mkdir -p bench/.bin
+  if [ ! -x bench/.bin/caddy ]; then
+    say "installing caddy (go install github.com/caddyserver/caddy/v2/cmd/caddy@latest)"
+    GOBIN="$PWD/bench/.bin" go install github.com/caddyserver/caddy/v2/cmd/caddy@latest
+  fi
+  CADDY="$PWD/bench/.bin/caddy"
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+say "building"
+go build -o "$WORK/core" ./core
+go build -o "$WORK/fastbackend" ./bench/fastbackend
+go build -o "$WORK/idleconns" ./bench/idleconns
+
+# --- backends and proxies ------------------------------------------------------------
+B1=19101 B2=19102 B3=19103
+"$WORK/fastbackend" $B1 $B2 $B3 >/dev/null & PIDS+=($!)
+
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:19201
+  default_backend be
+backend be
+  balance leastconn
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+  server b3 127.0.0.1:$B3
+CFG
+haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & PIDS+=($!)
+
+cat >"$WORK/nginx.conf" <<CFG
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx-body;
+  proxy_temp_path $WORK/nginx-proxy;
+  upstream be {
+    least_conn;
+    server 127.0.0.1:$B1;
+    server 127.0.0.1:$B2;
+    server 127.0.0.1:$B3;
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:19202;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CFG
+nginx -c "$WORK/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 & PIDS+=($!)
+
+cat >"$WORK/Caddyfile" <<CFG
+{
+  admin off
+  auto_https off
+}
+http://127.0.0.1:19203 {
+  reverse_proxy 127.0.0.1:$B1 127.0.0.1:$B2 127.0.0.1:$B3 {
+    lb_policy least_conn
+  }
+}
+CFG
+"$CADDY" run --config "$WORK/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & PIDS+=($!)
+
+core_config() { # port, extra load_balancer keys
+  cat <<CFG
+{
+  "load_balancer": {"host": "127.0.0.1", "load_balancer_port": $1, "admin_addr": "", "strategy": "leastconn"},
+  "servers": {"backends": [{"url": "http://127.0.0.1:$B1"}, {"url": "http://127.0.0.1:$B2"}, {"url": "http://127.0.0.1:$B3"}]},
+  "threadpool": {"min_workers": 64, "max_workers": 1024, "queue_capacity": 10000}
+}
+CFG
+}
+core_config 19204 >"$WORK/core-plugin.json"
+core_config 19205 >"$WORK/core-inproc.json"
+"$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
+"$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  say "nothing listens on port $1"; exit 1
+}
+for p in $B1 19201 19202 19203 19204 19205; do wait_port "$p"; done
+sleep 1 # let health checks mark the backends up
+
+# --- load ----------------------------------------------------------------------------
+NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core, leastconn plugin" "core, in-process leastconn")
+URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/")
+
+to_ms() { # wrk latency such as 812.00us, 1.23ms, 2.01s
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
+}
+
+for i in "${!URLS[@]}"; do wrk -t1 -c"$CONNS" -d2s "${URLS[$i]}" >/dev/null; done # warm up
+declare -A RPS P50 P99
+for r in $(seq 1 "$ROUNDS"); do
+  for i in "${!URLS[@]}"; do
+    out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${URLS[$i]}")
+    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then say "round $r ${NAMES[$i]}: $(grep 'Non-2xx\|Socket errors' <<<"$out")"; fi
+    RPS[$i]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
+    P50[$i]+="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") "
+    P99[$i]+="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") "
+    say "round $r/$ROUNDS ${NAMES[$i]}: $(awk '/Requests\/sec/ {print $2}' <<<"$out") req/s"
+  done
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+HA=$(median "${RPS[1]}")
+printf '\n%s rounds of wrk -t1 -c%s -d%s, medians (a shared machine: read the ratios)\n\n' "$ROUNDS" "$CONNS" "$DURATION"
+printf '| %-30s | %10s | %8s | %8s | %11s |\n' proxy "requests/s" "p50 ms" "p99 ms" "vs haproxy"
+printf '|%s|%s|%s|%s|%s|\n' "--------------------------------" "------------" "----------" "----------" "-------------"
+for i in "${!URLS[@]}"; do
+  rps=$(median "${RPS[$i]}")
+  printf '| %-30s | %10.0f | %8s | %8s | %10.2fx |\n' "${NAMES[$i]}" "$rps" "$(median "${P50[$i]}")" "$(median "${P99[$i]}")" "$(awk -v a="$rps" -v b="$HA" 'BEGIN {print a / b}')"
+done
+PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}")
+printf '\ncore with the plugin / core in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
+
+# --- idle connections ----------------------------------------------------------------
+printf '\n%s idle keep-alive client connections on the core (leastconn plugin):\n' "$IDLE"
+"$WORK/idleconns" -addr 127.0.0.1:19204 -n "$IDLE" -pid "$CORE_PID"
