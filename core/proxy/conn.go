@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
 )
 
 // Listener wraps a client listener so that each connection's writes, and the reads of
@@ -29,8 +31,9 @@ func (l *Listener) Accept() (net.Conn, error) {
 // gets a fresh idle deadline, so a slow reader is cut off but a long stream is not.
 type clientConn struct {
 	net.Conn
-	idle      time.Duration
-	streaming atomic.Bool
+	idle            time.Duration
+	streaming       atomic.Bool
+	readAt, writeAt time.Time // deadlines set last (see backend.Refresh)
 }
 
 // streamBody switches reads to per-read idle deadlines for the current request body.
@@ -39,19 +42,27 @@ func (c *clientConn) streamBody() { c.streaming.Store(true) }
 // SetReadDeadline is the server taking back control of read deadlines.
 func (c *clientConn) SetReadDeadline(t time.Time) error {
 	c.streaming.Store(false)
+	c.readAt = t
 	return c.Conn.SetReadDeadline(t)
 }
 
 // SetDeadline is the server taking back control of deadlines.
 func (c *clientConn) SetDeadline(t time.Time) error {
 	c.streaming.Store(false)
+	c.readAt, c.writeAt = t, t
 	return c.Conn.SetDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline (a hijacked connection's owner may).
+func (c *clientConn) SetWriteDeadline(t time.Time) error {
+	c.writeAt = t
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // Read reads, with a fresh idle deadline while a body streams.
 func (c *clientConn) Read(p []byte) (int, error) {
 	if c.streaming.Load() {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		if err := backend.Refresh(&c.readAt, c.idle, c.Conn.SetReadDeadline); err != nil {
 			return 0, err
 		}
 	}
@@ -60,7 +71,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 
 // Write writes with a fresh idle deadline.
 func (c *clientConn) Write(p []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.idle)); err != nil {
+	if err := backend.Refresh(&c.writeAt, c.idle, c.Conn.SetWriteDeadline); err != nil {
 		return 0, err
 	}
 	return c.Conn.Write(p)

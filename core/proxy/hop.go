@@ -27,12 +27,29 @@ var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwa
 // prepareRequest turns the client's request into the one sent upstream: hop-by-hop
 // headers removed, X-Forwarded-* set, Host kept.
 func prepareRequest(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
-	removeConnectionHeaders(h.PeekAll("Connection"), h.Del) // before Connection goes
-	for _, k := range hopHeaders {
-		h.Del(k)
+	// One pass finds which of the headers to drop are there; most requests carry
+	// none or one, and each Del is a pass of its own.
+	var found [16]bool // by index into hopHeaders, then forwardedHeaders
+	some := false
+	for k := range h.All() {
+		if i := dropIndex(k); i >= 0 {
+			found[i], some = true, true
+		}
 	}
-	for _, k := range forwardedHeaders {
-		h.Del(k)
+	if some {
+		if found[0] { // Connection: first the headers it names
+			removeConnectionHeaders(h.PeekAll("Connection"), h.Del)
+		}
+		for i, k := range hopHeaders {
+			if found[i] {
+				h.Del(k)
+			}
+		}
+		for i, k := range forwardedHeaders {
+			if found[len(hopHeaders)+i] {
+				h.Del(k)
+			}
+		}
 	}
 	var buf [64]byte
 	ip, _ := ctx.RemoteIP().AppendText(buf[:0])
@@ -43,6 +60,22 @@ func prepareRequest(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
 		h.Set("X-Forwarded-Proto", "http")
 	}
 	h.SetBytesV("X-Forwarded-Host", h.Host())
+}
+
+// dropIndex is the index of key in hopHeaders, or len(hopHeaders) plus its index in
+// forwardedHeaders, or -1 when the proxy keeps it.
+func dropIndex(key []byte) int {
+	for i, k := range hopHeaders {
+		if len(k) == len(key) && bytes.EqualFold(key, []byte(k)) {
+			return i
+		}
+	}
+	for i, k := range forwardedHeaders {
+		if len(k) == len(key) && bytes.EqualFold(key, []byte(k)) {
+			return len(hopHeaders) + i
+		}
+	}
+	return -1
 }
 
 // prepareResponse removes the hop-by-hop headers of the backend's answer.
