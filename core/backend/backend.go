@@ -4,6 +4,7 @@ package backend
 
 import (
 	"context"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,13 @@ type ClientConfig struct {
 	Connect  time.Duration // dial timeout
 	ReadIdle time.Duration // longest silence while reading a response (header or body)
 	Idle     time.Duration // pooled connection kept unused this long at most
+	// Dialer connects to backends; nil dials TCP. Benchmarks use an in-memory one.
+	Dialer Dialer
+}
+
+// Dialer opens connections to backends.
+type Dialer interface {
+	Dial(addr string) (net.Conn, error)
 }
 
 // NewSet returns an empty set; Update fills it.

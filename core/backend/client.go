@@ -18,7 +18,11 @@ func newClient(key string, cc ClientConfig) *fasthttp.HostClient {
 		Addr:  addr,
 		IsTLS: isTLS,
 		Dial: func(addr string) (net.Conn, error) {
-			c, err := dialer.Dial("tcp", addr)
+			dial := func(addr string) (net.Conn, error) { return dialer.Dial("tcp", addr) }
+			if cc.Dialer != nil {
+				dial = cc.Dialer.Dial
+			}
+			c, err := dial(addr)
 			if err != nil {
 				return nil, err
 			}

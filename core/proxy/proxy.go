@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"bytes"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -125,9 +126,15 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			c.streamBody()
 		}
 	}
-	view := strategy.Request{Method: req.Header.Method(), Host: req.Header.Host(), Path: ctx.Path(), Header: &req.Header}
-	var addr [64]byte
-	view.RemoteAddr, _ = ctx.RemoteIP().AppendText(addr[:0])
+	// What the strategy sees, and the backends tried, live in a pooled state: through
+	// the Picker interface they would escape to the heap on every request.
+	st := statePool.Get().(*requestState)
+	defer func() {
+		st.tried, st.view = [4]*backend.Backend{}, strategy.Request{} // keep no backend or request alive
+		statePool.Put(st)
+	}()
+	st.view = strategy.Request{Method: req.Header.Method(), Host: req.Header.Host(), Path: ctx.Path(), Header: &req.Header}
+	st.view.RemoteAddr, _ = ctx.RemoteIP().AppendText(st.addr[:0])
 
 	// 5. Pick and forward, retrying on another backend (never the same one twice
 	// while another exists) when the request can be sent again safely: a backend that
@@ -136,10 +143,9 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	replayable := isIdempotent(req.Header.Method()) && !req.IsBodyStream()
 	picker := h.picker.Load().Picker
 	up := fasthttp.AcquireResponse()
-	var tried [4]*backend.Backend
-	exclude := tried[:0]
+	exclude := st.tried[:0]
 	for attempt := 0; ; attempt++ {
-		b, err := picker.Pick(&view, h.backends.Snapshot().Candidates, exclude)
+		b, err := picker.Pick(&st.view, h.backends.Snapshot().Candidates, exclude)
 		if err != nil {
 			fasthttp.ReleaseResponse(up)
 			h.pool.Release()
@@ -169,6 +175,15 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		exclude = append(exclude, b)
 	}
 }
+
+// requestState is the per-request scratch of ServeHTTP, pooled.
+type requestState struct {
+	view  strategy.Request
+	addr  [64]byte
+	tried [4]*backend.Backend
+}
+
+var statePool = sync.Pool{New: func() any { return new(requestState) }}
 
 // nobody is the OutcomeObserver that hears nothing.
 type nobody struct{}
