@@ -19,7 +19,12 @@ var errChannelDown = errors.New("strategy: pick channel closed")
 
 // channel is the core's end of one plugin process's pick channel. Callers append
 // their messages to a shared buffer and wait; one writer sends whatever has gathered
-// in one write, never waiting for more; one reader hands each answer to its caller.
+// in one write; one reader hands each answer to its caller.
+//
+// Batches are clocked by answers: while picks sent are unanswered, new ones gather
+// rather than go out one by one. A lone pick goes at once (nothing is waiting on
+// the plugin); under load, a batch holds every pick that arrived while the plugin
+// worked on the previous one. No timer holds a batch back to fill it.
 //
 // channel is safe for use by multiple goroutines.
 type channel struct {
@@ -34,7 +39,10 @@ type channel struct {
 	nextID  uint32
 	version uint32             // of the table last sent
 	cands   []*backend.Backend // that table
+	queued  int                // picks in out
+	waiting int                // picks sent and not yet answered
 
+	tick     uint32        // sweeps so far; guarded by mu
 	kick     chan struct{} // wakes the writer; capacity 1
 	dead     chan struct{} // closed when the channel fails
 	deadOnce sync.Once
@@ -45,15 +53,27 @@ type channel struct {
 
 // call is one pick waiting for its answer.
 type call struct {
-	id uint32
-	ch chan answer // capacity 1
+	id   uint32
+	tick uint32      // the channel's tick when it was sent
+	ch   chan answer // capacity 1
 }
 
 // answer is the plugin's reply to one pick.
 type answer struct {
-	index int32 // into the table; -1: the strategy declined; -2: a bad answer
+	index int32 // into the table; -1: the strategy declined; -2: a bad answer; -3: no answer in time
 	err   string
 }
+
+// Answer indexes that are not backends.
+const (
+	answerDeclined = -1
+	answerBad      = -2
+	answerLate     = -3
+)
+
+// ticksPerTimeout is how many sweeps make PickTimeout: a pick is answered late
+// after between 4/5 and all of PickTimeout.
+const ticksPerTimeout = 5
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan answer, 1)} }}
 
@@ -65,7 +85,31 @@ func newChannel(conn net.Conn, headers []string, observes bool) *channel {
 	c.lastAnswer.Store(time.Now().UnixNano())
 	go c.writeLoop()
 	go c.readLoop()
+	go c.sweepLoop()
 	return c
+}
+
+// sweepLoop answers picks that waited PickTimeout "late", so that a caller waits on
+// one channel and no pick needs a timer of its own.
+func (c *channel) sweepLoop() {
+	t := time.NewTicker(PickTimeout / ticksPerTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.dead:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		c.tick++
+		for id, cl := range c.calls {
+			if c.tick-cl.tick >= ticksPerTimeout {
+				delete(c.calls, id)
+				cl.ch <- answer{index: answerLate}
+			}
+		}
+		c.mu.Unlock()
+	}
 }
 
 // die closes the channel for err; waiting picks see dead closed.
@@ -98,24 +142,13 @@ func (c *channel) send(req *Request, cands, exclude []*backend.Backend) *call {
 		c.out = appendTable(c.out, c.version, cands)
 	}
 	c.nextID++
-	cl.id = c.nextID
+	cl.id, cl.tick = c.nextID, c.tick
 	c.calls[cl.id] = cl
 	c.out = c.appendPick(c.out, cl.id, req, cands, exclude)
+	c.queued++
 	c.mu.Unlock()
 	c.wake()
 	return cl
-}
-
-// forget gives up on a call that timed out. It reports whether the call may be reused
-// (no answer can arrive for it any more).
-func (c *channel) forget(cl *call) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.calls[cl.id] == cl {
-		delete(c.calls, cl.id)
-		return true
-	}
-	return false
 }
 
 // observe queues an outcome for an observing strategy.
@@ -152,16 +185,15 @@ func (c *channel) writeLoop() {
 			return
 		}
 		c.mu.Lock()
-		batch := c.out
-		c.out, c.spare = c.spare[:0], nil
-		version, cands := c.version, c.cands
-		c.mu.Unlock()
-		if len(batch) == 0 {
-			c.mu.Lock()
-			c.spare = batch
+		if len(c.out) == 0 || c.waiting > 0 { // the reader wakes us when answers are in
 			c.mu.Unlock()
 			continue
 		}
+		batch := c.out
+		c.out, c.spare = c.spare[:0], nil
+		c.waiting, c.queued = c.queued, 0
+		version, cands := c.version, c.cands
+		c.mu.Unlock()
 		figures = appendFigures(figures[:0], version, cands)
 		bufs := net.Buffers{figures, batch}
 		_, err := bufs.WriteTo(c.conn)
@@ -200,9 +232,14 @@ func (c *channel) readLoop() {
 		c.mu.Lock()
 		cl := c.calls[id]
 		delete(c.calls, id)
+		c.waiting--
+		next := c.waiting == 0 && len(c.out) > 0
 		c.mu.Unlock()
 		if cl != nil {
 			cl.ch <- answer{index: index, err: string(msg)}
+		}
+		if next {
+			c.wake()
 		}
 	}
 }

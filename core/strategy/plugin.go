@@ -142,25 +142,21 @@ func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend
 	if cl == nil {
 		return p.fallBack(req, cands, exclude, "plugin down", ch.err)
 	}
-	t := timerPool.Get().(*time.Timer)
-	t.Reset(PickTimeout)
-	defer func() { t.Stop(); timerPool.Put(t) }()
+	var a answer
 	select {
-	case a := <-cl.ch:
+	case a = <-cl.ch:
 		callPool.Put(cl)
+	case <-ch.dead: // the call may still be answered late: leave it to the GC
+		return p.fallBack(req, cands, exclude, "plugin down", ch.err)
+	}
+	switch {
+	case a.index >= 0 && int(a.index) < len(cands):
 		p.lateInRow.Store(0)
-		switch {
-		case a.index >= 0 && int(a.index) < len(cands):
-			return cands[a.index], nil
-		case a.index == -1: // the strategy says no backend suits this request
-			return nil, fmt.Errorf("%w: %s", ErrNoBackend, a.err)
-		}
-		p.badAnswers.Add(1)
-		return p.fallBack(req, cands, exclude, "bad answer", errors.New(a.err))
-	case <-t.C:
-		if ch.forget(cl) {
-			callPool.Put(cl)
-		}
+		return cands[a.index], nil
+	case a.index == answerDeclined: // the strategy says no backend suits this request
+		p.lateInRow.Store(0)
+		return nil, fmt.Errorf("%w: %s", ErrNoBackend, a.err)
+	case a.index == answerLate:
 		p.timeouts.Add(1)
 		// A plugin that keeps missing deadlines and has said nothing for a while
 		// is hung: end it, and the supervisor starts a new one.
@@ -168,16 +164,11 @@ func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend
 			ch.die(errors.New("strategy stopped answering picks"))
 		}
 		return p.fallBack(req, cands, exclude, "pick timed out", nil)
-	case <-ch.dead:
-		return p.fallBack(req, cands, exclude, "plugin down", ch.err)
 	}
+	p.lateInRow.Store(0)
+	p.badAnswers.Add(1)
+	return p.fallBack(req, cands, exclude, "bad answer", errors.New(a.err))
 }
-
-var timerPool = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
-}}
 
 // fallBack picks with the built-in strategy and logs why, at most once a second.
 func (p *Plugin) fallBack(req *Request, cands, exclude []*backend.Backend, why string, err error) (*backend.Backend, error) {
