@@ -52,6 +52,7 @@ say "building"
 go build -o "$WORK/core" ./core
 go build -o "$WORK/fastbackend" ./bench/fastbackend
 go build -o "$WORK/idleconns" ./bench/idleconns
+go build -o "$WORK/bareproxy" ./bench/bareproxy
 
 # --- backends and proxies ------------------------------------------------------------
 B1=19101 B2=19102 B3=19103
@@ -131,6 +132,7 @@ core_config 19204 >"$WORK/core-plugin.json"
 core_config 19205 >"$WORK/core-inproc.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
 "$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
+"$WORK/bareproxy" 19207 $B1 $B2 $B3 & PIDS+=($!)
 
 wait_port() {
   for _ in $(seq 1 100); do
@@ -139,12 +141,12 @@ wait_port() {
   done
   say "nothing listens on port $1"; exit 1
 }
-for p in $B1 19201 19202 19203 19204 19205; do wait_port "$p"; done
+for p in $B1 19201 19202 19203 19204 19205 19207; do wait_port "$p"; done
 sleep 1 # let health checks mark the backends up
 
 # --- load ----------------------------------------------------------------------------
-NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core, leastconn plugin" "core, in-process leastconn")
-URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/")
+NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core, leastconn plugin" "core, in-process leastconn" "bare fasthttp proxy (baseline)")
+URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
 
 to_ms() { # wrk latency such as 812.00us, 1.23ms, 2.01s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
@@ -166,14 +168,15 @@ done
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 HA=$(median "${RPS[1]}")
 printf '\n%s rounds of wrk -t1 -c%s -d%s, medians (a shared machine: read the ratios)\n\n' "$ROUNDS" "$CONNS" "$DURATION"
-printf '| %-30s | %10s | %8s | %8s | %11s |\n' proxy "requests/s" "p50 ms" "p99 ms" "vs haproxy"
-printf '|%s|%s|%s|%s|%s|\n' "--------------------------------" "------------" "----------" "----------" "-------------"
+printf '| %-34s | %10s | %8s | %8s | %11s |\n' proxy "requests/s" "p50 ms" "p99 ms" "vs haproxy"
+printf '|%s|%s|%s|%s|%s|\n' "------------------------------------" "------------" "----------" "----------" "-------------"
 for i in "${!URLS[@]}"; do
   rps=$(median "${RPS[$i]}")
-  printf '| %-30s | %10.0f | %8s | %8s | %10.2fx |\n' "${NAMES[$i]}" "$rps" "$(median "${P50[$i]}")" "$(median "${P99[$i]}")" "$(awk -v a="$rps" -v b="$HA" 'BEGIN {print a / b}')"
+  printf '| %-34s | %10.0f | %8s | %8s | %10.2fx |\n' "${NAMES[$i]}" "$rps" "$(median "${P50[$i]}")" "$(median "${P99[$i]}")" "$(awk -v a="$rps" -v b="$HA" 'BEGIN {print a / b}')"
 done
 PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}")
 printf '\ncore with the plugin / core in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
+printf 'core in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
 
 # --- idle connections ----------------------------------------------------------------
 printf '\n%s idle keep-alive client connections on the core (leastconn plugin):\n' "$IDLE"
