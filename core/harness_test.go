@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -326,3 +327,36 @@ func runCoreOnce(path string) (string, error) {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 const sighup = syscall.SIGHUP
+
+// alive reports whether process pid exists.
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+// loadUntil sends requests from 8 goroutines until stop is closed and returns the
+// answers that were not 200.
+func loadUntil(t *testing.T, url string, stop <-chan struct{}) (sent *atomic.Int64, failures func() []served) {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	var mu sync.Mutex
+	var bad []served
+	var wg sync.WaitGroup
+	sent = &atomic.Int64{}
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a := post(client, url)
+				sent.Add(1)
+				if a.err != nil || a.status != 200 {
+					mu.Lock()
+					bad = append(bad, a)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	return sent, func() []served { wg.Wait(); return bad }
+}

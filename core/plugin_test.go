@@ -5,11 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // testPluginConfig runs the testplugin strategy with options.
@@ -19,39 +16,6 @@ func testPluginConfig(options map[string]any, backends ...string) map[string]any
 		"servers":       backendsConfig(backends...),
 		"plugins":       map[string]any{"testplugin": map[string]any{"command": pluginBin, "options": options}},
 	}
-}
-
-// alive reports whether process pid exists.
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
-
-// loadUntil sends requests from 8 goroutines until stop is closed and returns the
-// answers that were not 200.
-func loadUntil(t *testing.T, url string, stop <-chan struct{}) (sent *atomic.Int64, failures func() []served) {
-	t.Helper()
-	client := &http.Client{Timeout: 30 * time.Second}
-	var mu sync.Mutex
-	var bad []served
-	var wg sync.WaitGroup
-	sent = &atomic.Int64{}
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				a := post(client, url)
-				sent.Add(1)
-				if a.err != nil || a.status != 200 {
-					mu.Lock()
-					bad = append(bad, a)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	return sent, func() []served { wg.Wait(); return bad }
 }
 
 func TestBundledStrategiesRunAsSubprocesses(t *testing.T) {
