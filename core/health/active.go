@@ -59,13 +59,12 @@ func NewChecker(cfg Config, setter StatusSetter, log hclog.Logger) *Checker {
 	}
 }
 
-// Run checks backends until ctx is done. Watch tells it which.
-func (c *Checker) Run(ctx context.Context, backends []*backend.Backend) {
+// Start checks backends until ctx is done; Watch changes which.
+func (c *Checker) Start(ctx context.Context, backends []*backend.Backend) {
 	c.mu.Lock()
 	c.ctx = ctx
 	c.mu.Unlock()
 	c.Watch(backends)
-	<-ctx.Done()
 }
 
 // Watch makes the checker probe exactly backends: new ones get a prober, missing
@@ -73,7 +72,7 @@ func (c *Checker) Run(ctx context.Context, backends []*backend.Backend) {
 func (c *Checker) Watch(backends []*backend.Backend) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ctx == nil {
+	if c.ctx == nil { // not started: Start watches
 		return
 	}
 	keep := make(map[*backend.Backend]bool, len(backends))

@@ -173,8 +173,7 @@ func TestCheckerFollowsThresholds(t *testing.T) {
 	set.Update([]config.Backend{{URL: flaky.URL, Weight: 1}, {URL: hanging.URL, Weight: 1}}, backend.ClientConfig{Connect: time.Second, ReadIdle: time.Second, Idle: time.Second})
 	rec := &recorder{events: make(chan string, 10)}
 	c := NewChecker(Config{Path: "/health", Interval: 5 * time.Millisecond, Timeout: time.Hour, Healthy: 2, Unhealthy: 2}, rec, hclog.NewNullLogger())
-	ctx := t.Context()
-	go c.Run(ctx, set.Snapshot().All)
+	c.Start(t.Context(), set.Snapshot().All)
 
 	// The flaky backend goes down and comes back while the other backend's first
 	// probe still hangs (its timeout is an hour): one backend cannot delay another.

@@ -107,7 +107,7 @@ func (l *LB) Start() error {
 	l.front, l.admin = fr, ad
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Go(func() { l.pool.Run(l.ctx) })
-	l.wg.Go(func() { l.checker.Run(l.ctx, l.backends.Snapshot().All) })
+	l.checker.Start(l.ctx, l.backends.Snapshot().All)
 	l.applied(cfg)
 	l.log.Info("listening", "addr", fr.ln.Addr().String(), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
 		"backends", len(cfg.Servers.Backends), "config", cfg.Path)
