@@ -47,7 +47,7 @@ func TestKilledBackendCostsAlmostNothingAndComesBack(t *testing.T) {
 		return !healthy && state == "down"
 	})
 	at := sent.Load()
-	waitUntil(t, "load after the kill", func() bool { return sent.Load() > at+1000 })
+	waitUntil(t, "load after the kill", func() bool { return sent.Load() > at+2000 })
 
 	// Back on the same port: traffic returns within healthy_threshold intervals (+1).
 	startBackendOn(t, strings.TrimPrefix(b, "http://127.0.0.1:"), "-work", "1ms", "-workers", "64")
