@@ -20,6 +20,7 @@ func main() {
 	n := flag.Int("n", 10000, "connections")
 	pid := flag.Int("pid", 0, "the proxy's process id, to read its memory")
 	path := flag.String("path", "/", "the path requested on each connection")
+	hold := flag.Duration("hold", 2*time.Second, "how long to hold the connections idle before reading memory")
 	flag.Parse()
 
 	before := rss(*pid)
@@ -39,7 +40,7 @@ func main() {
 		resp.Body.Close()
 		conns = append(conns, c)
 	}
-	time.Sleep(2 * time.Second) // let the proxy settle
+	time.Sleep(*hold) // let the proxy settle
 	after := rss(*pid)
 	fmt.Printf("idle_connections=%d rss_before_mib=%.1f rss_after_mib=%.1f\n", len(conns), before, after)
 	for _, c := range conns {
