@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compares the load balancer with HAProxy, nginx and Caddy on this machine: the same
 # three fast backends behind each, least-connections everywhere, the same wrk load,
-# several rounds, medians. Then 10,000 idle keep-alive connections on the core.
+# several rounds, medians. Then 10,000 idle keep-alive connections on the core, on
+# HAProxy and on the bare proxy.
 #
 #   bash bench/compare.sh                 # defaults: 3 rounds of 10s, wrk -t1 -c64
 #   ROUNDS=5 DURATION=20s CONNS=128 bash bench/compare.sh
@@ -60,7 +61,8 @@ B1=19101 B2=19102 B3=19103
 
 cat >"$WORK/haproxy.cfg" <<CFG
 global
-  maxconn 4096
+  maxconn 20000
+  no strict-limits
 defaults
   mode http
   timeout connect 2s
@@ -76,7 +78,7 @@ backend be
   server b2 127.0.0.1:$B2
   server b3 127.0.0.1:$B3
 CFG
-haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & PIDS+=($!)
+haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
 
 cat >"$WORK/nginx.conf" <<CFG
 worker_processes auto;
@@ -132,7 +134,7 @@ core_config 19204 >"$WORK/core-plugin.json"
 core_config 19205 >"$WORK/core-inproc.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
 "$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
-"$WORK/bareproxy" 19207 $B1 $B2 $B3 & PIDS+=($!)
+"$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
 
 wait_port() {
   for _ in $(seq 1 100); do
@@ -179,5 +181,8 @@ printf '\ncore with the plugin / core in-process: %.2fx\n' "$(awk -v a="$PLUGIN"
 printf 'core in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
 
 # --- idle connections ----------------------------------------------------------------
-printf '\n%s idle keep-alive client connections on the core (leastconn plugin):\n' "$IDLE"
-"$WORK/idleconns" -addr 127.0.0.1:19204 -n "$IDLE" -pid "$CORE_PID"
+# One proxy at a time, each after the load above: resident memory before and after.
+printf '\n%s idle keep-alive client connections, resident memory:\n' "$IDLE"
+printf '  core (leastconn plugin):  '; "$WORK/idleconns" -addr 127.0.0.1:19204 -n "$IDLE" -pid "$CORE_PID"
+printf '  haproxy:                  '; "$WORK/idleconns" -addr 127.0.0.1:19201 -n "$IDLE" -pid "$HAPROXY_PID"
+printf '  bare fasthttp proxy:      '; "$WORK/idleconns" -addr 127.0.0.1:19207 -n "$IDLE" -pid "$BARE_PID"
