@@ -499,6 +499,16 @@ func TestStatusAndMetrics(t *testing.T) {
 	if got := metric(t, lb, "lb_pool_admitted_total"); got < 1 {
 		t.Errorf("lb_pool_admitted_total = %v, want at least 1", got)
 	}
+	// Profiles under load come from the admin address (README "Performance").
+	resp, err := http.Get(lb.admin + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "heap profile") {
+		t.Errorf("/debug/pprof/heap: %s, body starts %q", resp.Status, string(body[:min(len(body), 60)]))
+	}
 }
 
 func TestBadConfigRefusedAtStart(t *testing.T) {
