@@ -182,7 +182,11 @@ printf 'core in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v
 
 # --- idle connections ----------------------------------------------------------------
 # One proxy at a time, each after the load above: resident memory before and after.
+idle() { # name, port, pid
+  printf '  %-26s' "$1:"
+  "$WORK/idleconns" -addr "127.0.0.1:$2" -n "$IDLE" -pid "$3"
+}
 printf '\n%s idle keep-alive client connections, resident memory:\n' "$IDLE"
-printf '  core (leastconn plugin):  '; "$WORK/idleconns" -addr 127.0.0.1:19204 -n "$IDLE" -pid "$CORE_PID"
-printf '  haproxy:                  '; "$WORK/idleconns" -addr 127.0.0.1:19201 -n "$IDLE" -pid "$HAPROXY_PID"
-printf '  bare fasthttp proxy:      '; "$WORK/idleconns" -addr 127.0.0.1:19207 -n "$IDLE" -pid "$BARE_PID"
+idle "core (leastconn plugin)" 19204 "$CORE_PID"
+idle haproxy 19201 "$HAPROXY_PID"
+idle "bare fasthttp proxy" 19207 "$BARE_PID"
