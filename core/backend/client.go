@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"time"
@@ -26,9 +27,14 @@ func newClient(key string, cc ClientConfig) *fasthttp.HostClient {
 			if err != nil {
 				return nil, err
 			}
-			return &IdleConn{Conn: c, ReadIdle: cc.ReadIdle, WriteIdle: cc.ReadIdle}, nil
+			// A TLS connection's records (session tickets) may be pending while it
+			// is sound: only plain connections are checked before reuse.
+			return &IdleConn{Conn: c, ReadIdle: cc.ReadIdle, WriteIdle: cc.ReadIdle, checkReuse: !isTLS}, nil
 		},
-		MaxConns:            1 << 20, // admission is the worker pool's job, not the client's
+		MaxConns: 1 << 20, // admission is the worker pool's job, not the client's
+		// Each request then starts by setting the write deadline, which is where
+		// IdleConn checks a pooled connection before using it.
+		WriteTimeout:        cc.ReadIdle,
 		MaxIdleConnDuration: cc.Idle,
 		// The proxy decides retries itself, on another backend (DESIGN section 3).
 		MaxIdemponentCallAttempts: 1,
@@ -52,10 +58,20 @@ type IdleConn struct {
 	net.Conn
 	ReadIdle, WriteIdle time.Duration
 	readAt, writeAt     time.Time // the deadlines set last
+	// checkReuse makes each request after the first check, before it writes
+	// anything, that the pooled connection is still sound (see ErrStaleConn).
+	checkReuse bool
+	used       bool // a response was read from it: it has been in the pool
 }
+
+// ErrStaleConn is the error of a request not sent because the pooled connection it
+// was to use had been closed by the backend while idle, or held bytes the backend
+// sent unasked. Nothing was written: the request may go again on another connection.
+var ErrStaleConn = errors.New("pooled backend connection closed or sent unexpected bytes while idle")
 
 // Read reads with a fresh ReadIdle deadline.
 func (c *IdleConn) Read(p []byte) (int, error) {
+	c.used = true
 	if c.ReadIdle > 0 {
 		if err := Refresh(&c.readAt, c.ReadIdle, c.Conn.SetReadDeadline); err != nil {
 			return 0, err
@@ -72,6 +88,24 @@ func (c *IdleConn) Write(p []byte) (int, error) {
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline is where a request starts: the client sets the deadline of its
+// write before it writes, or reads, any of the request (the backend client's
+// WriteTimeout makes it do so for every request). On a connection that checks
+// reuse and was used before, it first makes sure that the connection is sound;
+// if not, it closes it and fails with ErrStaleConn, and the request has lost
+// nothing, not even a byte of its body. The deadline itself moves as in Write.
+func (c *IdleConn) SetWriteDeadline(t time.Time) error {
+	if c.checkReuse && c.used && !soundIdle(c.Conn) {
+		_ = c.Conn.Close()
+		return ErrStaleConn
+	}
+	if c.WriteIdle > 0 {
+		return Refresh(&c.writeAt, c.WriteIdle, c.Conn.SetWriteDeadline)
+	}
+	c.writeAt = t
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // Refresh moves the deadline *at to now+idle through set, unless less than a quarter
