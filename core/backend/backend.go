@@ -4,6 +4,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -30,15 +31,17 @@ type Backend struct {
 	queueLength atomic.Int64 // -1 when the backend reports none
 	requests    atomic.Uint64
 	failures    atomic.Uint64
+	stale       atomic.Uint64 // pooled connections found unsound before reuse
 	latencyNs   atomic.Int64  // moving average of response latency
 	errorRate   atomic.Uint64 // moving average of failures, in millionths
 
-	up         atomic.Bool  // passes active checks
-	ejected    atomic.Bool  // ejected by passive checks
-	failsInRow atomic.Int32 // failed requests in a row
-	hmu        sync.Mutex   // guards health and returnedAt
-	health     Health
-	returnedAt time.Time
+	up          atomic.Bool  // passes active checks
+	ejected     atomic.Bool  // ejected by passive checks
+	failsInRow  atomic.Int32 // failed requests in a row
+	hmu         sync.Mutex   // guards health, returnedAt and ejectReason
+	health      Health
+	returnedAt  time.Time
+	ejectReason string
 }
 
 // Client returns the pool of keep-alive connections to the backend. A configuration
@@ -69,6 +72,31 @@ func (b *Backend) Latency() time.Duration { return time.Duration(b.latencyNs.Loa
 // ErrorRate is the moving average share of failed requests, 0..1.
 func (b *Backend) ErrorRate() float64 { return float64(b.errorRate.Load()) / 1e6 }
 
+// StaleConns is the number of pooled connections discarded before reuse because the
+// backend had closed them or sent bytes nobody asked for.
+func (b *Backend) StaleConns() uint64 { return b.stale.Load() }
+
+// maxStale bounds the unsound pooled connections one request discards before it
+// gives up on the backend (and may go to another one: nothing was sent).
+const maxStale = 64
+
+// Do sends req to the backend and reads the answer's header into resp (the body
+// streams, see fasthttp.HostClient.StreamResponseBody). Pooled connections that the
+// backend closed while idle, or on which it sent bytes nobody asked for, are
+// discarded before any byte of req is written to them, and the next one is tried:
+// they cost the request nothing, whatever its method.
+func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
+	c := b.Client()
+	for range maxStale {
+		err := c.Do(req, resp)
+		if !errors.Is(err, ErrStaleConn) {
+			return err
+		}
+		b.stale.Add(1)
+	}
+	return ErrStaleConn
+}
+
 // Start records that a request is being sent to the backend.
 func (b *Backend) Start() {
 	b.inflight.Add(1)
@@ -91,6 +119,11 @@ func (b *Backend) Finish(latency time.Duration, failed bool) {
 	oldRate := b.errorRate.Load()
 	b.errorRate.Store(oldRate - oldRate/8 + fail/8)
 }
+
+// Abandon ends a request started with Start that failed through no fault of the
+// backend (the client sent a malformed body or went away): it counts neither as a
+// success nor as a failure.
+func (b *Backend) Abandon() { b.inflight.Add(-1) }
 
 // Snapshot is an immutable view of the backend set, rebuilt on every change and read
 // by each request without locks.
@@ -218,5 +251,8 @@ func newBackend(rawURL, key string, cc ClientConfig, up bool) *Backend {
 	b.queueLength.Store(-1)
 	b.up.Store(up)
 	b.health.Since = time.Now().UTC()
+	if !up {
+		b.health.Reason = "added: waiting for its health checks to pass"
+	}
 	return b
 }

@@ -14,9 +14,9 @@ const (
 // Health describes why a backend is or is not a candidate.
 type Health struct {
 	State        string    `json:"state"`
-	Reason       string    `json:"reason,omitempty"`     // what caused the last change
+	Reason       string    `json:"reason,omitempty"`     // what caused the last change of State
 	Since        time.Time `json:"since"`                // when the state began
-	LastError    string    `json:"last_error,omitempty"` // of the last failed check or request
+	LastError    string    `json:"last_error,omitempty"` // of the last failed check or request while not up
 	EjectedUntil time.Time `json:"ejected_until,omitzero"`
 	Ejections    int       `json:"ejections"` // in a row; each doubles the next ejection
 }
@@ -26,45 +26,81 @@ func (b *Backend) Health() Health {
 	b.hmu.Lock()
 	defer b.hmu.Unlock()
 	h := b.health
-	switch {
-	case !b.up.Load():
-		h.State = StateDown
-		h.EjectedUntil = time.Time{}
-	case b.ejected.Load():
-		h.State = StateEjected
-	default:
-		h.State = StateUp
+	h.State = b.state()
+	if h.State != StateEjected {
 		h.EjectedUntil = time.Time{}
 	}
 	return h
 }
 
+// state is the state that status shows. b.hmu must be held.
+func (b *Backend) state() string {
+	switch {
+	case !b.up.Load():
+		return StateDown
+	case b.ejected.Load():
+		return StateEjected
+	}
+	return StateUp
+}
+
 // Candidate reports whether the backend may take new requests: up and not ejected.
 func (b *Backend) Candidate() bool { return b.up.Load() && !b.ejected.Load() }
 
-// SetUp records the outcome of active checks: up or down, with the reason and the
-// check's error. It reports whether the state changed.
-func (b *Backend) SetUp(up bool, reason, lastErr string) bool {
+// change records, after one of the flags moved, the reason when the visible state
+// differs from was, and reports whether it does. A backend that leaves the
+// candidates gives back its idle connections: they are not kept for its return
+// (a backend that went down may come back as another process). A backend that
+// becomes a candidate again starts with no error. b.hmu must be held.
+func (b *Backend) change(was, reason string, now time.Time) bool {
+	is := b.state()
+	if is == was {
+		return false
+	}
+	b.health.Reason, b.health.Since = reason, now
+	switch {
+	case is == StateUp:
+		b.health.LastError = ""
+	case was == StateUp:
+		b.Client().CloseIdleConnections()
+	}
+	return true
+}
+
+// SetUp records the verdict of active checks: up or down, with the reason and the
+// check's error. It reports whether the backend's state changed, and its health.
+// A backend that passes its checks while ejected stays ejected: the reason then says
+// both.
+func (b *Backend) SetUp(up bool, reason, lastErr string) (Health, bool) {
 	b.hmu.Lock()
-	defer b.hmu.Unlock()
+	was := b.state()
 	if lastErr != "" {
 		b.health.LastError = lastErr
 	}
-	if b.up.Load() == up {
-		return false
+	if up && b.ejected.Load() {
+		reason += "; still ejected (" + b.ejectReason + ")"
 	}
 	b.up.Store(up)
-	b.health.Reason, b.health.Since = reason, time.Now().UTC()
-	return true
+	changed := b.change(was, reason, time.Now().UTC())
+	b.hmu.Unlock()
+	return b.Health(), changed
+}
+
+// NoteError records the error of a failed check or request that changed nothing.
+// It reports whether it is the first since the backend last changed state.
+func (b *Backend) NoteError(err string) (first bool) {
+	b.hmu.Lock()
+	defer b.hmu.Unlock()
+	first = b.health.LastError == ""
+	b.health.LastError = err
+	return first
 }
 
 // AddFailure counts a failed request (connection error or 5xx) and returns the
 // failures in a row.
 func (b *Backend) AddFailure(err string) int {
 	if err != "" {
-		b.hmu.Lock()
-		b.health.LastError = err
-		b.hmu.Unlock()
+		b.NoteError(err)
 	}
 	return int(b.failsInRow.Add(1))
 }
@@ -78,29 +114,37 @@ func (b *Backend) AddSuccess() {
 
 // Eject takes the backend out for length(n), where n counts the ejections in a row
 // (the first is 1; the count starts over once the backend stayed in for resetAfter).
-// It returns n and the length.
-func (b *Backend) Eject(reason string, resetAfter time.Duration, length func(n int) time.Duration) (int, time.Duration) {
+// It returns n, the length, the backend's health and whether its state changed (an
+// ejection of a backend that is down changes nothing visible).
+func (b *Backend) Eject(reason string, resetAfter time.Duration, length func(n int) time.Duration) (int, time.Duration, Health, bool) {
 	b.hmu.Lock()
-	defer b.hmu.Unlock()
 	now := time.Now().UTC()
 	if !b.returnedAt.IsZero() && now.Sub(b.returnedAt) > resetAfter {
 		b.health.Ejections = 0 // it behaved for long enough: start over
 	}
 	b.health.Ejections++
-	d := length(b.health.Ejections)
-	b.health.Reason, b.health.Since, b.health.EjectedUntil = reason, now, now.Add(d)
+	n := b.health.Ejections
+	d := length(n)
+	was := b.state()
+	b.health.EjectedUntil, b.ejectReason = now.Add(d), reason
 	b.ejected.Store(true)
-	return b.health.Ejections, d
+	changed := b.change(was, reason, now)
+	b.hmu.Unlock()
+	return n, d, b.Health(), changed
 }
 
-// Return ends an ejection.
-func (b *Backend) Return() {
+// Return ends an ejection with reason. It reports the backend's health and whether
+// its state changed (a backend that went down meanwhile stays down).
+func (b *Backend) Return(reason string) (Health, bool) {
 	b.hmu.Lock()
-	defer b.hmu.Unlock()
+	was := b.state()
 	b.ejected.Store(false)
 	b.failsInRow.Store(0)
 	b.returnedAt = time.Now().UTC()
-	b.health.Reason, b.health.Since = "ejection time over", b.returnedAt
+	b.health.EjectedUntil = time.Time{}
+	changed := b.change(was, reason, b.returnedAt)
+	b.hmu.Unlock()
+	return b.Health(), changed
 }
 
 // Ejected reports whether the backend is ejected now.

@@ -141,7 +141,7 @@ func TestPassiveOff(t *testing.T) {
 type recorder struct{ events chan string }
 
 func (r *recorder) SetActive(b *backend.Backend, up bool, reason, lastErr string) {
-	if b.SetUp(up, reason, lastErr) {
+	if _, changed := b.SetUp(up, reason, lastErr); changed {
 		r.events <- fmt.Sprintf("%s up=%v", b.URL, up)
 	}
 }
@@ -191,7 +191,7 @@ func TestCheckerFollowsThresholds(t *testing.T) {
 	if flakyB.QueueLength() != 7 {
 		t.Errorf("queue_length = %d, want 7 from the health answer", flakyB.QueueLength())
 	}
-	if h := flakyB.Health(); !strings.Contains(h.LastError, "answered 500") || !strings.Contains(h.Reason, "2 checks in a row passed") {
-		t.Errorf("health = %+v, want the last error and the reason of the change", h)
+	if h := flakyB.Health(); h.LastError != "" || h.State != backend.StateUp || !strings.Contains(h.Reason, "2 checks in a row passed") {
+		t.Errorf("health = %+v, want up with the reason of the change and no error left", h)
 	}
 }

@@ -79,18 +79,35 @@ func (p *Passive) eject(b *backend.Backend, cfg *PassiveConfig) {
 	}
 	limit := max(MaxEjection, cfg.EjectionTime)
 	reason := fmt.Sprintf("passive: %d requests in a row failed", cfg.ConsecutiveFailures)
-	n, d := b.Eject(reason, 10*limit, func(n int) time.Duration {
+	n, d, h, changed := b.Eject(reason, 10*limit, func(n int) time.Duration {
 		d := cfg.EjectionTime
 		for i := 1; i < n && d < limit; i++ {
 			d *= 2
 		}
 		return min(d, limit)
 	})
-	p.set.Rebuild()
-	p.log.Warn("backend ejected", "backend", b.URL, "reason", reason, "for", d, "ejections_in_a_row", n, "last_error", b.Health().LastError)
-	p.after(d, func() {
-		b.Return()
+	if changed {
 		p.set.Rebuild()
-		p.log.Info("backend returned", "backend", b.URL, "reason", "ejection time over")
+		LogChange(p.log, b, h, "for", d, "ejections_in_a_row", n, "last_error", h.LastError)
+	}
+	p.after(d, func() {
+		if h, changed := b.Return("passive: ejection time over"); changed {
+			p.set.Rebuild()
+			LogChange(p.log, b, h)
+		}
 	})
+}
+
+// LogChange writes the log line of a backend's change of state, with the state and
+// reason that status shows, then args.
+func LogChange(log hclog.Logger, b *backend.Backend, h backend.Health, args ...any) {
+	args = append([]any{"backend", b.URL, "state", h.State, "reason", h.Reason}, args...)
+	switch h.State {
+	case backend.StateUp:
+		log.Info("backend up", args...)
+	case backend.StateDown:
+		log.Warn("backend down", args...)
+	default:
+		log.Warn("backend "+h.State, args...)
+	}
 }

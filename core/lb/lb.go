@@ -193,6 +193,7 @@ func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
 		}
 	}
 	spec.RuntimeDir, spec.Log = l.runtime, l.log.Named(name)
+	spec.StartTimeout = cfg.LoadBalancer.Timeouts.PluginStart.D()
 	return strategy.Start(spec)
 }
 
@@ -224,16 +225,26 @@ type activeSetter struct {
 	log hclog.Logger
 }
 
-// SetActive marks b up or down and publishes the new candidates.
+// SetActive marks b up or down and publishes the new candidates. A failed check
+// that changes nothing is logged once, the first since the backend's last change, so
+// that a backend that never comes up says why.
 func (a activeSetter) SetActive(b *backend.Backend, up bool, reason, lastErr string) {
-	if !b.SetUp(up, reason, lastErr) {
+	if reason == "" {
+		if b.NoteError(lastErr) {
+			h := b.Health()
+			a.log.Warn("backend health check failing", "backend", b.URL, "state", h.State, "reason", h.Reason, "error", lastErr)
+		}
+		return
+	}
+	h, changed := b.SetUp(up, reason, lastErr)
+	if !changed {
 		return
 	}
 	a.set.Rebuild()
-	if up {
-		a.log.Info("backend up", "backend", b.URL, "reason", reason)
+	if lastErr != "" {
+		health.LogChange(a.log, b, h, "error", lastErr)
 	} else {
-		a.log.Warn("backend down", "backend", b.URL, "reason", reason, "error", lastErr)
+		health.LogChange(a.log, b, h)
 	}
 }
 
