@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +70,57 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// ReadFrom writes what each read of r returns at once. The server reaches it for a
+// response body whose header it flushed already (see exchange.answer), so that the
+// body streams to the client as the backend sends it, whatever its framing.
+func (c *clientConn) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	var written int64
+	for {
+		n, rerr := r.Read(*bp)
+		if n > 0 {
+			w, werr := c.Write((*bp)[:n])
+			written += int64(w)
+			if werr != nil {
+				return written, werr
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return written, nil
+		case rerr != nil:
+			return written, rerr
+		}
+	}
+}
+
+// clientBody is a client's streamed request body on its way to a backend. It keeps
+// the error that cut it off (the client hung up, stalled or framed it badly), so
+// that the failure is charged to the client, not to the backend it was sent to.
+type clientBody struct {
+	r    io.Reader
+	left int // bytes still due by Content-Length, -1 when chunked
+	err  error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.left >= 0 {
+		b.left -= n
+		if err == io.EOF && b.left > 0 { // the client hung up early
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// copyBufs holds the buffers of streamed response bodies.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // Write writes with a fresh idle deadline.
 func (c *clientConn) Write(p []byte) (int, error) {

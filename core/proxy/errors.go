@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/pool"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
@@ -62,13 +64,51 @@ func writeNoBackend(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // writeUpstreamError answers a failed exchange with a backend: 504 on a timeout,
-// 502 otherwise.
+// 502 otherwise. The message is the proxy's own words: an error may quote what the
+// backend sent (a malformed header, a Set-Cookie), and no byte of that reaches the
+// client (DESIGN section 11).
 func writeUpstreamError(ctx *fasthttp.RequestCtx, err error) {
 	if isTimeout(err) {
-		WriteError(ctx, fasthttp.StatusGatewayTimeout, CodeBackendTimeout, "backend timed out: "+err.Error())
+		WriteError(ctx, fasthttp.StatusGatewayTimeout, CodeBackendTimeout, "backend timed out")
 		return
 	}
-	WriteError(ctx, fasthttp.StatusBadGateway, CodeBackendFailed, "backend failed: "+err.Error())
+	WriteError(ctx, fasthttp.StatusBadGateway, CodeBackendFailed, upstreamMessage(err))
+}
+
+// upstreamMessage says in fixed words what went wrong with a backend.
+func upstreamMessage(err error) string {
+	var op *net.OpError
+	switch {
+	case notSent(err):
+		return "backend failed: could not connect"
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "backend failed: connection closed before a complete answer"
+	case errors.As(err, &op):
+		return "backend failed: connection error"
+	}
+	return "backend failed: malformed answer"
+}
+
+// clientFault returns the client's error when err, a failed exchange with a backend,
+// came from the client's side: reading its request body failed (body is nil when
+// there was none to stream). It returns nil when the backend is to blame.
+func clientFault(err error, body *clientBody) error {
+	if body == nil || body.err == nil {
+		return nil
+	}
+	return body.err
+}
+
+// writeClientFault answers a request whose body the client broke: 408 when it
+// stalled, 400 otherwise; the connection closes, its framing being lost. A client
+// that went away does not read it.
+func writeClientFault(ctx *fasthttp.RequestCtx, err error) {
+	if isTimeout(err) {
+		WriteError(ctx, fasthttp.StatusRequestTimeout, CodeBadRequest, "request body not received in time")
+	} else {
+		WriteError(ctx, fasthttp.StatusBadRequest, CodeBadRequest, "malformed or incomplete request body")
+	}
+	ctx.SetConnectionClose()
 }
 
 // isTimeout reports whether err is a deadline passing.
@@ -87,7 +127,7 @@ func notSent(err error) bool {
 		return true
 	}
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fasthttp.ErrDialTimeout) ||
-		errors.Is(err, fasthttp.ErrNoFreeConns)
+		errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, backend.ErrStaleConn)
 }
 
 // ServerError answers the errors fasthttp's server meets before the handler runs:

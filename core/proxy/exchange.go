@@ -26,7 +26,9 @@ type exchange struct {
 	body   io.Reader // up's body stream
 	start  time.Time
 	status int
-	err    error // first error reading the backend's body
+	err    error            // first error reading the backend's body
+	pre    []byte           // body bytes read already, sent before the rest
+	small  *[smallBody]byte // kept across uses: a small body read whole, or pre
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
@@ -34,7 +36,11 @@ var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
 // acquireExchange starts a request to b whose answer will be read into up.
 func acquireExchange(h *Handler, b *backend.Backend, p strategy.Picker, up *fasthttp.Response) *exchange {
 	x := exchangePool.Get().(*exchange)
-	*x = exchange{h: h, b: b, picker: p, up: up, start: time.Now()}
+	small := x.small
+	if small == nil {
+		small = new([smallBody]byte)
+	}
+	*x = exchange{h: h, b: b, picker: p, up: up, start: time.Now(), small: small}
 	b.Start()
 	return x
 }
@@ -45,7 +51,13 @@ func (x *exchange) fail(err error) {
 	x.done()
 }
 
-// answer turns the backend's response into the client's, streaming its body.
+// smallBody is the largest response body that is read whole before the answer goes
+// out, when it has arrived with its header: header and body then leave in one write.
+const smallBody = 4 << 10
+
+// answer turns the backend's response into the client's. Its body streams: each
+// piece reaches the client as the backend sends it (DESIGN section 11), except a
+// small Content-Length body that arrived with its header, which goes out with it.
 func (x *exchange) answer(ctx *fasthttp.RequestCtx, clientClose bool) {
 	up := x.up
 	x.status = up.StatusCode()
@@ -64,13 +76,43 @@ func (x *exchange) answer(ctx *fasthttp.RequestCtx, clientClose bool) {
 	}
 	size := up.Header.ContentLength()
 	if size < 0 {
-		size = -1 // chunked, or until close: the client gets chunked
+		// Chunked, or until close: the client gets chunks, each flushed as it comes.
+		ctx.Response.SetBodyStream(x, -1)
+		return
 	}
+	if small := x.small[:]; size <= len(small) {
+		// One read takes what arrived with the header, without waiting for more.
+		n, err := x.body.Read(small[:size])
+		if n == size && err == nil {
+			_, err = x.body.Read(small[size:size]) // the end, so the connection is reused
+		}
+		if n == size && err == io.EOF {
+			ctx.Response.SetBodyRaw(nil)
+			ctx.Response.AppendBody(small[:n])
+			x.release()
+			return
+		}
+		x.pre = small[:n] // the rest is still on its way: stream it
+		if err != nil && err != io.EOF {
+			x.err = err
+		}
+	}
+	// The header leaves at once; the body then goes through clientConn.ReadFrom,
+	// which writes each read as it returns.
+	ctx.Response.ImmediateHeaderFlush = true
 	ctx.Response.SetBodyStream(x, size)
 }
 
 // Read reads the backend's body for the client.
 func (x *exchange) Read(p []byte) (int, error) {
+	if len(x.pre) > 0 {
+		n := copy(p, x.pre)
+		x.pre = x.pre[n:]
+		return n, nil
+	}
+	if x.err != nil {
+		return 0, x.err
+	}
 	n, err := x.body.Read(p)
 	if err != nil && err != io.EOF && x.err == nil {
 		x.err = err
@@ -89,13 +131,21 @@ func (x *exchange) CloseWithError(werr error) error {
 	return nil
 }
 
+// abandon ends a round trip that the client broke off: nothing is recorded against
+// the backend or reported to the strategy.
+func (x *exchange) abandon() {
+	x.b.Abandon()
+	*x = exchange{small: x.small}
+	exchangePool.Put(x)
+}
+
 // release ends the exchange: outcome recorded, upstream response and worker released.
 func (x *exchange) release() {
 	h, up := x.h, x.up
 	x.done()
 	fasthttp.ReleaseResponse(up)
 	h.pool.Release()
-	*x = exchange{}
+	*x = exchange{small: x.small}
 	exchangePool.Put(x)
 }
 

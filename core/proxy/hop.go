@@ -87,17 +87,35 @@ func prepareResponse(h *fasthttp.ResponseHeader) {
 }
 
 // removeConnectionHeaders deletes the headers that Connection names
-// (RFC 9110 section 7.6.1); "close" and "keep-alive" name none.
+// (RFC 9110 section 7.6.1); "close" and "keep-alive" name none. Connection may name
+// only hop-by-hop extensions: a name that frames the message or that the proxy
+// itself sets is never removed through it (DESIGN section 11), or a client could
+// strip a body's length or the forwarded headers.
 func removeConnectionHeaders(values [][]byte, del func(string)) {
 	for _, v := range values {
 		for f := range bytes.SplitSeq(v, []byte{','}) {
 			f = bytes.TrimSpace(f)
-			if len(f) == 0 || bytes.EqualFold(f, []byte("close")) || bytes.EqualFold(f, []byte("keep-alive")) {
+			if len(f) == 0 || bytes.EqualFold(f, []byte("close")) || bytes.EqualFold(f, []byte("keep-alive")) || kept(f) {
 				continue
 			}
 			del(string(f))
 		}
 	}
+}
+
+// keptHeaders are never removed on behalf of Connection: the message's framing, its
+// Host, and the headers the proxy sets.
+var keptHeaders = []string{"Content-Length", "Transfer-Encoding", "Host",
+	"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"}
+
+// kept reports whether name is one of keptHeaders.
+func kept(name []byte) bool {
+	for _, k := range keptHeaders {
+		if bytes.EqualFold(name, []byte(k)) {
+			return true
+		}
+	}
+	return false
 }
 
 // isUpgrade reports whether the request asks to switch protocols (WebSocket).

@@ -121,18 +121,26 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		proto = append(proto, req.Header.Peek("Upgrade")...)
 	}
 	prepareRequest(ctx, &req.Header)
-	if req.IsBodyStream() {
-		if c, ok := ctx.Conn().(*clientConn); ok {
-			c.streamBody()
-		}
-	}
 	// What the strategy sees, and the backends tried, live in a pooled state: through
 	// the Picker interface they would escape to the heap on every request.
 	st := statePool.Get().(*requestState)
 	defer func() {
-		st.tried, st.view = [4]*backend.Backend{}, strategy.Request{} // keep no backend or request alive
+		// Keep no backend, request or body alive.
+		st.tried, st.view, st.body = [4]*backend.Backend{}, strategy.Request{}, clientBody{}
 		statePool.Put(st)
 	}()
+	var body *clientBody // the streamed request body, nil when none
+	if req.IsBodyStream() {
+		if c, ok := ctx.Conn().(*clientConn); ok {
+			c.streamBody()
+		}
+		// The server keeps draining and releasing its own stream; the request
+		// reads it through st.body, which notes a failure on the client's side.
+		size := req.Header.ContentLength()
+		st.body = clientBody{r: req.BodyStream(), left: max(size, -1)}
+		body = &st.body
+		req.SetBodyStream(body, size)
+	}
 	st.view = strategy.Request{Method: req.Header.Method(), Host: req.Header.Host(), Path: ctx.Path(), Header: &req.Header}
 	st.view.RemoteAddr, _ = ctx.RemoteIP().AppendText(st.addr[:0])
 
@@ -154,14 +162,24 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		if proto != nil {
 			fasthttp.ReleaseResponse(up)
-			h.tunnel(ctx, b, proto, s)
+			h.tunnel(ctx, b, proto, s, body)
 			return
 		}
 		setScheme(req, b)
 		x := acquireExchange(h, b, picker, up)
-		err = b.Client().Do(req, up)
+		err = b.Do(req, up)
 		if err == nil {
 			x.answer(ctx, clientClose)
+			return
+		}
+		// A request body that the client broke off or framed badly is the client's
+		// fault: it answers for it, and the backend's standing does not move.
+		if cerr := clientFault(err, body); cerr != nil {
+			x.abandon()
+			h.log.Debug("client request body failed", "backend", b.URL, "error", err)
+			fasthttp.ReleaseResponse(up)
+			h.pool.Release()
+			writeClientFault(ctx, cerr)
 			return
 		}
 		x.fail(err)
@@ -181,6 +199,7 @@ type requestState struct {
 	view  strategy.Request
 	addr  [64]byte
 	tried [4]*backend.Backend
+	body  clientBody
 }
 
 var statePool = sync.Pool{New: func() any { return new(requestState) }}

@@ -14,7 +14,7 @@ import (
 // tunnel passes an Upgrade (WebSocket) request to b and, when b switches protocols,
 // joins the two connections byte for byte until either side closes. The worker is
 // released once the tunnel is up: an open WebSocket holds a backend slot, not a worker.
-func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []byte, s *Settings) {
+func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []byte, s *Settings, body *clientBody) {
 	defer h.pool.Release()
 	b.Start()
 	start := time.Now()
@@ -33,7 +33,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 	req.Header.SetBytesV("Upgrade", proto)
 	br := bufio.NewReader(upstream)
 	bw := bufio.NewWriter(upstream)
-	var resp fasthttp.Response
+	resp := fasthttp.AcquireResponse()
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -43,21 +43,52 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 		err = resp.Header.Read(br)
 	}
 	if err != nil {
+		fasthttp.ReleaseResponse(resp)
 		bc.Close()
+		if cerr := clientFault(err, body); cerr != nil {
+			b.Abandon()
+			writeClientFault(ctx, cerr)
+			return
+		}
 		b.Finish(time.Since(start), true)
+		h.outcomes.Observe(b, true, err.Error())
 		writeUpstreamError(ctx, err)
 		return
 	}
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
-		// Refused upgrade: pass the answer on and close; its body, if any, is dropped.
-		bc.Close()
-		b.Finish(time.Since(start), resp.StatusCode() >= 500)
+		// The backend did not take the upgrade: this is an ordinary answer, passed
+		// on whole, its body streamed (DESIGN section 11). The connection was
+		// dialled for this request alone and closes after it.
+		failed := resp.StatusCode() >= 500
+		b.Finish(time.Since(start), failed)
+		h.outcomes.Observe(b, failed, "")
+		prepareResponse(&resp.Header)
 		resp.Header.CopyTo(&ctx.Response.Header)
-		ctx.Response.Header.SetContentLength(0)
-		ctx.SetConnectionClose()
+		ctx.Response.Header.ResetConnectionClose()
+		if code := resp.StatusCode(); code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified || req.Header.IsHead() {
+			ctx.Response.SkipBody = true
+			fasthttp.ReleaseResponse(resp)
+			bc.Close()
+			return
+		}
+		resp.SkipBody, resp.StreamBody = false, true
+		if err := resp.ReadBody(br, 0); err != nil { // StreamBody: only sets the stream up
+			fasthttp.ReleaseResponse(resp)
+			bc.Close()
+			writeUpstreamError(ctx, err)
+			return
+		}
+		size := resp.Header.ContentLength()
+		if size >= 0 {
+			ctx.Response.ImmediateHeaderFlush = true // streams through clientConn.ReadFrom
+		} else {
+			size = -1
+		}
+		ctx.Response.SetBodyStream(&dedicatedBody{resp: resp, conn: bc}, size)
 		return
 	}
 	head := append([]byte(nil), resp.Header.Header()...)
+	fasthttp.ReleaseResponse(resp)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		defer func() { b.Finish(time.Since(start), false) }()
@@ -74,6 +105,21 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 		go func() { pipe(client, br); done <- struct{}{} }()
 		<-done
 	})
+}
+
+// dedicatedBody is the body of an answer read on a connection of its own: closing
+// it closes the connection.
+type dedicatedBody struct {
+	resp *fasthttp.Response
+	conn net.Conn
+}
+
+func (d *dedicatedBody) Read(p []byte) (int, error) { return d.resp.BodyStream().Read(p) }
+
+// Close releases the answer and closes its connection.
+func (d *dedicatedBody) Close() error {
+	fasthttp.ReleaseResponse(d.resp)
+	return d.conn.Close()
 }
 
 // pipe copies src to dst, then closes dst's write side so the peer sees the end.
