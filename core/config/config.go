@@ -56,6 +56,9 @@ type Timeouts struct {
 	BodyIdle Duration `json:"body_idle"`
 	// Shutdown bounds the drain of in-flight requests on SIGINT/SIGTERM (default 30s).
 	Shutdown Duration `json:"shutdown"`
+	// PluginStart bounds a strategy plugin's start, up to its first answer (default
+	// 10s); a plugin that takes longer is stopped with every process it started.
+	PluginStart Duration `json:"plugin_start"`
 }
 
 // Limits protect the proxy from abusive clients.
@@ -164,6 +167,7 @@ func defaults() *Config {
 				ReadHeader:     Duration(10 * time.Second),
 				BodyIdle:       Duration(60 * time.Second),
 				Shutdown:       Duration(30 * time.Second),
+				PluginStart:    Duration(10 * time.Second),
 			},
 			Limits: Limits{MaxHeaderBytes: 16384, MaxHeaders: 100},
 		},

@@ -31,6 +31,7 @@ func (c *Config) Validate(bundled []string) error {
 	}{
 		{"connect", t.Connect}, {"response_header", t.ResponseHeader}, {"idle", t.Idle},
 		{"read_header", t.ReadHeader}, {"body_idle", t.BodyIdle}, {"shutdown", t.Shutdown},
+		{"plugin_start", t.PluginStart},
 	} {
 		v.check(d.d > 0, "load_balancer.timeouts."+d.key, "must be positive, got %s", d.d)
 	}

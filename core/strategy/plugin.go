@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -48,6 +47,8 @@ type Spec struct {
 	RuntimeDir string
 	// Log receives the core's lines about the plugin and the plugin's own lines.
 	Log hclog.Logger
+	// StartTimeout bounds a start up to the plugin's first answer (default 10s).
+	StartTimeout time.Duration
 }
 
 // BundledSpec is the Spec of a bundled strategy: the core's own executable,
@@ -87,10 +88,11 @@ type Plugin struct {
 	lateInRow  atomic.Int64
 	lastLog    atomic.Int64 // unix nanoseconds of the last fallback log line
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	client *plugin.Client // guarded by mu
+	cancel   context.CancelFunc
+	done     chan struct{}
+	mu       sync.Mutex
+	client   *plugin.Client // guarded by mu
+	groupPID int            // the plugin's process group; guarded by mu
 }
 
 // Start launches the plugin and returns once it answers, or with the error that kept
@@ -240,22 +242,37 @@ func (p *Plugin) supervise(ctx context.Context, ch *channel) {
 	}
 }
 
-// kill ends the plugin process.
+// kill ends the plugin process and every process it started.
 func (p *Plugin) kill() {
 	p.mu.Lock()
-	c := p.client
-	p.client = nil
+	c, pid := p.client, p.groupPID
+	p.client, p.groupPID = nil, 0
 	p.mu.Unlock()
 	if c != nil {
-		c.Kill()
+		stop(c, pid)
 	}
+}
+
+// stop ends a plugin client and its process group. The group goes first: a process
+// the plugin started (a shell script's child) may hold its output open, and the
+// client waits for that output to end.
+func stop(c *plugin.Client, pid int) {
+	if pid > 0 {
+		killGroup(pid)
+	}
+	c.Kill()
 }
 
 // launch starts a plugin process, configures it and connects its pick channel.
 func (p *Plugin) launch() (*channel, error) {
 	cmd := p.spec.Command()
-	// Linux kills the plugin when the core dies, even by SIGKILL (see spawn).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// The plugin leads a process group of its own, so that stopping it stops what
+	// it started; on Linux it also dies with the core (see spawn).
+	cmd.SysProcAttr = pluginProcAttr()
+	timeout := p.spec.StartTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: &sdk.GRPCPlugin{}},
@@ -264,27 +281,29 @@ func (p *Plugin) launch() (*channel, error) {
 		AutoMTLS:         true,
 		Logger:           p.log,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: p.spec.RuntimeDir},
-		StartTimeout:     30 * time.Second,
+		StartTimeout:     timeout,
 	})
 	var rpc plugin.ClientProtocol
 	var err error
 	spawn(func() { rpc, err = client.Client() })
+	pid := 0
+	if cmd.Process != nil {
+		pid = cmd.Process.Pid
+	}
 	if err != nil {
-		client.Kill()
+		stop(client, pid)
 		return nil, fmt.Errorf("strategy %q: starting plugin: %w", p.spec.Name, err)
 	}
 	ch, err := p.connect(rpc)
 	if err != nil {
-		client.Kill()
+		stop(client, pid)
 		return nil, err
 	}
 	p.mu.Lock()
-	p.client = client
+	p.client, p.groupPID = client, pid
 	p.mu.Unlock()
-	if cmd.Process != nil {
-		p.pid.Store(int64(cmd.Process.Pid))
-	}
-	p.log.Info("strategy plugin running", "pid", p.pid.Load(), "headers", ch.headers, "observes", ch.observes)
+	p.pid.Store(int64(pid))
+	p.log.Info("strategy plugin running", "pid", pid, "headers", ch.headers, "observes", ch.observes)
 	return ch, nil
 }
 

@@ -1,14 +1,12 @@
 package strategy
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 )
 
 // RuntimeDir creates this process's directory for plugin sockets,
@@ -28,7 +26,7 @@ func RuntimeDir() (string, error) {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if processGone(pid) {
 			_ = os.RemoveAll(filepath.Join(base, e.Name()))
 		}
 	}
