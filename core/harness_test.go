@@ -360,3 +360,35 @@ func loadUntil(t *testing.T, url string, stop <-chan struct{}) (sent *atomic.Int
 	}
 	return sent, func() []served { wg.Wait(); return bad }
 }
+
+const sigterm = syscall.SIGTERM
+
+// writeFile writes content to path with mode perm.
+func writeFile(t *testing.T, path, content string, perm os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// processesWith lists the command lines of this machine's processes that contain
+// marker: from /proc where there is one, else from ps.
+func processesWith(marker string) []string {
+	var found []string
+	if dirs, err := filepath.Glob("/proc/[0-9]*/cmdline"); err == nil && len(dirs) > 0 {
+		for _, f := range dirs {
+			b, err := os.ReadFile(f)
+			if line := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})); err == nil && strings.Contains(line, marker) {
+				found = append(found, line)
+			}
+		}
+		return found
+	}
+	out, _ := exec.Command("ps", "-axo", "command").Output()
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, marker) {
+			found = append(found, line)
+		}
+	}
+	return found
+}
