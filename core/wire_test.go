@@ -94,7 +94,7 @@ func (l *lbInstance) backendStatus(t *testing.T, url string) (state, reason, las
 func TestStrayBytesNeverReachAnotherClient(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		stray string // written 20ms after the first answer
+		stray string // written 100ms after the first answer, once it was read
 	}{
 		{"second response", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray"},
 		{"body longer than its length", "-and-more-bytes"},
@@ -104,7 +104,7 @@ func TestStrayBytesNeverReachAnotherClient(t *testing.T) {
 			u := rawBackend(t, func(c net.Conn, r *http.Request, _ []byte) bool {
 				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(r.URL.Path), r.URL.Path)
 				if r.URL.Path == "/first" {
-					time.Sleep(20 * time.Millisecond)
+					time.Sleep(100 * time.Millisecond)
 					io.WriteString(c, tc.stray)
 				}
 				return true
@@ -114,7 +114,7 @@ func TestStrayBytesNeverReachAnotherClient(t *testing.T) {
 			if got := get(t, client, lb.url+"/first"); got != "/first" {
 				t.Fatalf("first answer %q, want /first", got)
 			}
-			time.Sleep(100 * time.Millisecond) // the stray bytes arrive on the idle connection
+			time.Sleep(300 * time.Millisecond) // the stray bytes arrive on the idle connection
 			for i := range 6 {
 				path := fmt.Sprintf("/client-%d", i)
 				if got := get(t, client, lb.url+path); got != path {
@@ -123,6 +123,9 @@ func TestStrayBytesNeverReachAnotherClient(t *testing.T) {
 			}
 			if state, _, _, failures := lb.backendStatus(t, u); state != "up" || failures != 0 {
 				t.Errorf("backend %s with %d failures, want up with none", state, failures)
+			}
+			if stale := lb.status(t).Backends[0].StaleConns; stale != 1 {
+				t.Errorf("stale_conns = %d, want the one connection with stray bytes", stale)
 			}
 		})
 	}
@@ -183,10 +186,15 @@ func TestBackendsClosingIdleConnectionsCostNoRequest(t *testing.T) {
 		}
 		time.Sleep(1300 * time.Millisecond) // past the backends' idle timeout
 	}
-	for _, u := range []string{a, b} {
-		if state, _, _, failures := lb.backendStatus(t, u); state != "up" || failures != 0 {
-			t.Errorf("backend %s: %s with %d failures, want up with none", u, state, failures)
+	var stale uint64
+	for _, bk := range lb.status(t).Backends {
+		stale += bk.StaleConns
+		if bk.State != "up" || bk.Failures != 0 {
+			t.Errorf("backend %s: %s with %d failures, want up with none", bk.URL, bk.State, bk.Failures)
 		}
+	}
+	if stale == 0 {
+		t.Errorf("stale_conns = 0 over both backends, want the connections they closed counted")
 	}
 }
 
@@ -433,7 +441,7 @@ func TestHealthStatusAndLogAgree(t *testing.T) {
 	t.Cleanup(s.Close)
 	_, other := startBackend(t)
 	lb := startCore(t, map[string]any{"servers": backendsConfig(s.URL, other),
-		"health_check": fastChecks(map[string]any{"passive": map[string]any{"consecutive_failures": 3, "ejection_time": "1500ms"}})})
+		"health_check": fastChecks(map[string]any{"passive": map[string]any{"consecutive_failures": 3, "ejection_time": "3s"}})})
 
 	type seen struct{ state, reason string }
 	var observed []seen
@@ -461,7 +469,7 @@ func TestHealthStatusAndLogAgree(t *testing.T) {
 	await("ejected", "ejected")
 	healthy.Store(false)
 	await("down", "down")
-	time.Sleep(2 * time.Second) // the ejection ends while it is down
+	time.Sleep(3500 * time.Millisecond) // the ejection ends while it is down
 	if state, reason, _, _ := lb.backendStatus(t, s.URL); state != "down" || reason != observed[1].reason {
 		t.Errorf("after the ejection time: %s %q, want still down %q", state, reason, observed[1].reason)
 	}

@@ -18,6 +18,7 @@ var (
 	descBackendQueue = prometheus.NewDesc("lb_backend_queue_length", "The backend's own reported queue, -1 when unknown.", []string{"backend"}, nil)
 	descRequests     = prometheus.NewDesc("lb_backend_requests_total", "Requests sent to the backend.", []string{"backend"}, nil)
 	descFailures     = prometheus.NewDesc("lb_backend_failures_total", "Requests to the backend that failed.", []string{"backend"}, nil)
+	descStale        = prometheus.NewDesc("lb_backend_stale_connections_total", "Pooled connections to the backend discarded before reuse (closed while idle, or holding unasked bytes).", []string{"backend"}, nil)
 	descWeight       = prometheus.NewDesc("lb_backend_weight", "The backend's configured weight.", []string{"backend"}, nil)
 	descEjections    = prometheus.NewDesc("lb_backend_ejections", "Passive ejections of the backend in a row.", []string{"backend"}, nil)
 	descGeneration   = prometheus.NewDesc("lb_config_generation", "Configurations applied so far.", nil, nil)
@@ -29,7 +30,7 @@ var (
 // Describe sends the metrics' descriptions.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descQueue, descQueueCap, descAdmitted, descShed,
-		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descWeight, descEjections, descGeneration, descStrategy, descFallbacks, descRestarts} {
+		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descStale, descWeight, descEjections, descGeneration, descStrategy, descFallbacks, descRestarts} {
 		ch <- d
 	}
 }
@@ -63,6 +64,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descEjections, float64(b.Ejections), b.URL)
 		counter(descRequests, b.Requests, b.URL)
 		counter(descFailures, b.Failures, b.URL)
+		counter(descStale, b.StaleConns, b.URL)
 	}
 	gauge(descGeneration, float64(st.Config.Generation))
 	gauge(descStrategy, 1, st.Strategy.Name, st.Strategy.State)

@@ -33,6 +33,9 @@ type Backend struct {
 	Failures    uint64  `json:"failures"`
 	LatencyMs   float64 `json:"latency_ms"` // moving average
 	ErrorRate   float64 `json:"error_rate"` // moving average, 0..1
+	// StaleConns counts pooled connections discarded before reuse: closed by the
+	// backend while idle, or holding bytes it sent unasked.
+	StaleConns uint64 `json:"stale_conns"`
 	// Health says why the backend is or is not a candidate: state (up, down,
 	// ejected), reason, since, last_error, ejected_until, ejections.
 	backend.Health
@@ -100,6 +103,7 @@ func (s *Source) Status() Status {
 			Failures:    b.Failures(),
 			LatencyMs:   float64(b.Latency().Microseconds()) / 1000,
 			ErrorRate:   b.ErrorRate(),
+			StaleConns:  b.StaleConns(),
 			Health:      b.Health(),
 		})
 	}
