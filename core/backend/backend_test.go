@@ -90,3 +90,26 @@ func TestStalePooledConnectionCostsNoByte(t *testing.T) {
 		})
 	}
 }
+
+func TestLeavingTheCandidatesClosesIdleConnections(t *testing.T) {
+	url := oneShotBackend(t, func(net.Conn) {})
+	set := NewSet()
+	set.Update([]config.Backend{{URL: url, Weight: 1}}, ClientConfig{Connect: time.Second, ReadIdle: 5 * time.Second, Idle: time.Minute})
+	b := set.Snapshot().All[0]
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI(url + "/")
+	if err := b.Do(req, resp); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.BodyStream())
+	fasthttp.ReleaseResponse(resp) // the connection goes back to the pool
+	if n := b.Client().IdleConnsCount(); n != 1 {
+		t.Fatalf("%d idle connections after one request, want 1", n)
+	}
+	if _, changed := b.SetUp(false, "active: 2 checks in a row failed", "refused"); !changed {
+		t.Fatal("SetUp(false) changed nothing")
+	}
+	if n := b.Client().IdleConnsCount(); n != 0 {
+		t.Errorf("%d idle connections kept for a backend that went down, want 0", n)
+	}
+}
