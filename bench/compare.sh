@@ -6,6 +6,7 @@
 #
 #   bash bench/compare.sh                 # defaults: 3 rounds of 10s, wrk -t1 -c64
 #   ROUNDS=5 DURATION=20s CONNS=128 bash bench/compare.sh
+#   BASELINE=HEAD~3 bash bench/compare.sh # also the core (in-process) built at that commit
 #
 # It installs what it lacks: wrk, haproxy and nginx from Debian's packages (as root),
 # and Caddy with `go install`. Numbers are only comparable within one run.
@@ -54,6 +55,11 @@ go build -o "$WORK/core" ./core
 go build -o "$WORK/fastbackend" ./bench/fastbackend
 go build -o "$WORK/idleconns" ./bench/idleconns
 go build -o "$WORK/bareproxy" ./bench/bareproxy
+if [ -n "${BASELINE:-}" ]; then
+  git worktree add -q --detach "$WORK/baseline" "$BASELINE"
+  (cd "$WORK/baseline" && go build -o "$WORK/core-baseline" ./core)
+  git worktree remove --force "$WORK/baseline"
+fi
 
 # --- backends and proxies ------------------------------------------------------------
 B1=19101 B2=19102 B3=19103
@@ -135,6 +141,10 @@ core_config 19205 >"$WORK/core-inproc.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
 "$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
+if [ -n "${BASELINE:-}" ]; then
+  core_config 19208 >"$WORK/core-baseline.json"
+  "$WORK/core-baseline" -config "$WORK/core-baseline.json" -log-level warn -in-process-strategy & PIDS+=($!)
+fi
 
 wait_port() {
   for _ in $(seq 1 100); do
@@ -144,11 +154,15 @@ wait_port() {
   say "nothing listens on port $1"; exit 1
 }
 for p in $B1 19201 19202 19203 19204 19205 19207; do wait_port "$p"; done
+[ -z "${BASELINE:-}" ] || wait_port 19208
 sleep 1 # let health checks mark the backends up
 
 # --- load ----------------------------------------------------------------------------
 NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core, leastconn plugin" "core, in-process leastconn" "bare fasthttp proxy (baseline)")
 URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
+if [ -n "${BASELINE:-}" ]; then
+  NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/")
+fi
 
 to_ms() { # wrk latency such as 812.00us, 1.23ms, 2.01s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
@@ -179,6 +193,9 @@ done
 PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}")
 printf '\ncore with the plugin / core in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
 printf 'core in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
+if [ -n "${BASELINE:-}" ]; then
+  printf 'core in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$INPROC" -v b="$(median "${RPS[7]}")" 'BEGIN {print a / b}')"
+fi
 
 # --- idle connections ----------------------------------------------------------------
 # One proxy at a time, each after the load above: resident memory before and after.
