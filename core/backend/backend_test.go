@@ -113,3 +113,31 @@ func TestLeavingTheCandidatesClosesIdleConnections(t *testing.T) {
 		t.Errorf("%d idle connections kept for a backend that went down, want 0", n)
 	}
 }
+
+// BenchmarkSoundIdle is the check each reused backend connection gets before a
+// request: one non-blocking peek on a real loopback socket.
+func BenchmarkSoundIdle(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	p := newPeeker(c)
+	for b.Loop() {
+		if !p.soundIdle() {
+			b.Fatal("an idle, open connection is not sound")
+		}
+	}
+}

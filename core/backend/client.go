@@ -27,9 +27,13 @@ func newClient(key string, cc ClientConfig) *fasthttp.HostClient {
 			if err != nil {
 				return nil, err
 			}
+			ic := &IdleConn{Conn: c, ReadIdle: cc.ReadIdle, WriteIdle: cc.ReadIdle}
 			// A TLS connection's records (session tickets) may be pending while it
 			// is sound: only plain connections are checked before reuse.
-			return &IdleConn{Conn: c, ReadIdle: cc.ReadIdle, WriteIdle: cc.ReadIdle, checkReuse: !isTLS}, nil
+			if !isTLS {
+				ic.peek = newPeeker(c)
+			}
+			return ic, nil
 		},
 		MaxConns: 1 << 20, // admission is the worker pool's job, not the client's
 		// Each request then starts by setting the write deadline, which is where
@@ -58,10 +62,10 @@ type IdleConn struct {
 	net.Conn
 	ReadIdle, WriteIdle time.Duration
 	readAt, writeAt     time.Time // the deadlines set last
-	// checkReuse makes each request after the first check, before it writes
+	// peek, when set, makes each request after the first check, before it writes
 	// anything, that the pooled connection is still sound (see ErrStaleConn).
-	checkReuse bool
-	used       bool // a response was read from it: it has been in the pool
+	peek *peeker
+	used bool // a response was read from it: it has been in the pool
 }
 
 // ErrStaleConn is the error of a request not sent because the pooled connection it
@@ -97,7 +101,7 @@ func (c *IdleConn) Write(p []byte) (int, error) {
 // if not, it closes it and fails with ErrStaleConn, and the request has lost
 // nothing, not even a byte of its body. The deadline itself moves as in Write.
 func (c *IdleConn) SetWriteDeadline(t time.Time) error {
-	if c.checkReuse && c.used && !soundIdle(c.Conn) {
+	if c.used && c.peek != nil && !c.peek.soundIdle() {
 		_ = c.Conn.Close()
 		return ErrStaleConn
 	}
