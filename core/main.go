@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/lb"
+	"github.com/switchyard-lb/switchyard/core/script"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 	"github.com/switchyard-lb/switchyard/sdk"
 )
@@ -20,6 +21,10 @@ import (
 func main() {
 	if name, ok := strategy.PluginMode(); ok { // re-executed by a core as a bundled strategy
 		sdk.Serve(strategy.NewBundled(name))
+		return
+	}
+	if path, ok := script.PluginMode(); ok { // re-executed by a core to run a strategy script
+		sdk.Serve(script.New(path))
 		return
 	}
 	fs := flag.NewFlagSet("core", flag.ContinueOnError)
@@ -49,7 +54,7 @@ func run(path string, opts lb.Options) error {
 	}
 	cfg, err := config.Parse(data, path)
 	if err == nil {
-		err = cfg.Validate(lb.Bundled)
+		err = lb.Validate(cfg)
 	}
 	if err != nil {
 		return err

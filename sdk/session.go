@@ -2,12 +2,10 @@ package sdk
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
-
-	"log"
 	"net"
 	"time"
-	"unsafe"
 
 	"github.com/switchyard-lb/switchyard/sdk/wire"
 )
@@ -135,13 +133,19 @@ func (ss *session) pick(r *wire.Reader) {
 			exclude[i] = true
 		}
 	}
-	ss.req.Method, ss.req.Host = unsafeString(r.Bytes()), unsafeString(r.Bytes())
-	ss.req.Path, ss.req.RemoteAddr = unsafeString(r.Bytes()), unsafeString(r.Bytes())
+	// The strings are the strategy's to keep: each is copied, unless it is the same
+	// as the last request's (a method, a host, a client repeat), which costs nothing.
+	reuse(&ss.req.Method, r.Bytes())
+	reuse(&ss.req.Host, r.Bytes())
+	reuse(&ss.req.Path, r.Bytes())
+	reuse(&ss.req.RemoteAddr, r.Bytes())
 	nh := int(r.Uint8())
 	for i := range nh {
-		v := unsafeString(r.Bytes())
+		v := r.Bytes()
 		if i < len(ss.headers) {
-			ss.req.Headers[ss.headers[i]] = v
+			old := ss.req.Headers[ss.headers[i]]
+			reuse(&old, v)
+			ss.req.Headers[ss.headers[i]] = old
 		}
 	}
 	if r.Err() != nil {
@@ -164,7 +168,10 @@ func (ss *session) pick(r *wire.Reader) {
 		return
 	}
 	i, err := ss.call()
+	var p panicked
 	switch {
+	case errors.As(err, &p):
+		ss.answer(id, -2, "strategy: Pick panicked: "+string(p))
 	case err != nil:
 		ss.answer(id, -1, err.Error())
 	case i < 0 || i >= len(ss.view):
@@ -176,15 +183,27 @@ func (ss *session) pick(r *wire.Reader) {
 	}
 }
 
-// call runs the strategy's Pick; a panic becomes a bad answer, not a dead plugin.
+// panicked is the error of a Pick that panicked, with the panic's value.
+type panicked string
+
+func (p panicked) Error() string { return string(p) }
+
+// call runs the strategy's Pick; a panic becomes a bad answer (the core takes its
+// built-in pick for that request and logs why), not a dead plugin.
 func (ss *session) call() (i int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			log.Printf("[ERROR] strategy: Pick panicked: %v", p)
-			i, err = -2, nil
+			i, err = -2, panicked(fmt.Sprint(p))
 		}
 	}()
 	return ss.s.Pick(&ss.req, ss.view)
+}
+
+// reuse sets *s to b's content: kept when it is the same, copied when not.
+func reuse(s *string, b []byte) {
+	if *s != string(b) { // compiled without allocating
+		*s = string(b)
+	}
 }
 
 func (ss *session) answer(id uint32, index int32, errMsg string) {
@@ -204,5 +223,3 @@ func (ss *session) outcome(r *wire.Reader) {
 		ss.observer.Observe(o)
 	}
 }
-
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -124,10 +124,13 @@ type Passive struct {
 	EjectionTime Duration `json:"ejection_time"`
 }
 
-// Plugin names an external strategy executable.
+// Plugin names an external strategy: an executable, or a script.
 type Plugin struct {
 	// Command is the executable, absolute or relative to the config file's directory.
 	Command string `json:"command"`
+	// Script is a strategy script (.star, Starlark), absolute or relative to the
+	// config file's directory; exclusive with Command.
+	Script string `json:"script"`
 	// Args are passed to Command.
 	Args []string `json:"args"`
 	// Options are handed to the strategy's Configure, as written.

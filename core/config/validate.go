@@ -79,14 +79,49 @@ func (v *validator) strategy(c *Config, bundled []string) {
 	v.check(isPlugin || slices.Contains(bundled, name), "load_balancer.strategy",
 		"%q is neither a bundled strategy (%s) nor a key of plugins", name, strings.Join(bundled, ", "))
 	for pname, p := range c.Plugins {
-		key := "plugins." + pname + ".command"
-		if p.Command == "" {
-			v.check(false, key, "must name the plugin's executable")
-			continue
+		key := "plugins." + pname
+		switch {
+		case p.Command != "" && p.Script != "":
+			v.check(false, key, "has both command and script: name one")
+		case p.Script != "":
+			v.script(key+".script", p.Script, c.PluginScript(pname))
+		case p.Command == "":
+			v.check(false, key+".command", "must name the plugin's executable (or use script)")
+		default:
+			_, err := exec.LookPath(c.PluginCommand(pname))
+			v.check(err == nil, key+".command", "%q cannot be run: %v", p.Command, errors.Unwrap(err))
 		}
-		_, err := exec.LookPath(c.PluginCommand(pname))
-		v.check(err == nil, key, "%q cannot be run: %v", p.Command, errors.Unwrap(err))
 	}
+}
+
+// ScriptExts are the file extensions of the script languages strategies may be
+// written in.
+var ScriptExts = []string{".star"}
+
+// script checks that a strategy script exists and is in a known language; whether it
+// loads is checked by the script engine (see lb.Validate).
+func (v *validator) script(key, raw, path string) {
+	if ext := filepath.Ext(path); !slices.Contains(ScriptExts, ext) {
+		v.check(false, key, "%q: unknown script extension %q (known: %s)", raw, ext, strings.Join(ScriptExts, ", "))
+		return
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		v.check(false, key, "%q cannot be read: %v", raw, errors.Unwrap(err))
+	case st.IsDir():
+		v.check(false, key, "%q is a directory", raw)
+	}
+}
+
+// PluginScript is the script of plugin name, resolved against the config file's
+// directory when it is relative; "" when the plugin has none.
+func (c *Config) PluginScript(name string) string {
+	s := c.Plugins[name].Script
+	if s == "" || filepath.IsAbs(s) {
+		return s
+	}
+	return filepath.Join(filepath.Dir(c.Path), s)
 }
 
 // PluginCommand is the executable of plugin name, resolved against the config file's

@@ -18,7 +18,7 @@ import (
 func (l *LB) Reload(data []byte, path string) error {
 	next, err := config.Parse(data, path)
 	if err == nil {
-		err = next.Validate(Bundled)
+		err = Validate(next)
 	}
 	if err == nil {
 		err = l.Apply(next)
@@ -101,6 +101,9 @@ func (l *LB) Apply(next *config.Config) error {
 		l.admin = ad
 	}
 	l.applied(next)
+	if picker != nil {
+		l.restartScriptFollow(next)
+	}
 	l.log.Info("config applied", "generation", l.generation, "changed", describe(changed, next))
 	return nil
 }
@@ -113,7 +116,7 @@ func strategyChanged(prev, next *config.Config) bool {
 		return true
 	}
 	p, n := prev.Plugins[name], next.Plugins[name]
-	return p.Command != n.Command || !reflect.DeepEqual(p.Args, n.Args) || string(p.Options) != string(n.Options)
+	return p.Command != n.Command || p.Script != n.Script || !reflect.DeepEqual(p.Args, n.Args) || string(p.Options) != string(n.Options)
 }
 
 // describe lists the changed keys for the log, with their new values where they

@@ -43,6 +43,8 @@ type LB struct {
 	generation int
 	front      *front // the client listener and its server
 	admin      *admin // nil when admin_addr is ""
+	// stopScript stops following the strategy's script (see followScript).
+	stopScript context.CancelFunc
 
 	ctx    context.Context // of background work; done at Shutdown
 	cancel context.CancelFunc
@@ -109,6 +111,7 @@ func (l *LB) Start() error {
 	l.wg.Go(func() { l.pool.Run(l.ctx) })
 	l.checker.Start(l.ctx, l.backends.Snapshot().All)
 	l.applied(cfg)
+	l.restartScriptFollow(cfg)
 	l.log.Info("listening", "addr", fr.ln.Addr().String(), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
 		"backends", len(cfg.Servers.Backends), "config", cfg.Path)
 	return nil
@@ -168,6 +171,17 @@ func (l *LB) Close() {
 	_ = os.RemoveAll(l.runtime)
 }
 
+// restartScriptFollow follows cfg's strategy script instead of the previous one.
+// l.applyMu must be held.
+func (l *LB) restartScriptFollow(cfg *config.Config) {
+	if l.stopScript != nil {
+		l.stopScript()
+	}
+	var ctx context.Context
+	ctx, l.stopScript = context.WithCancel(l.ctx)
+	l.followScript(ctx, cfg)
+}
+
 // applied records cfg as the configuration in force. l.applyMu must be held.
 func (l *LB) applied(cfg *config.Config) {
 	l.cfg = cfg
@@ -183,7 +197,13 @@ func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
 		return strategy.NewLocal(name, s), nil
 	}
 	var spec strategy.Spec
-	if p, ok := cfg.Plugins[name]; ok {
+	if p, ok := cfg.Plugins[name]; ok && p.Script != "" {
+		var err error
+		if spec, err = strategy.ScriptSpec(name, cfg.PluginScript(name)); err != nil {
+			return nil, err
+		}
+		spec.Options = p.Options
+	} else if ok {
 		command, args := cfg.PluginCommand(name), p.Args
 		spec = strategy.Spec{Name: name, Options: p.Options, Command: func() *exec.Cmd { return exec.Command(command, args...) }}
 	} else {

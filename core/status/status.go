@@ -46,7 +46,7 @@ type Config struct {
 	Path       string    `json:"path"`
 	Generation int       `json:"generation"` // configurations applied so far
 	LoadedAt   time.Time `json:"loaded_at"`
-	LastError  string    `json:"last_error"` // the last refused edit, "" once a good one applies
+	LastError  string    `json:"last_error"` // the last refused edit (of the file or of a strategy script), "" once a good one applies
 }
 
 // Source gathers the status from the running parts.
@@ -58,8 +58,9 @@ type Source struct {
 	// Strategy reports the strategy's state.
 	Strategy func() strategy.Status
 
-	mu     sync.Mutex
-	config Config
+	mu        sync.Mutex
+	config    Config
+	scriptErr string // the last refused version of the strategy script
 }
 
 // SetConfig records the configuration state shown under "config".
@@ -76,11 +77,23 @@ func (s *Source) SetLastError(msg string) {
 	s.mu.Unlock()
 }
 
-// ConfigState returns what SetConfig recorded.
+// SetScriptError records a refused version of the strategy script ("" clears it).
+// It shows as last_error while no refused edit of the file does.
+func (s *Source) SetScriptError(msg string) {
+	s.mu.Lock()
+	s.scriptErr = msg
+	s.mu.Unlock()
+}
+
+// ConfigState returns what SetConfig recorded, with the last error.
 func (s *Source) ConfigState() Config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.config
+	c := s.config
+	if c.LastError == "" {
+		c.LastError = s.scriptErr
+	}
+	return c
 }
 
 // Status returns the current status.

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/script"
 	"github.com/switchyard-lb/switchyard/plugins/leastconn"
 	"github.com/switchyard-lb/switchyard/sdk"
 	"github.com/switchyard-lb/switchyard/sdk/proto"
@@ -54,13 +55,28 @@ type Spec struct {
 // BundledSpec is the Spec of a bundled strategy: the core's own executable,
 // re-executed in plugin mode.
 func BundledSpec(name string) (Spec, error) {
+	return selfSpec(name, pluginModeEnv+"="+name)
+}
+
+// ScriptSpec is the Spec of the strategy script at path: the core's own executable,
+// re-executed to run the script.
+func ScriptSpec(name, path string) (Spec, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return Spec{}, fmt.Errorf("strategy %q: %w", name, err)
+	}
+	return selfSpec(name, script.PluginEnv(abs))
+}
+
+// selfSpec runs the core's own executable with env added to its environment.
+func selfSpec(name, env string) (Spec, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return Spec{}, fmt.Errorf("strategy %q: finding the core's executable: %w", name, err)
 	}
 	return Spec{Name: name, Command: func() *exec.Cmd {
 		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), pluginModeEnv+"="+name)
+		cmd.Env = append(os.Environ(), env)
 		return cmd
 	}}, nil
 }
