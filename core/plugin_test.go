@@ -166,3 +166,17 @@ func TestPluginRefusingOptionsStopsStart(t *testing.T) {
 		t.Errorf("core with a plugin refusing its options: err %v, output %s; want a failure naming the reason", err, out)
 	}
 }
+
+func TestCommandThatIsNotAPluginIsExplained(t *testing.T) {
+	_, a := startBackend(t)
+	cfg := testPluginConfig(nil, a)
+	cfg["plugins"] = map[string]any{"testplugin": map[string]any{"command": "/bin/echo", "args": []string{"hello"}}}
+	cfg["load_balancer"].(map[string]any)["load_balancer_port"] = 0
+	cfg["load_balancer"].(map[string]any)["admin_addr"] = ""
+	path := t.TempDir() + "/config.json"
+	writeJSON(t, path, cfg)
+	out, err := runCoreOnce(path)
+	if err == nil || !strings.Contains(out, "must call sdk.Serve") || strings.Contains(out, "testplugin.echo") {
+		t.Errorf("core with /bin/echo as its strategy: err %v, output %s; want a hint that a plugin calls sdk.Serve", err, out)
+	}
+}

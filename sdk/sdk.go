@@ -80,7 +80,8 @@ type Outcome struct {
 }
 
 // Configurer is implemented by strategies that take options: Configure receives the
-// `options` object of the strategy's entry in config.json (or null) before the first Pick.
+// `options` of the strategy's entry in config.json as written, or the JSON null when
+// there are none, before the first Pick.
 type Configurer interface {
 	Configure(options json.RawMessage) error
 }

@@ -62,7 +62,7 @@ func (c *controlServer) Start(_ context.Context, req *proto.StartRequest) (*prot
 
 func (c *controlServer) start(req *proto.StartRequest) (*proto.StartResponse, error) {
 	if conf, ok := c.impl.(Configurer); ok {
-		var opts json.RawMessage
+		opts := json.RawMessage("null") // no options in config.json, as documented
 		if len(req.Options) > 0 {
 			opts = req.Options
 		}

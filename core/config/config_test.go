@@ -100,6 +100,10 @@ func TestRefused(t *testing.T) {
 		{"backend path", `{"servers":{"backends":[{"url":"http://a:1/api"}]}}`, []string{"servers.backends[0].url", "no path"}},
 		{"unknown strategy", `{"load_balancer": {"strategy": "fastest"}}`, []string{"load_balancer.strategy", `"fastest"`}},
 		{"missing plugin", `{"load_balancer": {"strategy": "mine"}, "plugins": {"mine": {"command": "./bin/does-not-exist"}}}`, []string{"plugins.mine.command", "cannot be run"}},
+		{"missing script", `{"load_balancer": {"strategy": "s"}, "plugins": {"s": {"script": "strategies/none.star"}}}`, []string{"plugins.s.script", "strategies/none.star", "cannot be read"}},
+		{"script and command", `{"load_balancer": {"strategy": "s"}, "plugins": {"s": {"script": "a.star", "command": "/bin/true"}}}`, []string{"plugins.s", "both command and script"}},
+		{"script extension", `{"load_balancer": {"strategy": "s"}, "plugins": {"s": {"script": "strategies/sticky.lua"}}}`, []string{"plugins.s.script", `unknown script extension ".lua"`, ".star"}},
+		{"neither script nor command", `{"load_balancer": {"strategy": "s"}, "plugins": {"s": {"options": {}}}}`, []string{"plugins.s.command", "or use script"}},
 		{"status path", `{"load_balancer": {"status_path": "status"}}`, []string{"load_balancer.status_path"}},
 		{"admin addr", `{"load_balancer": {"admin_addr": "8001"}}`, []string{"load_balancer.admin_addr"}},
 		{"negative timeout", `{"load_balancer": {"timeouts": {"connect": "-1s"}}}`, []string{"load_balancer.timeouts.connect", "positive"}},
@@ -118,6 +122,28 @@ func TestRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestPluginScriptRelativeToConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "strategies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "strategies", "s.star"), []byte("def pick(r, b): return 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.json")
+	src := `{"load_balancer": {"strategy": "s"}, "plugins": {"s": {"script": "strategies/s.star"}}}`
+	c, err := Parse([]byte(src), path)
+	if err == nil {
+		err = c.Validate(bundled)
+	}
+	if err != nil {
+		t.Fatalf("a script beside the config: %v", err)
+	}
+	if got, want := c.PluginScript("s"), filepath.Join(dir, "strategies", "s.star"); got != want {
+		t.Errorf("PluginScript(s) = %q, want %q (against the config's directory)", got, want)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -295,7 +296,7 @@ func (p *Plugin) launch() (*channel, error) {
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           p.log,
+		Logger:           onceNamed{p.log},
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: p.spec.RuntimeDir},
 		StartTimeout:     timeout,
 	})
@@ -308,7 +309,7 @@ func (p *Plugin) launch() (*channel, error) {
 	}
 	if err != nil {
 		stop(client, pid)
-		return nil, fmt.Errorf("strategy %q: starting plugin: %w", p.spec.Name, err)
+		return nil, fmt.Errorf("strategy %q: starting plugin: %w%s", p.spec.Name, err, notAPluginHint(err))
 	}
 	ch, err := p.connect(rpc)
 	if err != nil {
@@ -321,6 +322,24 @@ func (p *Plugin) launch() (*channel, error) {
 	p.pid.Store(int64(pid))
 	p.log.Info("strategy plugin running", "pid", pid, "headers", ch.headers, "observes", ch.observes)
 	return ch, nil
+}
+
+// onceNamed is the plugin client's logger: go-plugin would name the plugin's lines
+// once more after its executable ("lb.sticky.core"), the strategy's name is enough.
+type onceNamed struct{ hclog.Logger }
+
+// Named returns the logger unchanged.
+func (l onceNamed) Named(string) hclog.Logger { return l }
+
+// notAPluginHint explains the go-plugin errors of a program that is not a strategy
+// plugin: it printed something else than the handshake, or exited without one.
+func notAPluginHint(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "Unrecognized remote plugin message") || strings.Contains(msg, "plugin exited before we could connect") ||
+		strings.Contains(msg, "timeout while waiting for plugin to start") {
+		return " (is it a strategy plugin? Its main must call sdk.Serve, and print nothing before it)"
+	}
+	return ""
 }
 
 // connect starts the strategy over the control protocol and dials its pick channel.

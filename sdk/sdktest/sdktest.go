@@ -35,29 +35,44 @@ type Harness struct {
 }
 
 // New returns a harness for s over backends. If s is an sdk.Configurer it is
-// configured with no options; use Configure for others.
+// configured with no options (the JSON null, as the load balancer does); use
+// Configure for others.
 func New(t testing.TB, s sdk.Strategy, backends ...sdk.Backend) *Harness {
 	t.Helper()
 	h := &Harness{t: t, s: s}
 	h.SetBackends(backends...)
 	if c, ok := s.(sdk.Configurer); ok {
-		if err := c.Configure(nil); err != nil {
-			t.Fatalf("Configure(nil) = %v", err)
+		if err := c.Configure(json.RawMessage("null")); err != nil {
+			t.Fatalf("Configure(null) = %v", err)
 		}
 	}
 	return h
 }
 
-// Configure hands options (marshalled to JSON) to the strategy's Configure, as the
-// load balancer does with the plugin's `options` in config.json.
+// Configure hands options to the strategy's Configure, as the load balancer does
+// with the plugin's `options` in config.json: JSON text as it is (a
+// json.RawMessage, []byte or string), any other value marshalled to JSON.
 func (h *Harness) Configure(options any) error {
 	c, ok := h.s.(sdk.Configurer)
 	if !ok {
 		h.t.Fatalf("strategy %T does not implement sdk.Configurer", h.s)
 	}
-	raw, err := json.Marshal(options)
-	if err != nil {
-		h.t.Fatalf("marshalling options: %v", err)
+	var raw json.RawMessage
+	switch o := options.(type) {
+	case json.RawMessage:
+		raw = o
+	case []byte:
+		raw = o
+	case string:
+		raw = json.RawMessage(o)
+	default:
+		var err error
+		if raw, err = json.Marshal(options); err != nil {
+			h.t.Fatalf("marshalling options: %v", err)
+		}
+	}
+	if !json.Valid(raw) {
+		h.t.Fatalf("Configure(%q): not JSON", raw)
 	}
 	return c.Configure(raw)
 }

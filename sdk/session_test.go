@@ -1,0 +1,95 @@
+package sdk
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-lb/switchyard/sdk/wire"
+)
+
+// keeper remembers every path it is asked about, and panics on /panic.
+type keeper struct{ paths []string }
+
+func (k *keeper) Pick(req *Request, _ []Backend) (int, error) {
+	if req.Path == "/panic" {
+		panic("boom at " + req.Path)
+	}
+	k.paths = append(k.paths, req.Path)
+	return 0, nil
+}
+
+// feed hands the session messages as the pick channel delivers them: each read
+// into one reused buffer.
+func feed(t *testing.T, ss *session, msgs []byte) {
+	t.Helper()
+	r := bytes.NewReader(msgs)
+	var scratch []byte
+	for r.Len() > 0 {
+		kind, payload, grown, err := wire.ReadMessage(r, scratch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scratch = grown
+		if err := ss.handle(kind, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func appendPick(buf []byte, id uint32, path string) []byte {
+	buf, at := wire.Begin(buf, wire.KindPick)
+	buf = binary.LittleEndian.AppendUint32(buf, id)
+	buf = binary.LittleEndian.AppendUint32(buf, 1) // table version
+	buf = append(buf, 0)                           // nothing excluded
+	for _, s := range []string{"GET", "example.com", path, "127.0.0.1"} {
+		buf = wire.AppendString(buf, s)
+	}
+	buf = append(buf, 0) // no headers
+	return wire.End(buf, at)
+}
+
+func TestRequestStringsAreTheStrategysToKeep(t *testing.T) {
+	k := &keeper{}
+	ss := newSession(k)
+	msgs, at := wire.Begin(nil, wire.KindTable)
+	msgs = binary.LittleEndian.AppendUint32(msgs, 1)
+	msgs = binary.LittleEndian.AppendUint16(msgs, 1)
+	msgs = wire.AppendString(msgs, "http://a:1")
+	msgs = binary.LittleEndian.AppendUint32(msgs, 1)
+	msgs = wire.AppendFigures(msgs, wire.Figures{})
+	msgs = wire.End(msgs, at)
+	var want []string
+	for i := range 50 {
+		path := fmt.Sprintf("/path/%d", i%7) // some repeat, as real paths do
+		want = append(want, path)
+		msgs = appendPick(msgs, uint32(i), path)
+	}
+	feed(t, ss, msgs)
+	if got := strings.Join(k.paths, " "); got != strings.Join(want, " ") {
+		t.Errorf("paths kept by the strategy = %s\nwant %s", got, strings.Join(want, " "))
+	}
+}
+
+func TestPanickingPickIsReportedWithItsMessage(t *testing.T) {
+	ss := newSession(&keeper{})
+	msgs, at := wire.Begin(nil, wire.KindTable)
+	msgs = binary.LittleEndian.AppendUint32(msgs, 1)
+	msgs = binary.LittleEndian.AppendUint16(msgs, 1)
+	msgs = wire.AppendString(msgs, "http://a:1")
+	msgs = binary.LittleEndian.AppendUint32(msgs, 1)
+	msgs = wire.AppendFigures(msgs, wire.Figures{})
+	msgs = wire.End(msgs, at)
+	feed(t, ss, appendPick(msgs, 7, "/panic"))
+	_, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wire.NewReader(payload)
+	id, index, msg := r.Uint32(), int32(r.Uint32()), string(r.Bytes())
+	if id != 7 || index != -2 || msg != "strategy: Pick panicked: boom at /panic" {
+		t.Errorf("answer = id %d, index %d, %q; want 7, -2 (a bad answer) and the panic's message", id, index, msg)
+	}
+}
