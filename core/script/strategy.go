@@ -137,10 +137,11 @@ func (s *Strategy) Pick(req *sdk.Request, backends []sdk.Backend) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.req = request{r: req}
-	s.list.bs = backends
+	s.list.set(backends)
 	s.args[0], s.args[1] = &s.req, &s.list
 	res, err := s.call(s.cur.pick, s.args[:])
-	s.list.bs, s.req.r, s.req.headers = nil, nil, nil // keep nothing of this pick
+	s.list.set(nil) // keep nothing of this pick
+	s.req.r, s.req.headers = nil, nil
 	var d *declined
 	switch {
 	case errors.As(err, &d):

@@ -64,7 +64,22 @@ func (r *request) Attr(name string) (starlark.Value, error) {
 
 // backendList is the `backends` a pick sees: a sequence over the sdk's slice, whose
 // elements are made when the script reads them.
-type backendList struct{ bs []sdk.Backend }
+type backendList struct {
+	bs   []sdk.Backend
+	vals []backendValue // the elements, made once per pick size and reused
+}
+
+// set points the list at bs for one pick.
+func (l *backendList) set(bs []sdk.Backend) {
+	l.bs = bs
+	if cap(l.vals) < len(bs) {
+		l.vals = make([]backendValue, len(bs))
+	}
+	l.vals = l.vals[:len(bs)]
+	for i := range bs {
+		l.vals[i].b = &bs[i]
+	}
+}
 
 func (l *backendList) String() string        { return fmt.Sprintf("<%d backends>", len(l.bs)) }
 func (l *backendList) Type() string          { return "backends" }
@@ -74,7 +89,7 @@ func (l *backendList) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable:
 func (l *backendList) Len() int              { return len(l.bs) }
 
 // Index returns the backend at i.
-func (l *backendList) Index(i int) starlark.Value { return &backendValue{b: &l.bs[i]} }
+func (l *backendList) Index(i int) starlark.Value { return &l.vals[i] }
 
 // Iterate walks the backends in order.
 func (l *backendList) Iterate() starlark.Iterator { return &backendIter{l: l} }

@@ -3,6 +3,7 @@ package strategy
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/script"
 	"github.com/switchyard-lb/switchyard/plugins/leastconn"
 	"github.com/switchyard-lb/switchyard/sdk"
 )
@@ -22,6 +24,10 @@ import (
 func TestMain(m *testing.M) {
 	if name, ok := PluginMode(); ok {
 		sdk.Serve(NewBundled(name))
+		return
+	}
+	if path, ok := script.PluginMode(); ok {
+		sdk.Serve(script.New(path))
 		return
 	}
 	os.Exit(m.Run())
@@ -97,12 +103,51 @@ func TestPluginPicksAndFallsBackWhenKilled(t *testing.T) {
 	}
 }
 
+// leastScript is least-connections written in Starlark, as a user would write it.
+const leastScript = `
+def pick(req, backends):
+    best, best_load = 0, None
+    for i, b in enumerate(backends):
+        load = (b.inflight + max(b.queue_length, 0)) * 1000 // b.weight
+        if best_load == None or load < best_load:
+            best, best_load = i, load
+    return best
+`
+
+// BenchmarkPick compares one pick: the leastconn strategy in-process and as a plugin,
+// and least-connections as a Starlark script, in-process (the interpreter's cost
+// alone) and as a plugin (what a script strategy costs a request).
 func BenchmarkPick(b *testing.B) {
-	for _, name := range []string{"in-process", "plugin"} {
+	for _, name := range []string{"in-process", "plugin", "script-in-process", "script-plugin"} {
 		b.Run(name, func(b *testing.B) {
 			var p Picker = NewLocal("leastconn", leastconn.New())
-			if name == "plugin" {
+			switch name {
+			case "plugin":
 				p = startBundled(b, "leastconn")
+			case "script-in-process", "script-plugin":
+				path := filepath.Join(b.TempDir(), "least.star")
+				if err := os.WriteFile(path, []byte(strings.Replace(leastScript, "load", "queued", -1)), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				if name == "script-plugin" {
+					spec, err := ScriptSpec("least", path)
+					if err != nil {
+						b.Fatal(err)
+					}
+					spec.RuntimeDir, spec.Log = b.TempDir(), hclog.NewNullLogger()
+					pl, err := Start(spec)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(pl.Close)
+					p = pl
+					break
+				}
+				s := script.New(path)
+				if err := s.Configure(nil); err != nil {
+					b.Fatal(err)
+				}
+				p = NewLocal("least", s)
 			}
 			cands := candidates(b, 3)
 			req := &Request{Method: []byte("GET"), Host: []byte("example.com"), Path: []byte("/"), RemoteAddr: []byte("127.0.0.1")}
@@ -131,7 +176,7 @@ func BenchmarkPick(b *testing.B) {
 
 // childCPU is the CPU time of the plugin process, 0 for in-process picks.
 func childCPU(pid int, name string) time.Duration {
-	if name != "plugin" {
+	if !strings.HasSuffix(name, "plugin") {
 		return 0
 	}
 	return cpuTime(pid)
