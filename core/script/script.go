@@ -98,8 +98,13 @@ func headers(path string, v starlark.Value) ([]string, error) {
 	if v == nil {
 		return nil, nil
 	}
-	seq, ok := v.(starlark.Indexable)
-	if !ok {
+	var seq starlark.Indexable
+	switch l := v.(type) {
+	case *starlark.List:
+		seq = l
+	case starlark.Tuple:
+		seq = l
+	default:
 		return nil, fmt.Errorf("%s: HEADERS is a %s, want a list of header names", path, v.Type())
 	}
 	out := make([]string, seq.Len())
