@@ -39,6 +39,17 @@ func feed(t *testing.T, ss *session, msgs []byte) {
 	}
 }
 
+// appendTable encodes table version 1: one backend, http://a:1.
+func appendTable(buf []byte) []byte {
+	buf, at := wire.Begin(buf, wire.KindTable)
+	buf = binary.LittleEndian.AppendUint32(buf, 1)
+	buf = binary.LittleEndian.AppendUint16(buf, 1)
+	buf = wire.AppendString(buf, "http://a:1")
+	buf = binary.LittleEndian.AppendUint32(buf, 1)
+	buf = wire.AppendFigures(buf, wire.Figures{})
+	return wire.End(buf, at)
+}
+
 func appendPick(buf []byte, id uint32, path string) []byte {
 	buf, at := wire.Begin(buf, wire.KindPick)
 	buf = binary.LittleEndian.AppendUint32(buf, id)
@@ -54,13 +65,7 @@ func appendPick(buf []byte, id uint32, path string) []byte {
 func TestRequestStringsAreTheStrategysToKeep(t *testing.T) {
 	k := &keeper{}
 	ss := newSession(k)
-	msgs, at := wire.Begin(nil, wire.KindTable)
-	msgs = binary.LittleEndian.AppendUint32(msgs, 1)
-	msgs = binary.LittleEndian.AppendUint16(msgs, 1)
-	msgs = wire.AppendString(msgs, "http://a:1")
-	msgs = binary.LittleEndian.AppendUint32(msgs, 1)
-	msgs = wire.AppendFigures(msgs, wire.Figures{})
-	msgs = wire.End(msgs, at)
+	msgs := appendTable(nil)
 	var want []string
 	for i := range 50 {
 		path := fmt.Sprintf("/path/%d", i%7) // some repeat, as real paths do
@@ -75,13 +80,7 @@ func TestRequestStringsAreTheStrategysToKeep(t *testing.T) {
 
 func TestPanickingPickIsReportedWithItsMessage(t *testing.T) {
 	ss := newSession(&keeper{})
-	msgs, at := wire.Begin(nil, wire.KindTable)
-	msgs = binary.LittleEndian.AppendUint32(msgs, 1)
-	msgs = binary.LittleEndian.AppendUint16(msgs, 1)
-	msgs = wire.AppendString(msgs, "http://a:1")
-	msgs = binary.LittleEndian.AppendUint32(msgs, 1)
-	msgs = wire.AppendFigures(msgs, wire.Figures{})
-	msgs = wire.End(msgs, at)
+	msgs := appendTable(nil)
 	feed(t, ss, appendPick(msgs, 7, "/panic"))
 	_, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
 	if err != nil {

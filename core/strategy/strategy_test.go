@@ -103,19 +103,8 @@ func TestPluginPicksAndFallsBackWhenKilled(t *testing.T) {
 	}
 }
 
-// leastScript is least-connections written in Starlark, as a user would write it.
-const leastScript = `
-def pick(req, backends):
-    best, best_load = 0, None
-    for i, b in enumerate(backends):
-        load = (b.inflight + max(b.queue_length, 0)) * 1000 // b.weight
-        if best_load == None or load < best_load:
-            best, best_load = i, load
-    return best
-`
-
 // BenchmarkPick compares one pick: the leastconn strategy in-process and as a plugin,
-// and least-connections as a Starlark script, in-process (the interpreter's cost
+// and least-connections as a Starlark script (core/script/testdata), in-process (the interpreter's cost
 // alone) and as a plugin (what a script strategy costs a request).
 func BenchmarkPick(b *testing.B) {
 	for _, name := range []string{"in-process", "plugin", "script-in-process", "script-plugin"} {
@@ -125,8 +114,8 @@ func BenchmarkPick(b *testing.B) {
 			case "plugin":
 				p = startBundled(b, "leastconn")
 			case "script-in-process", "script-plugin":
-				path := filepath.Join(b.TempDir(), "least.star")
-				if err := os.WriteFile(path, []byte(strings.Replace(leastScript, "load", "queued", -1)), 0o644); err != nil {
+				path, err := filepath.Abs("../script/testdata/least.star")
+				if err != nil {
 					b.Fatal(err)
 				}
 				if name == "script-plugin" {
