@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -77,6 +79,9 @@ func (w lockedWriter) Write(b []byte) (int, error) {
 func start(t *testing.T, ready *regexp.Regexp, bin string, args ...string) (*proc, string) {
 	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
+	// Each program leads a process group of its own, as under a service manager, so
+	// that a test can signal the group without signalling itself.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	if err := p.cmd.Start(); err != nil {

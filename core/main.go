@@ -3,10 +3,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,35 +29,108 @@ func main() {
 		sdk.Serve(script.New(path))
 		return
 	}
+	os.Exit(cli(os.Args[1:]))
+}
+
+// cli runs the core's command line and returns the exit code: 0 done, 1 failed,
+// 2 a bad command line.
+func cli(args []string) int {
 	fs := flag.NewFlagSet("core", flag.ContinueOnError)
-	path := fs.String("config", "config.json", "the configuration file")
-	level := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
-	jsonLog := fs.Bool("log-json", false, "log as JSON lines")
-	inProcess := fs.Bool("in-process-strategy", false, "run bundled strategies inside the core, not as plugins (for benchmarks)")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
+	path := fs.String("config", "config.json", "the configuration `file` to serve, and to follow: edits apply live")
+	level := fs.String("log-level", "info", "the least important log lines written: trace, debug, info, warn or error")
+	jsonLog := fs.Bool("log-json", false, "write log lines, and the access log, as JSON instead of logfmt")
+	inProcess := fs.Bool("in-process-strategy", false, "run a bundled strategy inside the core instead of as a plugin, to measure what the plugin costs")
+	check := fs.Bool("check", false, "check the configuration (plugin commands and scripts included), print the verdict and exit 0 or 1")
+	version := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: core [flags]   (from a checkout: go run ./core [flags])\n\n")
+		fmt.Fprintf(out, "The load balancer: serves the configuration file, reloads it on every edit and on\nSIGHUP, drains in-flight requests on SIGINT or SIGTERM.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "core: unexpected argument %q (the config file goes after -config)\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	if *version {
+		fmt.Println("switchyard", Version())
+		return 0
+	}
+	if *check {
+		if _, _, err := load(*path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Printf("%s: ok\n", *path)
+		return 0
 	}
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "lb", Level: hclog.LevelFromString(*level), JSONFormat: *jsonLog, Output: os.Stderr,
 	})
-	if err := run(*path, lb.Options{Log: log, InProcessStrategy: *inProcess}); err != nil {
+	log.Info("starting", "version", Version(), "pid", os.Getpid(), "config", *path)
+	if err := run(*path, lb.Options{Log: log, InProcessStrategy: *inProcess, LogJSON: *jsonLog}); err != nil {
 		log.Error("exiting", "error", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
+}
+
+// Version is the core's version: its module version when built from a tagged module,
+// else the commit it was built from, else "devel".
+func Version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return "devel-" + rev
+}
+
+// load reads and checks the configuration at path.
+func load(path string) (*config.Config, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, &config.Error{File: path, Msg: fmt.Sprintf("reading: %v", err)}
+	}
+	cfg, err := config.Parse(data, path)
+	if err == nil {
+		err = lb.Validate(cfg)
+	}
+	return cfg, data, err
 }
 
 // run serves the configuration at path until SIGINT or SIGTERM, then drains. Edits of
 // the file, and SIGHUP, apply a new configuration live.
 func run(path string, opts lb.Options) error {
 	log := opts.Log
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return &config.Error{File: path, Msg: fmt.Sprintf("reading: %v", err)}
-	}
-	cfg, err := config.Parse(data, path)
-	if err == nil {
-		err = lb.Validate(cfg)
-	}
+	cfg, data, err := load(path)
 	if err != nil {
 		return err
 	}

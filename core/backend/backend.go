@@ -26,17 +26,22 @@ type Backend struct {
 	Key    string
 	client atomic.Pointer[fasthttp.HostClient]
 
-	weight      atomic.Int64
-	inflight    atomic.Int64
-	queueLength atomic.Int64 // -1 when the backend reports none
-	requests    atomic.Uint64
-	failures    atomic.Uint64
-	stale       atomic.Uint64 // pooled connections found unsound before reuse
-	latencyNs   atomic.Int64  // moving average of response latency
-	errorRate   atomic.Uint64 // moving average of failures, in millionths
+	weight         atomic.Int64
+	inflight       atomic.Int64
+	queueLength    atomic.Int64 // -1 when the backend reports none
+	requests       atomic.Uint64
+	failures       atomic.Uint64
+	stale          atomic.Uint64 // pooled connections found unsound before reuse
+	ejectionsTotal atomic.Uint64 // passive ejections since it joined
+	// Answers counts the requests answered through the backend, by status code and
+	// duration, for metrics.
+	Answers   Answers
+	latencyNs atomic.Int64  // moving average of response latency
+	errorRate atomic.Uint64 // moving average of failures, in millionths
 
 	up          atomic.Bool  // passes active checks
 	ejected     atomic.Bool  // ejected by passive checks
+	drained     atomic.Bool  // taken out by an operator
 	failsInRow  atomic.Int32 // failed requests in a row
 	hmu         sync.Mutex   // guards health, returnedAt and ejectReason
 	health      Health

@@ -9,6 +9,7 @@ const (
 	StateUp      = "up"      // takes new requests
 	StateDown    = "down"    // failed its active health checks
 	StateEjected = "ejected" // failed real traffic; back after its ejection time
+	StateDrain   = "drain"   // taken out by an operator; back when made ready
 )
 
 // Health describes why a backend is or is not a candidate.
@@ -36,6 +37,8 @@ func (b *Backend) Health() Health {
 // state is the state that status shows. b.hmu must be held.
 func (b *Backend) state() string {
 	switch {
+	case b.drained.Load():
+		return StateDrain
 	case !b.up.Load():
 		return StateDown
 	case b.ejected.Load():
@@ -44,8 +47,9 @@ func (b *Backend) state() string {
 	return StateUp
 }
 
-// Candidate reports whether the backend may take new requests: up and not ejected.
-func (b *Backend) Candidate() bool { return b.up.Load() && !b.ejected.Load() }
+// Candidate reports whether the backend may take new requests: up, not ejected, not
+// drained.
+func (b *Backend) Candidate() bool { return b.up.Load() && !b.ejected.Load() && !b.drained.Load() }
 
 // change records, after one of the flags moved, the reason when the visible state
 // differs from was, and reports whether it does. A backend that leaves the
@@ -123,6 +127,7 @@ func (b *Backend) Eject(reason string, resetAfter time.Duration, length func(n i
 		b.health.Ejections = 0 // it behaved for long enough: start over
 	}
 	b.health.Ejections++
+	b.ejectionsTotal.Add(1)
 	n := b.health.Ejections
 	d := length(n)
 	was := b.state()
@@ -146,6 +151,35 @@ func (b *Backend) Return(reason string) (Health, bool) {
 	b.hmu.Unlock()
 	return b.Health(), changed
 }
+
+// Drain takes the backend out of the picks at an operator's request (HAProxy's
+// "set server ... state drain"): requests in flight finish, no new ones come. It
+// reports the backend's health and whether its state changed.
+func (b *Backend) Drain() (Health, bool) {
+	b.hmu.Lock()
+	was := b.state()
+	b.drained.Store(true)
+	changed := b.change(was, "runtime: drain requested", time.Now().UTC())
+	b.hmu.Unlock()
+	return b.Health(), changed
+}
+
+// Ready ends a drain and a passive ejection, with its backoff, at an operator's
+// request. A backend that fails its active checks stays down.
+func (b *Backend) Ready() (Health, bool) {
+	b.hmu.Lock()
+	was := b.state()
+	b.drained.Store(false)
+	b.ejected.Store(false)
+	b.failsInRow.Store(0)
+	b.health.Ejections, b.health.EjectedUntil, b.returnedAt = 0, time.Time{}, time.Time{}
+	changed := b.change(was, "runtime: ready requested", time.Now().UTC())
+	b.hmu.Unlock()
+	return b.Health(), changed
+}
+
+// EjectionsTotal is the number of passive ejections of the backend since it joined.
+func (b *Backend) EjectionsTotal() uint64 { return b.ejectionsTotal.Load() }
 
 // Ejected reports whether the backend is ejected now.
 func (b *Backend) Ejected() bool { return b.ejected.Load() }

@@ -40,6 +40,9 @@ type LoadBalancer struct {
 	Timeouts Timeouts `json:"timeouts"`
 	// Limits protect the proxy from abusive clients.
 	Limits Limits `json:"limits"`
+	// AccessLog names the access log: a file (relative to the config file's
+	// directory), "-" for standard output, "" for none (default "").
+	AccessLog string `json:"access_log"`
 }
 
 // Timeouts bound each stage of a proxied request and of a client connection.

@@ -92,6 +92,8 @@ func TestRefused(t *testing.T) {
 		{"port range", `{"load_balancer": {"load_balancer_port": 70000}}`, []string{"load_balancer.load_balancer_port"}},
 		{"duplicate key", `{"threadpool": {"max_workers": 5, "max_workers": 6}}`, []string{"config.json:1:", "duplicate"}},
 		{"min over max", `{"threadpool": {"min_workers": 10, "max_workers": 5}}`, []string{"threadpool.min_workers", "must not exceed max_workers (5)"}},
+		{"typo max", `{"threadpool": {"max_workers": 100000000}}`, []string{"threadpool.max_workers", "at most 100000"}},
+		{"typo queue", `{"threadpool": {"queue_capacity": 1000000000}}`, []string{"threadpool.queue_capacity", "at most"}},
 		{"zero max", `{"threadpool": {"min_workers": 0, "max_workers": 0}}`, []string{"threadpool.max_workers"}},
 		{"empty backends", `{"servers": {"backends": []}}`, []string{"servers.backends", "empty"}},
 		{"weight zero", `{"servers":{"backends":[{"url":"http://a:1","weight":0}]}}`, []string{"servers.backends[0].weight", "at least 1"}},

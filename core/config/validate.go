@@ -43,6 +43,10 @@ func (c *Config) Validate(bundled []string) error {
 	tp := &c.Threadpool
 	v.check(tp.MinWorkers >= 0, "threadpool.min_workers", "must be 0 or more, got %d", tp.MinWorkers)
 	v.check(tp.MaxWorkers >= 1, "threadpool.max_workers", "must be at least 1, got %d", tp.MaxWorkers)
+	// Larger values can only be typos: each worker may hold a backend connection.
+	v.check(tp.MaxWorkers <= MaxWorkers, "threadpool.max_workers", "must be at most %d, got %d", MaxWorkers, tp.MaxWorkers)
+	v.check(tp.QueueCapacity <= MaxQueue, "threadpool.queue_capacity", "must be at most %d, got %d", MaxQueue, tp.QueueCapacity)
+	v.check(c.Servers.QueueCapacity <= MaxQueue, "servers.queue_capacity", "must be at most %d, got %d", MaxQueue, c.Servers.QueueCapacity)
 	v.check(tp.MinWorkers <= tp.MaxWorkers, "threadpool.min_workers", "must not exceed max_workers (%d), got %d", tp.MaxWorkers, tp.MinWorkers)
 	v.check(tp.QueueCapacity >= 0, "threadpool.queue_capacity", "must be 0 or more, got %d", tp.QueueCapacity)
 	v.check(tp.QueueTimeout > 0, "threadpool.queue_timeout", "must be positive, got %s", tp.QueueTimeout)
@@ -93,6 +97,12 @@ func (v *validator) strategy(c *Config, bundled []string) {
 		}
 	}
 }
+
+// Upper bounds of the pool's sizes: above them a value can only be a typo.
+const (
+	MaxWorkers = 100_000
+	MaxQueue   = 10_000_000
+)
 
 // ScriptExts are the file extensions of the script languages strategies may be
 // written in.

@@ -23,6 +23,7 @@ func (l *LB) Reload(data []byte, path string) error {
 	if err == nil {
 		err = l.Apply(next)
 	}
+	l.source.CountReload(err == nil)
 	if err != nil {
 		l.source.SetLastError(err.Error())
 		l.log.Error("config refused; the running configuration is unchanged", "file", path, "error", err)
@@ -60,6 +61,19 @@ func (l *LB) Apply(next *config.Config) error {
 			return err
 		}
 	}
+	access := l.access
+	if next.LoadBalancer.AccessLog != prev.LoadBalancer.AccessLog || next.Path != prev.Path {
+		var err error
+		if access, err = l.openAccessLog(next); err != nil {
+			if fr != nil {
+				fr.drain(time.Second, l.log)
+			}
+			if ad != nil {
+				_ = ad.server.Close()
+			}
+			return err
+		}
+	}
 	var picker strategy.Picker
 	if strategyChanged(prev, next) {
 		var err error
@@ -69,6 +83,9 @@ func (l *LB) Apply(next *config.Config) error {
 			}
 			if ad != nil {
 				_ = ad.server.Close()
+			}
+			if access != l.access {
+				access.close()
 			}
 			return err
 		}
@@ -83,7 +100,12 @@ func (l *LB) Apply(next *config.Config) error {
 	l.checker.SetConfig(checkConfig(next))
 	l.checker.Watch(l.backends.Snapshot().All)
 	l.passive.SetConfig(passiveConfig(next))
-	l.handler.SetSettings(settings(next))
+	if access != l.access {
+		old := l.access
+		l.access = access
+		defer old.close() // after the handler stopped using it
+	}
+	l.handler.SetSettings(l.settings(next))
 	if picker != nil {
 		old := l.handler.Picker()
 		l.handler.SetPicker(picker)

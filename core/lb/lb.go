@@ -37,6 +37,7 @@ type LB struct {
 	runtime  string // plugin sockets
 	// inProcess runs bundled strategies in the core (Options.InProcessStrategy).
 	inProcess bool
+	logJSON   bool // access log lines as JSON (Options.LogJSON)
 
 	applyMu    sync.Mutex // serializes Apply; guards the fields below
 	cfg        *config.Config
@@ -45,6 +46,7 @@ type LB struct {
 	admin      *admin // nil when admin_addr is ""
 	// stopScript stops following the strategy's script (see followScript).
 	stopScript context.CancelFunc
+	access     *accessLog // nil when off
 
 	ctx    context.Context // of background work; done at Shutdown
 	cancel context.CancelFunc
@@ -58,6 +60,8 @@ type Options struct {
 	// InProcessStrategy runs bundled strategies inside the core instead of as plugin
 	// processes: no isolation from a crash, for comparing what the plugin costs.
 	InProcessStrategy bool
+	// LogJSON writes access log lines as JSON instead of logfmt.
+	LogJSON bool
 }
 
 // New builds a load balancer for cfg, which must have passed Validate, and starts its
@@ -71,7 +75,7 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy}
+	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy, logJSON: opts.LogJSON}
 	picker, err := l.startStrategy(cfg)
 	if err != nil {
 		_ = os.RemoveAll(runtimeDir)
@@ -83,10 +87,18 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() strategy.Status {
 		return l.handler.Picker().Status()
 	}}
+	access, err := l.openAccessLog(cfg)
+	if err != nil {
+		picker.Close()
+		_ = os.RemoveAll(runtimeDir)
+		return nil, err
+	}
+	l.access = access
 	l.handler = proxy.New(proxy.Config{
-		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: settings(cfg), Outcomes: l.passive,
+		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: l.settings(cfg), Outcomes: l.passive,
 		Status: l.source.ServeFast, Log: log.Named("proxy"),
 	})
+	l.source.Own, l.source.Control = l.handler.OwnAnswers(), control{l}
 	return l, nil
 }
 
@@ -168,6 +180,7 @@ func (l *LB) Shutdown(ctx context.Context) error {
 // that was built but never started, and as the last step of Shutdown.
 func (l *LB) Close() {
 	l.handler.Picker().Close()
+	l.access.close()
 	_ = os.RemoveAll(l.runtime)
 }
 
@@ -273,12 +286,18 @@ func clientConfig(cfg *config.Config) backend.ClientConfig {
 	return backend.ClientConfig{Connect: t.Connect.D(), ReadIdle: t.ResponseHeader.D(), Idle: t.Idle.D()}
 }
 
-func settings(cfg *config.Config) proxy.Settings {
+// settings are the request path's settings for cfg. l.applyMu must be held, or l
+// not yet started.
+func (l *LB) settings(cfg *config.Config) proxy.Settings {
 	lbc := cfg.LoadBalancer
-	return proxy.Settings{
+	s := proxy.Settings{
 		StatusPath: lbc.StatusPath, Retries: lbc.Retries, MaxHeaders: lbc.Limits.MaxHeaders,
 		ConnectTimeout: lbc.Timeouts.Connect.D(), Idle: lbc.Timeouts.Idle.D(),
 	}
+	if l.access != nil {
+		s.AccessLog = l.access.log
+	}
+	return s
 }
 
 // fasthttpLogger sends fasthttp's own messages to the structured log.

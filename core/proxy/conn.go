@@ -101,12 +101,14 @@ func (c *clientConn) ReadFrom(r io.Reader) (int64, error) {
 // that the failure is charged to the client, not to the backend it was sent to.
 type clientBody struct {
 	r    io.Reader
-	left int // bytes still due by Content-Length, -1 when chunked
+	left int   // bytes still due by Content-Length, -1 when chunked
+	n    int64 // bytes read
 	err  error
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
+	b.n += int64(n)
 	if b.left >= 0 {
 		b.left -= n
 		if err == io.EOF && b.left > 0 { // the client hung up early

@@ -29,6 +29,11 @@ type exchange struct {
 	err    error            // first error reading the backend's body
 	pre    []byte           // body bytes read already, sent before the rest
 	small  *[smallBody]byte // kept across uses: a small body read whole, or pre
+
+	// For the access log and metrics, once the backend answered.
+	ctx      *fasthttp.RequestCtx
+	attempts int
+	in, out  int64 // request body bytes sent, response body bytes read
 }
 
 var exchangePool = sync.Pool{New: func() any { return new(exchange) }}
@@ -89,6 +94,7 @@ func (x *exchange) answer(ctx *fasthttp.RequestCtx, clientClose bool) {
 		if n == size && err == io.EOF {
 			ctx.Response.SetBodyRaw(nil)
 			ctx.Response.AppendBody(small[:n])
+			x.out = int64(n)
 			x.release()
 			return
 		}
@@ -108,12 +114,14 @@ func (x *exchange) Read(p []byte) (int, error) {
 	if len(x.pre) > 0 {
 		n := copy(p, x.pre)
 		x.pre = x.pre[n:]
+		x.out += int64(n)
 		return n, nil
 	}
 	if x.err != nil {
 		return 0, x.err
 	}
 	n, err := x.body.Read(p)
+	x.out += int64(n)
 	if err != nil && err != io.EOF && x.err == nil {
 		x.err = err
 	}
@@ -143,6 +151,9 @@ func (x *exchange) abandon() {
 func (x *exchange) release() {
 	h, up := x.h, x.up
 	x.done()
+	if x.ctx != nil {
+		h.finish(x.ctx, &x.b.Answers, x.b.URL, x.out, x.attempts, x.in)
+	}
 	fasthttp.ReleaseResponse(up)
 	h.pool.Release()
 	*x = exchange{small: x.small}

@@ -24,6 +24,7 @@ type Settings struct {
 	MaxHeaders     int           // more request header fields get 431
 	ConnectTimeout time.Duration // dialing a backend for a WebSocket
 	Idle           time.Duration // longest silence of an upgraded (WebSocket) connection
+	AccessLog      *AccessLog    // one line per request; nil: off
 }
 
 // OutcomeObserver hears the result of every request sent to a backend; it must not
@@ -57,7 +58,12 @@ type Handler struct {
 	status   fasthttp.RequestHandler
 	outcomes OutcomeObserver
 	log      hclog.Logger
+	// own counts the answers no backend gave: shed, no backend, refused requests.
+	own backend.Answers
 }
+
+// OwnAnswers counts the answers the proxy made without a backend.
+func (h *Handler) OwnAnswers() *backend.Answers { return &h.own }
 
 // pickerBox lets an interface live in an atomic.Pointer.
 type pickerBox struct{ strategy.Picker }
@@ -98,17 +104,20 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	if req.Header.Len() > s.MaxHeaders {
 		WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, CodeHeaderTooLarge, "too many request header fields")
 		ctx.SetConnectionClose()
+		h.finishOwn(ctx, 0)
 		return
 	}
 	if msg := smuggling(&req.Header); msg != "" {
 		WriteError(ctx, fasthttp.StatusBadRequest, CodeBadRequest, msg)
 		ctx.SetConnectionClose()
+		h.finishOwn(ctx, 0)
 		return
 	}
 
 	// 3. Admission: a worker, or 503 at once when the queue is full.
 	if err := h.pool.Acquire(); err != nil {
 		writeShed(ctx, err)
+		h.finishOwn(ctx, 0)
 		return
 	}
 
@@ -158,6 +167,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			fasthttp.ReleaseResponse(up)
 			h.pool.Release()
 			writeNoBackend(ctx, err)
+			h.finishOwn(ctx, attempt)
 			return
 		}
 		if proto != nil {
@@ -169,6 +179,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		x := acquireExchange(h, b, picker, up)
 		err = b.Do(req, up)
 		if err == nil {
+			x.ctx, x.attempts, x.in = ctx, attempt+1, bytesIn(req, body)
 			x.answer(ctx, clientClose)
 			return
 		}
@@ -180,6 +191,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			fasthttp.ReleaseResponse(up)
 			h.pool.Release()
 			writeClientFault(ctx, cerr)
+			h.finishOwn(ctx, attempt+1)
 			return
 		}
 		x.fail(err)
@@ -188,10 +200,24 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			fasthttp.ReleaseResponse(up)
 			h.pool.Release()
 			writeUpstreamError(ctx, err)
+			h.finish(ctx, &b.Answers, b.URL, int64(len(ctx.Response.Body())), attempt+1, bytesIn(req, body))
 			return
 		}
 		exclude = append(exclude, b)
 	}
+}
+
+// finishOwn records an answer the proxy made itself, after attempts tries.
+func (h *Handler) finishOwn(ctx *fasthttp.RequestCtx, attempts int) {
+	h.finish(ctx, &h.own, "", int64(len(ctx.Response.Body())), attempts, int64(max(ctx.Request.Header.ContentLength(), 0)))
+}
+
+// bytesIn is the size of the request body read so far.
+func bytesIn(req *fasthttp.Request, body *clientBody) int64 {
+	if body != nil {
+		return body.n
+	}
+	return int64(len(req.Body()))
 }
 
 // requestState is the per-request scratch of ServeHTTP, pooled.

@@ -9,8 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// AdminHandler serves the admin address: /metrics (Prometheus), /status and
-// /queue/status (the status JSON), and /debug/pprof/ (Go profiles).
+// AdminHandler serves the admin address: / (the dashboard), /metrics (Prometheus),
+// /status and /queue/status (the status JSON), POST /backends/state (drain and
+// ready), and /debug/pprof/ (Go profiles).
 func AdminHandler(s *Source) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{s: s})
@@ -25,6 +26,7 @@ func AdminHandler(s *Source) http.Handler {
 		mux.HandleFunc("GET "+p, serveStatus)
 		mux.HandleFunc("POST "+p, serveStatus)
 	}
+	mux.HandleFunc("POST /backends/state", serveBackendState(s))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -1,6 +1,12 @@
 package status
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+)
 
 // collector turns the status into Prometheus metrics when scraped, so the request
 // path pays nothing for them.
@@ -25,12 +31,30 @@ var (
 	descStrategy     = prometheus.NewDesc("lb_strategy_info", "The running strategy.", []string{"name", "state"}, nil)
 	descFallbacks    = prometheus.NewDesc("lb_strategy_fallbacks_total", "Picks made by the built-in strategy because the plugin could not answer well.", nil, nil)
 	descRestarts     = prometheus.NewDesc("lb_strategy_restarts_total", "Restarts of the strategy plugin.", nil, nil)
+	descByCode       = prometheus.NewDesc("lb_requests_total", "Requests answered, by status code and the backend that answered (\"\" for the proxy's own answers).", []string{"backend", "code"}, nil)
+	descDuration     = prometheus.NewDesc("lb_request_duration_seconds", "Time from a request's arrival to the end of its answer.", []string{"backend"}, nil)
+	descReloads      = prometheus.NewDesc("lb_config_reloads_total", "Configuration reloads, applied or refused.", []string{"result"}, nil)
+	descEjectTotal   = prometheus.NewDesc("lb_backend_ejections_total", "Passive ejections of the backend since it joined.", []string{"backend"}, nil)
+	descState        = prometheus.NewDesc("lb_backend_state", "1 for the backend's current state (up, down, ejected, drain).", []string{"backend", "state"}, nil)
 )
+
+// backendStates are the values of lb_backend_state's state label.
+var backendStates = []string{backend.StateUp, backend.StateDown, backend.StateEjected, backend.StateDrain}
+
+// collectAnswers sends a's counts by code and its duration histogram for url.
+func collectAnswers(ch chan<- prometheus.Metric, a *backend.Answers, url string) {
+	a.Codes(func(code int, n uint64) {
+		ch <- prometheus.MustNewConstMetric(descByCode, prometheus.CounterValue, float64(n), url, strconv.Itoa(code))
+	})
+	count, sum, buckets := a.Histogram()
+	ch <- prometheus.MustNewConstHistogram(descDuration, count, sum, buckets, url)
+}
 
 // Describe sends the metrics' descriptions.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descQueue, descQueueCap, descAdmitted, descShed,
-		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descStale, descWeight, descEjections, descGeneration, descStrategy, descFallbacks, descRestarts} {
+		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descStale, descWeight, descEjections, descGeneration, descStrategy, descFallbacks, descRestarts,
+		descByCode, descDuration, descReloads, descEjectTotal, descState} {
 		ch <- d
 	}
 }
@@ -66,6 +90,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descFailures, b.Failures, b.URL)
 		counter(descStale, b.StaleConns, b.URL)
 	}
+	for _, b := range c.s.Backends.Snapshot().All {
+		collectAnswers(ch, &b.Answers, b.URL)
+		counter(descEjectTotal, b.EjectionsTotal(), b.URL)
+		state := b.Health().State
+		for _, s := range backendStates {
+			v := 0.0
+			if s == state {
+				v = 1
+			}
+			gauge(descState, v, b.URL, s)
+		}
+	}
+	if c.s.Own != nil {
+		collectAnswers(ch, c.s.Own, "")
+	}
+	counter(descReloads, c.s.applied.Load(), "applied")
+	counter(descReloads, c.s.refused.Load(), "refused")
 	gauge(descGeneration, float64(st.Config.Generation))
 	gauge(descStrategy, 1, st.Strategy.Name, st.Strategy.State)
 	counter(descFallbacks, st.Strategy.Fallbacks)

@@ -5,6 +5,7 @@ package status
 import (
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -58,9 +59,25 @@ type Source struct {
 	// Strategy reports the strategy's state.
 	Strategy func() strategy.Status
 
+	// Own counts the answers the proxy made without a backend (nil: none).
+	Own *backend.Answers
+	// Control changes backends at run time (nil: POST /backends/state answers 404).
+	Control Controller
+
 	mu        sync.Mutex
 	config    Config
 	scriptErr string // the last refused version of the strategy script
+	applied   atomic.Uint64
+	refused   atomic.Uint64
+}
+
+// CountReload counts a configuration reload, applied or refused.
+func (s *Source) CountReload(applied bool) {
+	if applied {
+		s.applied.Add(1)
+	} else {
+		s.refused.Add(1)
+	}
 }
 
 // SetConfig records the configuration state shown under "config".

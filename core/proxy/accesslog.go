@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+)
+
+// AccessLog writes one line per request: logfmt, or JSON. A line is built in a pooled
+// buffer and written with one Write, so the request path takes no lock of its own
+// and allocates nothing (the writer, a file opened to append, takes care of
+// ordering whole lines).
+//
+// AccessLog is safe for use by multiple goroutines when its writer is.
+type AccessLog struct {
+	w    io.Writer
+	json bool
+}
+
+// NewAccessLog returns an access log writing to w, as JSON lines when asJSON.
+func NewAccessLog(w io.Writer, asJSON bool) *AccessLog { return &AccessLog{w: w, json: asJSON} }
+
+// entry is one request's line.
+type entry struct {
+	start    time.Time
+	client   []byte
+	method   []byte
+	path     []byte
+	status   int
+	backend  string // "" when no backend answered
+	in, out  int64
+	duration time.Duration
+	attempts int
+}
+
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// write formats e and writes it.
+func (l *AccessLog) write(e *entry) {
+	bp := lineBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	if l.json {
+		b = append(b, `{"time":"`...)
+		b = e.start.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","client":`...)
+		b = appendQuoted(b, e.client)
+		b = append(b, `,"method":`...)
+		b = appendQuoted(b, e.method)
+		b = append(b, `,"path":`...)
+		b = appendQuoted(b, e.path)
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(e.status), 10)
+		b = append(b, `,"backend":`...)
+		b = appendQuoted(b, []byte(e.backend))
+		b = append(b, `,"bytes_in":`...)
+		b = strconv.AppendInt(b, e.in, 10)
+		b = append(b, `,"bytes_out":`...)
+		b = strconv.AppendInt(b, e.out, 10)
+		b = append(b, `,"duration_ms":`...)
+		b = strconv.AppendFloat(b, float64(e.duration.Microseconds())/1000, 'f', 3, 64)
+		b = append(b, `,"attempts":`...)
+		b = strconv.AppendInt(b, int64(e.attempts), 10)
+		b = append(b, "}\n"...)
+	} else {
+		b = append(b, "time="...)
+		b = e.start.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, " client="...)
+		b = append(b, e.client...)
+		b = append(b, " method="...)
+		b = appendQuoted(b, e.method)
+		b = append(b, " path="...)
+		b = appendQuoted(b, e.path)
+		b = append(b, " status="...)
+		b = strconv.AppendInt(b, int64(e.status), 10)
+		b = append(b, " backend="...)
+		if e.backend == "" {
+			b = append(b, '-')
+		} else {
+			b = append(b, e.backend...)
+		}
+		b = append(b, " bytes_in="...)
+		b = strconv.AppendInt(b, e.in, 10)
+		b = append(b, " bytes_out="...)
+		b = strconv.AppendInt(b, e.out, 10)
+		b = append(b, " duration="...)
+		b = strconv.AppendFloat(b, float64(e.duration.Microseconds())/1000, 'f', 3, 64)
+		b = append(b, "ms attempts="...)
+		b = strconv.AppendInt(b, int64(e.attempts), 10)
+		b = append(b, '\n')
+	}
+	_, _ = l.w.Write(b)
+	*bp = b
+	lineBufs.Put(bp)
+}
+
+// appendQuoted appends s as a JSON string (also valid in logfmt): a client's method
+// and path are its own bytes, so quotes, control bytes and invalid UTF-8 are escaped.
+func appendQuoted(b, s []byte) []byte {
+	b = append(b, '"')
+	for len(s) > 0 {
+		c := s[0]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			b = append(b, c)
+			s = s[1:]
+			continue
+		}
+		r, size := utf8.DecodeRune(s)
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r == utf8.RuneError && size == 1, r < 0x20:
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[s[0]>>4], "0123456789abcdef"[s[0]&0xf])
+		default:
+			b = append(b, s[:size]...)
+		}
+		s = s[size:]
+	}
+	return append(b, '"')
+}
+
+// finish records a request's answer: its status code and duration on the backend
+// that served it (or on the proxy's own count when none did), and its access-log
+// line. out is the body bytes sent.
+func (h *Handler) finish(ctx *fasthttp.RequestCtx, b backendAnswers, url string, out int64, attempts int, in int64) {
+	status := ctx.Response.StatusCode()
+	d := time.Since(ctx.Time())
+	b.Add(status, d)
+	if l := h.settings.Load().AccessLog; l != nil {
+		var addr [64]byte
+		client, _ := ctx.RemoteIP().AppendText(addr[:0])
+		l.write(&entry{start: ctx.Time(), client: client, method: ctx.Method(), path: ctx.RequestURI(),
+			status: status, backend: url, in: in, out: out, duration: d, attempts: attempts})
+	}
+}
+
+// backendAnswers is where an answer is counted (backend.Answers).
+type backendAnswers interface {
+	Add(code int, d time.Duration)
+}
