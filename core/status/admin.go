@@ -1,6 +1,7 @@
 package status
 
 import (
+	_ "embed"
 	"net/http"
 	"net/http/pprof"
 
@@ -8,6 +9,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// dashboard is the page at the admin address's root: self-contained, it reads the
+// status JSON every second.
+//
+//go:embed dashboard.html
+var dashboard []byte
 
 // AdminHandler serves the admin address: / (the dashboard), /metrics (Prometheus),
 // /status and /queue/status (the status JSON), POST /backends/state (drain and
@@ -27,6 +34,11 @@ func AdminHandler(s *Source) http.Handler {
 		mux.HandleFunc("POST "+p, serveStatus)
 	}
 	mux.HandleFunc("POST /backends/state", serveBackendState(s))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(dashboard)
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
