@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -295,7 +299,7 @@ func TestParseFlags(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    []string
-		want    options // compared on url, method, c, n, duration, rate
+		want    options // compared on url, method, c, n, duration, rate, plot
 		wantErr string
 	}{
 		{name: "defaults", args: nil,
@@ -304,6 +308,8 @@ func TestParseFlags(t *testing.T) {
 			want: options{url: defaultURL, method: "POST", concurrency: 10, duration: 5 * time.Second}},
 		{name: "n and duration", args: []string{"-n", "5", "-duration", "5s", "-rate", "2.5", "-method", "get"},
 			want: options{url: defaultURL, method: "GET", concurrency: 10, requests: 5, duration: 5 * time.Second, rate: 2.5}},
+		{name: "plot", args: []string{"-plot", "run.html"},
+			want: options{url: defaultURL, method: "POST", concurrency: 10, requests: 1000, plot: "run.html"}},
 		{name: "zero c", args: []string{"-c", "0"}, wantErr: "-c must be at least 1"},
 		{name: "zero n", args: []string{"-n", "0"}, wantErr: "-n must be at least 1"},
 		{name: "negative duration", args: []string{"-duration", "-1s"}, wantErr: "-duration must be positive"},
@@ -402,5 +408,368 @@ func TestProgram(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
 		t.Errorf("loadtest -c 0: %v, want exit status 2", err)
+	}
+
+	stderr.Reset()
+	cmd = exec.CommandContext(t.Context(), bin, "-url", deadURL(t), "-n", "3")
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "no request succeeded") {
+		t.Errorf("loadtest against a dead port: %v, stderr %q; want exit status 1 and why", err, stderr.String())
+	}
+}
+
+// deadURL returns the URL of a port where nothing listens: it listens on a
+// free port and closes the listener.
+func deadURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String() + "/requests"
+	ln.Close()
+	return u
+}
+
+// newABBackend starts a server that answers {"server":"a"} and
+// {"server":"b"} in turn, starting with "a", and counts the requests.
+func newABBackend(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := "a"
+		if (n.Add(1)-1)%2 == 1 {
+			name = "b"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"server":%q}`, name)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// runMain runs realMain with args and returns its exit status and output.
+func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = realMain(t.Context(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestMainNoSuccessDeadPort(t *testing.T) {
+	u := deadURL(t)
+	t.Run("text", func(t *testing.T) {
+		code, stdout, stderr := runMain(t, "-url", u, "-n", "6", "-c", "2")
+		if code != 1 {
+			t.Errorf("exit status = %d, want 1", code)
+		}
+		for _, want := range []string{"no request succeeded", "6 of 6 requests failed", "6 connection refused"} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr, want)
+			}
+		}
+		if !regexp.MustCompile(`connection refused\s+6`).MatchString(stdout) {
+			t.Errorf("stdout = %q, want the summary with 6 connection refused", stdout)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		code, stdout, stderr := runMain(t, "-url", u, "-n", "3", "-json")
+		if code != 1 || !strings.Contains(stderr, "no request succeeded") {
+			t.Errorf("exit status = %d, stderr = %q; want 1 and why", code, stderr)
+		}
+		var s summary
+		if err := json.Unmarshal([]byte(stdout), &s); err != nil || s.Errors[errRefused] != 3 {
+			t.Errorf("stdout = %q (%v), want the JSON summary with 3 refused", stdout, err)
+		}
+	})
+}
+
+func TestMainNoSuccessErrorStatus(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"queue full"}`, http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	code, _, stderr := runMain(t, "-url", srv.URL, "-n", "4")
+	if code != 1 || !strings.Contains(stderr, "no request succeeded: 4 of 4 requests failed (4 status 503)") {
+		t.Errorf("exit status = %d, stderr = %q; want 1 and 4 status 503", code, stderr)
+	}
+}
+
+func TestMainSomeSuccess(t *testing.T) {
+	srv := newBackend(t) // a quarter of the answers are 503
+	code, stdout, stderr := runMain(t, "-url", srv.URL, "-n", "20")
+	if code != 0 || stderr != "" {
+		t.Errorf("exit status = %d, stderr = %q; want 0 and nothing", code, stderr)
+	}
+	if !strings.Contains(stdout, "Requests:") {
+		t.Errorf("stdout = %q, want the summary", stdout)
+	}
+}
+
+// figure returns the <figure id="id"> element of a page, or fails the test.
+func figure(t *testing.T, page, id string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<figure id="` + id + `">.*?</figure>`).FindString(page)
+	if m == "" {
+		t.Fatalf("page has no figure %q:\n%s", id, page)
+	}
+	return m
+}
+
+// checkSelfContained fails the test if page loads anything from elsewhere.
+func checkSelfContained(t *testing.T, page string) {
+	t.Helper()
+	external := regexp.MustCompile(`(?i)(\b(src|href|srcset|action|data)\s*=|url\(|@import|<script|<link|<iframe|<object|<embed)`)
+	if m := external.FindString(page); m != "" {
+		t.Errorf("page refers to something outside itself: %q", m)
+	}
+}
+
+// checkSVG fails the test unless every <svg> of page is well-formed XML.
+func checkSVG(t *testing.T, page string) {
+	t.Helper()
+	svgs := regexp.MustCompile(`(?s)<svg.*?</svg>`).FindAllString(page, -1)
+	if len(svgs) == 0 {
+		t.Error("page has no <svg>")
+	}
+	for _, svg := range svgs {
+		d := xml.NewDecoder(strings.NewReader(svg))
+		for {
+			_, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Errorf("svg is not well-formed: %v\n%s", err, svg)
+				break
+			}
+		}
+	}
+}
+
+func TestMainPlot(t *testing.T) {
+	srv, _ := newABBackend(t)
+	path := filepath.Join(t.TempDir(), "run.html")
+	code, stdout, stderr := runMain(t, "-url", srv.URL+"/requests", "-n", "200", "-c", "4", "-plot", path)
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit status = %d, stderr = %q; want 0 and nothing", code, stderr)
+	}
+	if !strings.Contains(stdout, "Plot: "+path) {
+		t.Errorf("stdout = %q, want it to name the plot", stdout)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+
+	tp := figure(t, page, "throughput")
+	if !strings.Contains(tp, "<svg") || !strings.Contains(tp, `<rect class="ok"`) {
+		t.Errorf("throughput figure has no SVG bars:\n%s", tp)
+	}
+	var ok, failed int
+	for _, m := range regexp.MustCompile(`\((\d+) 2xx, (\d+) failed\)`).FindAllStringSubmatch(tp, -1) {
+		o, _ := strconv.Atoi(m[1])
+		f, _ := strconv.Atoi(m[2])
+		ok, failed = ok+o, failed+f
+	}
+	if ok != 200 || failed != 0 {
+		t.Errorf("throughput bars count %d 2xx and %d failed, want 200 and 0", ok, failed)
+	}
+
+	lat := figure(t, page, "latency")
+	for _, q := range []string{"p50", "p90", "p99"} {
+		if !regexp.MustCompile(`<path class="line ` + q + `" d="M[\d.]+ [\d.]+`).MatchString(lat) {
+			t.Errorf("latency figure has no %s line:\n%s", q, lat)
+		}
+	}
+	if !strings.Contains(lat, "<svg") || !regexp.MustCompile(`p50 \d+\.\d\d ms`).MatchString(lat) {
+		t.Errorf("latency figure has no SVG with values:\n%s", lat)
+	}
+
+	for _, name := range []string{"a", "b"} {
+		row := `<td class="name">` + name + `</td><td class="count">100</td><td class="share">50.0%</td>`
+		if !strings.Contains(page, row) {
+			t.Errorf("page has no row %q", row)
+		}
+	}
+	if row := `<td class="name">200</td><td class="count">200</td><td class="share">100.0%</td>`; !strings.Contains(page, row) {
+		t.Errorf("page has no row %q", row)
+	}
+	checkSelfContained(t, page)
+	checkSVG(t, page)
+}
+
+func TestMainPlotNoSuccess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run.html")
+	code, _, stderr := runMain(t, "-url", deadURL(t), "-n", "3", "-plot", path)
+	if code != 1 || !strings.Contains(stderr, "no request succeeded") {
+		t.Errorf("exit status = %d, stderr = %q; want 1 and why", code, stderr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no page after a run without success: %v", err)
+	}
+	if page := string(b); !strings.Contains(page, "no responses") || !strings.Contains(page, "connection refused") {
+		t.Errorf("page does not show that every request failed:\n%s", page)
+	}
+}
+
+func TestMainPlotBadPath(t *testing.T) {
+	srv, n := newABBackend(t)
+	path := filepath.Join(t.TempDir(), "missing", "run.html")
+	code, _, stderr := runMain(t, "-url", srv.URL, "-n", "5", "-plot", path)
+	if code != 2 || !strings.Contains(stderr, "-plot") || !strings.Contains(stderr, "missing") {
+		t.Errorf("exit status = %d, stderr = %q; want 2 and the -plot error", code, stderr)
+	}
+	if got := n.Load(); got != 0 {
+		t.Errorf("backend got %d requests, want none before the -plot path is known to work", got)
+	}
+}
+
+func TestRenderPlotEscapes(t *testing.T) {
+	const evil = `<script>alert("x")</script>&'`
+	opts := testOptions(`http://example.test/?q=<b>"x"</b>&y=1`, 2, 1)
+	s := summary{
+		Requests: 2, Duration: 1.5, RPS: 2,
+		Status:   map[string]int64{"200": 2},
+		Errors:   map[string]int64{},
+		Backends: map[string]int64{evil: 1, "b": 1},
+		Seconds:  []secondStats{{OK: 1, Responses: 1, P50: 1, P90: 1, P99: 1}, {OK: 1, Responses: 1, P50: 2, P90: 2, P99: 2}},
+	}
+	var buf bytes.Buffer
+	if err := renderPlot(&buf, opts, s, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	for _, raw := range []string{"<script", `<b>"x"`, "alert(\"x\")"} {
+		if strings.Contains(page, raw) {
+			t.Errorf("page contains %q unescaped", raw)
+		}
+	}
+	for _, want := range []string{"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;&#39;", "q=&lt;b&gt;&#34;x&#34;&lt;/b&gt;&amp;y=1"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page does not contain the escaped %q", want)
+		}
+	}
+	checkSelfContained(t, page)
+	checkSVG(t, page)
+}
+
+func TestRunSeconds(t *testing.T) {
+	srv := newBackend(t)
+	opts := testOptions(srv.URL, 200, 8)
+	if s := mustRun(t, t.Context(), opts, io.Discard); s.Seconds != nil {
+		t.Errorf("Seconds = %v without -plot, want nil", s.Seconds)
+	}
+	opts.plot = "unused.html" // run records seconds; realMain writes the page
+	s := mustRun(t, t.Context(), opts, io.Discard)
+	if want := int(math.Ceil(s.Duration)); len(s.Seconds) != want {
+		t.Errorf("len(Seconds) = %d for %.3fs, want %d", len(s.Seconds), s.Duration, want)
+	}
+	var ok, failed, responses int64
+	for _, st := range s.Seconds {
+		ok, failed, responses = ok+st.OK, failed+st.Failed, responses+st.Responses
+		if st.Responses > 0 && !(0 < st.P50 && st.P50 <= st.P90 && st.P90 <= st.P99) {
+			t.Errorf("second %+v: want 0 < p50 <= p90 <= p99", st)
+		}
+	}
+	if ok != s.Status["200"] || failed != s.Status["503"] || responses != s.Requests {
+		t.Errorf("seconds count %d ok, %d failed, %d responses; summary %v, %d requests",
+			ok, failed, responses, s.Status, s.Requests)
+	}
+}
+
+func TestTimeline(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return start.Add(d) }
+	ms := time.Millisecond
+	tl := newTimeline(start)
+	l0, l1 := tl.newLane(), tl.newLane()
+
+	l0.record(at(100*ms), 10*ms, 200)
+	l0.record(at(500*ms), 20*ms, 503)
+	l1.record(at(900*ms), 30*ms, 204) // l1 keeps second 0 while l0 moves on
+	l0.record(at(1200*ms), 0, 0)
+	l0.record(at(3100*ms), 50*ms, 200)
+	if _, ok := tl.pending[0]; !ok || len(tl.final) != 0 {
+		t.Errorf("second 0 was reduced while lane 1 could still add to it: final = %v", tl.final)
+	}
+	l1.record(at(2500*ms), 40*ms, 200) // hands second 0 over; 0 and 1 are final
+	if len(tl.final) != 2 || len(tl.pending) != 0 {
+		t.Errorf("after both lanes passed second 1: final = %v, %d pending; want 2 final, none pending (the lanes hold seconds 2 and 3)",
+			tl.final, len(tl.pending))
+	}
+	l0.close()
+	l1.close()
+	got := tl.seconds(4500 * ms)
+
+	if len(got) != 5 {
+		t.Fatalf("seconds(4.5s) = %d seconds, want 5: %+v", len(got), got)
+	}
+	near := func(v, want float64) bool { return math.Abs(v-want) <= want*0.01 }
+	s0 := got[0]
+	if s0.OK != 2 || s0.Failed != 1 || s0.Responses != 3 || !near(s0.P50, 20) || !near(s0.P99, 30) {
+		t.Errorf("second 0 = %+v, want 2 ok, 1 failed, 3 responses, p50 20ms, p99 30ms", s0)
+	}
+	if s1 := got[1]; s1 != (secondStats{Failed: 1}) {
+		t.Errorf("second 1 = %+v, want one transport error only", s1)
+	}
+	if s2 := got[2]; s2.OK != 1 || !near(s2.P50, 40) || !near(s2.P99, 40) {
+		t.Errorf("second 2 = %+v, want one 40ms response", s2)
+	}
+	if s3 := got[3]; s3.OK != 1 || !near(s3.P90, 50) {
+		t.Errorf("second 3 = %+v, want one 50ms response", s3)
+	}
+	if got[4] != (secondStats{}) {
+		t.Errorf("second 4 = %+v, want empty", got[4])
+	}
+	if len(tl.spare) == 0 {
+		t.Error("no histogram was kept for reuse")
+	}
+}
+
+func TestNilLane(t *testing.T) {
+	var tl *timeline
+	l := tl.newLane()
+	l.record(time.Now(), time.Millisecond, 200) // must not panic
+	l.close()
+}
+
+func TestSpans(t *testing.T) {
+	secs := []secondStats{{OK: 10}, {OK: 20, Failed: 2}, {OK: 3}}
+	got := spans(secs, 2.2) // the last second lasts 0.2s: it joins the one before
+	want := []span{{0, 1, 10, 0}, {1, 2.2, 23, 2}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("spans(2.2s) = %v, want %v", got, want)
+	}
+	got = spans(secs, 2.6)
+	want = []span{{0, 1, 10, 0}, {1, 2, 20, 2}, {2, 2.6, 3, 0}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("spans(2.6s) = %v, want %v", got, want)
+	}
+	if got := spans(secs[:1], 0.1); len(got) != 1 || got[0].to != 0.1 {
+		t.Errorf("spans of a 0.1s run = %v, want one span to 0.1", got)
+	}
+}
+
+func TestTicks(t *testing.T) {
+	tests := []struct {
+		hi   float64
+		n    int
+		want float64
+	}{{10, 5, 2}, {9.9, 5, 2}, {370, 5, 100}, {0.04, 5, 0.01}, {61, 12, 10}, {1, 12, 0.1}}
+	for _, tt := range tests {
+		if got := niceStep(tt.hi, tt.n); math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("niceStep(%v, %d) = %v, want %v", tt.hi, tt.n, got, tt.want)
+		}
+	}
+	var labels []string
+	for _, tk := range ticks(axis{top: 0.3, from: 0, to: 300}, 0.1) {
+		labels = append(labels, fmt.Sprintf("%s@%v", tk.Label, tk.Pos))
+	}
+	if got, want := strings.Join(labels, " "), "0.0@0 0.1@100 0.2@200 0.3@300"; got != want {
+		t.Errorf("ticks = %s, want %s", got, want)
 	}
 }
