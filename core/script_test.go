@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 // Script strategies (DESIGN section 6.1) in a real core: the script runs in a plugin

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 // Tests of the data plane against misbehaving peers on real sockets: backends that

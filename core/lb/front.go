@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -46,7 +45,9 @@ func frontKeyOf(cfg *config.Config) frontKey {
 
 // newFront listens as cfg says and serves l's handler there. exclusive refuses a port
 // that another process holds; a replacement front on the port this one holds is not
-// exclusive (the two share it through SO_REUSEPORT until the old one closes).
+// exclusive (the two share it through SO_REUSEPORT until the old one closes). listen
+// is per system: see listen_reuseport.go, and listen_other.go for systems without
+// SO_REUSEPORT (Windows), where a replacement on the same port is refused.
 func (l *LB) newFront(cfg *config.Config, exclusive bool) (*front, error) {
 	key := frontKeyOf(cfg)
 	addr := key.addr
@@ -85,30 +86,11 @@ func (l *LB) newFront(cfg *config.Config, exclusive bool) (*front, error) {
 	return fr, nil
 }
 
-// listen opens a TCP listener with SO_REUSEPORT, so that a replacement can bind the
-// same port before the old listener closes. exclusive first checks, with a plain bind,
-// that no other process holds the port (SO_REUSEPORT alone would share it silently).
-func listen(addr string, exclusive bool) (net.Listener, error) {
-	if exclusive {
-		probe, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		addr = probe.Addr().String() // a port 0 is now chosen: keep it
-		probe.Close()
-	}
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
-		})
-		return errors.Join(err, serr)
-	}}
-	return lc.Listen(context.Background(), "tcp", addr)
-}
-
-// soReusePort is SO_REUSEPORT on Linux.
-const soReusePort = 0xf
+// errNoHandOver is listen's refusal of a replacement front on the port the running
+// one holds, on systems without SO_REUSEPORT (handOver false: see listen_other.go).
+var errNoHandOver = errors.New("this system has no SO_REUSEPORT, so the client listener cannot be " +
+	"replaced on the port it holds: restart switchyard to change load_balancer.timeouts " +
+	"(read_header, idle, body_idle) or load_balancer.limits.max_header_bytes")
 
 // drain stops fr accepting and lets its requests finish within timeout.
 func (fr *front) drain(timeout time.Duration, log hclog.Logger) {
