@@ -7,6 +7,7 @@
 #   bash bench/compare.sh                 # defaults: 3 rounds of 10s, wrk -t1 -c64
 #   ROUNDS=5 DURATION=20s CONNS=128 bash bench/compare.sh
 #   BASELINE=HEAD~3 bash bench/compare.sh # also the core (in-process) built at that commit
+#   ACCESS_LOG=1 bash bench/compare.sh    # also the core (in-process) writing an access log
 #
 # It installs what it lacks: wrk, haproxy and nginx from Debian's packages (as root),
 # and Caddy with `go install`. Numbers are only comparable within one run.
@@ -130,7 +131,7 @@ CFG
 core_config() { # port, extra load_balancer keys
   cat <<CFG
 {
-  "load_balancer": {"host": "127.0.0.1", "load_balancer_port": $1, "admin_addr": "", "strategy": "leastconn"},
+  "load_balancer": {"host": "127.0.0.1", "load_balancer_port": $1, "admin_addr": "", "strategy": "leastconn"${2:-}},
   "servers": {"backends": [{"url": "http://127.0.0.1:$B1"}, {"url": "http://127.0.0.1:$B2"}, {"url": "http://127.0.0.1:$B3"}]},
   "threadpool": {"min_workers": 64, "max_workers": 1024, "queue_capacity": 10000}
 }
@@ -141,6 +142,10 @@ core_config 19205 >"$WORK/core-inproc.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
 "$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
+if [ -n "${ACCESS_LOG:-}" ]; then
+  core_config 19209 ", \"access_log\": \"$WORK/access.log\"" >"$WORK/core-access.json"
+  "$WORK/core" -config "$WORK/core-access.json" -log-level warn -in-process-strategy & PIDS+=($!)
+fi
 if [ -n "${BASELINE:-}" ]; then
   core_config 19208 >"$WORK/core-baseline.json"
   "$WORK/core-baseline" -config "$WORK/core-baseline.json" -log-level warn -in-process-strategy & PIDS+=($!)
@@ -155,6 +160,7 @@ wait_port() {
 }
 for p in $B1 19201 19202 19203 19204 19205 19207; do wait_port "$p"; done
 [ -z "${BASELINE:-}" ] || wait_port 19208
+[ -z "${ACCESS_LOG:-}" ] || wait_port 19209
 sleep 1 # let health checks mark the backends up
 
 # --- load ----------------------------------------------------------------------------
@@ -162,6 +168,9 @@ NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core, leas
 URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
 if [ -n "${BASELINE:-}" ]; then
   NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/")
+fi
+if [ -n "${ACCESS_LOG:-}" ]; then
+  NAMES+=("core in-process, access log on"); URLS+=("http://127.0.0.1:19209/")
 fi
 
 to_ms() { # wrk latency such as 812.00us, 1.23ms, 2.01s
@@ -195,6 +204,10 @@ printf '\ncore with the plugin / core in-process: %.2fx\n' "$(awk -v a="$PLUGIN"
 printf 'core in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
 if [ -n "${BASELINE:-}" ]; then
   printf 'core in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$INPROC" -v b="$(median "${RPS[7]}")" 'BEGIN {print a / b}')"
+fi
+if [ -n "${ACCESS_LOG:-}" ]; then
+  last=$((${#URLS[@]} - 1))
+  printf 'core in-process with the access log / without: %.2fx\n' "$(awk -v a="$(median "${RPS[$last]}")" -v b="$INPROC" 'BEGIN {print a / b}')"
 fi
 
 # --- idle connections ----------------------------------------------------------------

@@ -2,7 +2,6 @@ package lb
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -32,8 +31,7 @@ func (l *LB) openAccessLog(cfg *config.Config) (*accessLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening load_balancer.access_log: %w", err)
 	}
-	var w io.Writer = f
-	return &accessLog{log: proxy.NewAccessLog(w, l.logJSON), file: f}, nil
+	return &accessLog{log: proxy.NewAccessLog(f, l.logJSON), file: f}, nil
 }
 
 // close closes the access log's file, if it has one.

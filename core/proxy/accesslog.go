@@ -112,7 +112,9 @@ func appendQuoted(b, s []byte) []byte {
 		switch {
 		case r == '"' || r == '\\':
 			b = append(b, '\\', byte(r))
-		case r == utf8.RuneError && size == 1, r < 0x20:
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...) // not UTF-8: the replacement character
+		case r < 0x20:
 			b = append(b, `\u00`...)
 			b = append(b, "0123456789abcdef"[s[0]>>4], "0123456789abcdef"[s[0]&0xf])
 		default:

@@ -270,10 +270,33 @@ func (p *Plugin) kill() {
 	}
 }
 
-// stop ends a plugin client and its process group. The group goes first: a process
-// the plugin started (a shell script's child) may hold its output open, and the
-// client waits for that output to end.
+// stopGrace is how long a running plugin may take to exit once asked, before its
+// whole process group is killed. go-plugin itself waits 2s before it kills the
+// plugin's process.
+const stopGrace = 3 * time.Second
+
+// stop ends a running plugin: go-plugin asks it to exit, and kills it if it does
+// not. Its process group goes too: at once if the client is still waiting after
+// stopGrace (a process the plugin started, a shell script's child, may hold its
+// output open, and the client waits for that output to end), and in any case
+// afterwards, for what the plugin left behind.
 func stop(c *plugin.Client, pid int) {
+	done := make(chan struct{})
+	go func() {
+		c.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopGrace):
+		killGroup(pid)
+		<-done
+	}
+	killGroup(pid)
+}
+
+// abort ends a plugin that failed to start: its group first, for the same reason.
+func abort(c *plugin.Client, pid int) {
 	if pid > 0 {
 		killGroup(pid)
 	}
@@ -308,12 +331,12 @@ func (p *Plugin) launch() (*channel, error) {
 		pid = cmd.Process.Pid
 	}
 	if err != nil {
-		stop(client, pid)
+		abort(client, pid)
 		return nil, fmt.Errorf("strategy %q: starting plugin: %w%s", p.spec.Name, err, notAPluginHint(err))
 	}
 	ch, err := p.connect(rpc)
 	if err != nil {
-		stop(client, pid)
+		abort(client, pid)
 		return nil, err
 	}
 	p.mu.Lock()

@@ -13,6 +13,9 @@ func pluginProcAttr() *syscall.SysProcAttr { return nil }
 // killGroup kills the plugin process with pid (this system has no process groups
 // to stop its children with).
 func killGroup(pid int) {
+	if pid <= 0 {
+		return
+	}
 	if p, err := os.FindProcess(pid); err == nil {
 		_ = p.Kill()
 	}

@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAccessLogLines(t *testing.T) {
+	e := &entry{start: time.Date(2026, 11, 25, 17, 1, 2, 0, time.UTC), client: []byte("127.0.0.1"), method: []byte("GET"),
+		path: []byte("/a\"b\\c\x01\xff?q=1"), status: 200, backend: "http://127.0.0.1:8081", in: 5, out: 74,
+		duration: 10512 * time.Microsecond, attempts: 2}
+
+	var js bytes.Buffer
+	NewAccessLog(&js, true).write(e)
+	var got map[string]any
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatalf("JSON line %q: %v", js.String(), err)
+	}
+	if got["path"] != "/a\"b\\c\x01\ufffd?q=1" || got["status"] != 200.0 || got["backend"] != "http://127.0.0.1:8081" ||
+		got["attempts"] != 2.0 || got["duration_ms"] != 10.512 || got["time"] != "2026-11-25T17:01:02Z" {
+		t.Errorf("JSON line = %v", got)
+	}
+
+	var lf bytes.Buffer
+	NewAccessLog(&lf, false).write(e)
+	want := `time=2026-11-25T17:01:02Z client=127.0.0.1 method="GET" path="/a\"b\\c\u0001\ufffd?q=1" status=200 backend=http://127.0.0.1:8081 bytes_in=5 bytes_out=74 duration=10.512ms attempts=2` + "\n"
+	if lf.String() != want {
+		t.Errorf("logfmt line =\n%s want\n%s", lf.String(), want)
+	}
+	e.backend = ""
+	lf.Reset()
+	NewAccessLog(&lf, false).write(e)
+	if !strings.Contains(lf.String(), " backend=- ") {
+		t.Errorf("a proxy-made answer's line %q, want backend=-", lf.String())
+	}
+}
+
+func BenchmarkAccessLogLine(b *testing.B) {
+	l := NewAccessLog(&bytes.Buffer{}, false)
+	e := &entry{start: time.Now(), client: []byte("127.0.0.1"), method: []byte("POST"), path: []byte("/requests"),
+		status: 200, backend: "http://127.0.0.1:8081", out: 74, duration: time.Millisecond, attempts: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		l.w.(*bytes.Buffer).Reset()
+		l.write(e)
+	}
+}
