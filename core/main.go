@@ -75,7 +75,7 @@ func cli(args []string) int {
 		Name: "lb", Level: hclog.LevelFromString(*level), JSONFormat: *jsonLog, Output: os.Stderr,
 	})
 	log.Info("starting", "version", Version(), "pid", os.Getpid(), "config", *path)
-	if err := run(*path, lb.Options{Log: log, InProcessStrategy: *inProcess, LogJSON: *jsonLog}); err != nil {
+	if err := run(*path, lb.Options{Log: log, InProcessStrategy: *inProcess, LogJSON: *jsonLog, Version: Version()}); err != nil {
 		log.Error("exiting", "error", err)
 		return 1
 	}

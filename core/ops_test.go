@@ -208,6 +208,9 @@ func TestStartLogAndGroupSIGTERM(t *testing.T) {
 	if !strings.Contains(start, "pid="+itoa(lb.cmd.Process.Pid)) || !strings.Contains(start, "config=") {
 		t.Errorf("start-up line %q, want the version, the PID and the config path", start)
 	}
+	if p := lb.status(t).Process; p.PID != lb.cmd.Process.Pid || p.Version == "" {
+		t.Errorf("status process = %+v, want the core's PID %d and its version", p, lb.cmd.Process.Pid)
+	}
 	// timeout(1) and systemd signal the whole process group: a normal stop.
 	if code := lb.stopGroup(t); code != 0 {
 		t.Errorf("exit code %d after SIGTERM to the process group, want 0", code)

@@ -62,6 +62,8 @@ type Options struct {
 	InProcessStrategy bool
 	// LogJSON writes access log lines as JSON instead of logfmt.
 	LogJSON bool
+	// Version is the core's version, for the status.
+	Version string
 }
 
 // New builds a load balancer for cfg, which must have passed Validate, and starts its
@@ -98,7 +100,7 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: l.settings(cfg), Outcomes: l.passive,
 		Status: l.source.ServeFast, Log: log.Named("proxy"),
 	})
-	l.source.Own, l.source.Control = l.handler.OwnAnswers(), control{l}
+	l.source.Own, l.source.Control, l.source.Version = l.handler.OwnAnswers(), control{l}, opts.Version
 	return l, nil
 }
 

@@ -4,6 +4,7 @@ package status
 
 import (
 	"encoding/json"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,12 +16,23 @@ import (
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
+// started is when this process started, near enough.
+var started = time.Now().UTC()
+
 // Status is the status JSON. Its fields are a contract: add, never rename.
 type Status struct {
 	Strategy strategy.Status `json:"strategy"`
 	Pool     pool.Stats      `json:"pool"`
 	Backends []Backend       `json:"backends"`
 	Config   Config          `json:"config"`
+	Process  Process         `json:"process"`
+}
+
+// Process describes the core's own process: the PID that kill -HUP takes.
+type Process struct {
+	PID       int       `json:"pid"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
 }
 
 // Backend describes one backend.
@@ -63,6 +75,8 @@ type Source struct {
 	Own *backend.Answers
 	// Control changes backends at run time (nil: POST /backends/state answers 404).
 	Control Controller
+	// Version is the core's version, shown under "process".
+	Version string
 
 	mu        sync.Mutex
 	config    Config
@@ -121,6 +135,7 @@ func (s *Source) Status() Status {
 		Pool:     s.Pool.Stats(),
 		Backends: make([]Backend, 0, len(snap.All)),
 		Config:   s.ConfigState(),
+		Process:  Process{PID: os.Getpid(), Version: s.Version, StartedAt: started},
 	}
 	for _, b := range snap.All {
 		st.Backends = append(st.Backends, Backend{
