@@ -34,9 +34,13 @@ func (l *LB) openAccessLog(cfg *config.Config) (*accessLog, error) {
 	return &accessLog{log: proxy.NewAccessLog(f, l.logJSON), file: f}, nil
 }
 
-// close closes the access log's file, if it has one.
+// close writes what is queued and closes the access log's file, if it has one.
 func (a *accessLog) close() {
-	if a != nil && a.file != nil {
+	if a == nil {
+		return
+	}
+	a.log.Close()
+	if a.file != nil {
 		_ = a.file.Close()
 	}
 }

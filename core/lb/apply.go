@@ -103,7 +103,9 @@ func (l *LB) Apply(next *config.Config) error {
 	if access != l.access {
 		old := l.access
 		l.access = access
-		defer old.close() // after the handler stopped using it
+		// Requests that started before this edit write to the old log until they
+		// end: it closes after the longest drain.
+		time.AfterFunc(next.LoadBalancer.Timeouts.Shutdown.D(), old.close)
 	}
 	l.handler.SetSettings(l.settings(next))
 	if picker != nil {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"strconv"
 	"sync"
@@ -11,18 +12,60 @@ import (
 )
 
 // AccessLog writes one line per request: logfmt, or JSON. A line is built in a pooled
-// buffer and written with one Write, so the request path takes no lock of its own
-// and allocates nothing (the writer, a file opened to append, takes care of
-// ordering whole lines).
+// buffer on the request's goroutine and handed to one writer goroutine, which writes
+// lines in batches: one write per batch, not one per request, so that requests do not
+// queue on the file's lock in the kernel. A batch is written as soon as no more lines
+// wait, so the log trails requests by a write, not by a timer.
 //
-// AccessLog is safe for use by multiple goroutines when its writer is.
+// AccessLog is safe for use by multiple goroutines.
 type AccessLog struct {
-	w    io.Writer
-	json bool
+	json   bool
+	lines  chan *[]byte
+	closed chan struct{}
+	done   chan struct{}
 }
 
-// NewAccessLog returns an access log writing to w, as JSON lines when asJSON.
-func NewAccessLog(w io.Writer, asJSON bool) *AccessLog { return &AccessLog{w: w, json: asJSON} }
+// NewAccessLog returns an access log writing to w, as JSON lines when asJSON. Close
+// stops it.
+func NewAccessLog(w io.Writer, asJSON bool) *AccessLog {
+	l := &AccessLog{json: asJSON, lines: make(chan *[]byte, 4096), closed: make(chan struct{}), done: make(chan struct{})}
+	go l.run(bufio.NewWriterSize(w, 64<<10))
+	return l
+}
+
+// run writes lines until Close, a batch at a time.
+func (l *AccessLog) run(bw *bufio.Writer) {
+	defer close(l.done)
+	put := func(bp *[]byte) {
+		_, _ = bw.Write(*bp)
+		lineBufs.Put(bp)
+	}
+	for {
+		select {
+		case bp := <-l.lines:
+			put(bp)
+		case <-l.closed:
+			for {
+				select {
+				case bp := <-l.lines:
+					put(bp)
+				default:
+					_ = bw.Flush()
+					return
+				}
+			}
+		}
+		if len(l.lines) == 0 || bw.Available() < 1024 {
+			_ = bw.Flush()
+		}
+	}
+}
+
+// Close writes what is queued and stops the writer. A line sent later is dropped.
+func (l *AccessLog) Close() {
+	close(l.closed)
+	<-l.done
+}
 
 // entry is one request's line.
 type entry struct {
@@ -92,9 +135,12 @@ func (l *AccessLog) write(e *entry) {
 		b = strconv.AppendInt(b, int64(e.attempts), 10)
 		b = append(b, '\n')
 	}
-	_, _ = l.w.Write(b)
 	*bp = b
-	lineBufs.Put(bp)
+	select {
+	case l.lines <- bp:
+	case <-l.closed:
+		lineBufs.Put(bp)
+	}
 }
 
 // appendQuoted appends s as a JSON string (also valid in logfmt): a client's method

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestAccessLogLines(t *testing.T) {
 		duration: 10512 * time.Microsecond, attempts: 2}
 
 	var js bytes.Buffer
-	NewAccessLog(&js, true).write(e)
+	write(&js, true, e)
 	var got map[string]any
 	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
 		t.Fatalf("JSON line %q: %v", js.String(), err)
@@ -25,26 +26,38 @@ func TestAccessLogLines(t *testing.T) {
 	}
 
 	var lf bytes.Buffer
-	NewAccessLog(&lf, false).write(e)
+	write(&lf, false, e)
 	want := `time=2026-11-25T17:01:02Z client=127.0.0.1 method="GET" path="/a\"b\\c\u0001\ufffd?q=1" status=200 backend=http://127.0.0.1:8081 bytes_in=5 bytes_out=74 duration=10.512ms attempts=2` + "\n"
 	if lf.String() != want {
 		t.Errorf("logfmt line =\n%s want\n%s", lf.String(), want)
 	}
 	e.backend = ""
 	lf.Reset()
-	NewAccessLog(&lf, false).write(e)
+	write(&lf, false, e)
 	if !strings.Contains(lf.String(), " backend=- ") {
 		t.Errorf("a proxy-made answer's line %q, want backend=-", lf.String())
 	}
 }
 
+// write writes e through a new access log on w, and closes it.
+func write(w *bytes.Buffer, asJSON bool, e *entry) {
+	l := NewAccessLog(w, asJSON)
+	l.write(e)
+	l.Close()
+}
+
+// BenchmarkAccessLogLine is one request's line, from 64 goroutines at once.
 func BenchmarkAccessLogLine(b *testing.B) {
-	l := NewAccessLog(&bytes.Buffer{}, false)
-	e := &entry{start: time.Now(), client: []byte("127.0.0.1"), method: []byte("POST"), path: []byte("/requests"),
+	l := NewAccessLog(io.Discard, false)
+	defer l.Close()
+	e := entry{start: time.Now(), client: []byte("127.0.0.1"), method: []byte("POST"), path: []byte("/requests"),
 		status: 200, backend: "http://127.0.0.1:8081", out: 74, duration: time.Millisecond, attempts: 1}
 	b.ReportAllocs()
-	for b.Loop() {
-		l.w.(*bytes.Buffer).Reset()
-		l.write(e)
-	}
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		e := e
+		for pb.Next() {
+			l.write(&e)
+		}
+	})
 }
