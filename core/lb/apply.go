@@ -41,53 +41,48 @@ func (l *LB) Apply(next *config.Config) error {
 	prev := l.cfg
 	changed := config.Diff(prev, next)
 
-	// 1. Prepare what can fail.
+	// 1. Prepare what can fail; a failure undoes what was prepared before it.
 	var fr *front
+	var ad *admin
+	access := l.access
+	undo := func(err error) error {
+		if fr != nil {
+			fr.drain(time.Second, l.log)
+		}
+		if ad != nil {
+			_ = ad.server.Close()
+		}
+		if access != l.access {
+			access.close()
+		}
+		return err
+	}
 	if frontKeyOf(next) != l.front.key {
 		samePort := next.LoadBalancer.Port == prev.LoadBalancer.Port && next.LoadBalancer.Host == prev.LoadBalancer.Host
 		var err error
 		if fr, err = l.newFront(next, !samePort); err != nil {
-			return err
+			return undo(err)
 		}
 	}
-	var ad *admin
 	adminMoved := next.LoadBalancer.AdminAddr != prev.LoadBalancer.AdminAddr
 	if adminMoved && next.LoadBalancer.AdminAddr != "" {
 		var err error
 		if ad, err = newAdmin(next.LoadBalancer.AdminAddr, l.source, l.log); err != nil {
-			if fr != nil {
-				fr.drain(time.Second, l.log)
-			}
-			return err
+			return undo(err)
 		}
 	}
-	access := l.access
 	if next.LoadBalancer.AccessLog != prev.LoadBalancer.AccessLog || next.Path != prev.Path {
 		var err error
 		if access, err = l.openAccessLog(next); err != nil {
-			if fr != nil {
-				fr.drain(time.Second, l.log)
-			}
-			if ad != nil {
-				_ = ad.server.Close()
-			}
-			return err
+			access = l.access
+			return undo(err)
 		}
 	}
 	var picker strategy.Picker
 	if strategyChanged(prev, next) {
 		var err error
 		if picker, err = l.startStrategy(next); err != nil {
-			if fr != nil {
-				fr.drain(time.Second, l.log)
-			}
-			if ad != nil {
-				_ = ad.server.Close()
-			}
-			if access != l.access {
-				access.close()
-			}
-			return err
+			return undo(err)
 		}
 	}
 
