@@ -42,6 +42,9 @@ func cli(args []string) int {
 	inProcess := fs.Bool("in-process-strategy", false, "run a bundled strategy inside the core instead of as a plugin, to measure what the plugin costs")
 	check := fs.Bool("check", false, "check the configuration (plugin commands and scripts included), print the verdict and exit 0 or 1")
 	version := fs.Bool("version", false, "print the version and exit")
+	var over lb.Overrides
+	fs.StringVar(&over.Listen, "listen", "", "serve clients on this `host:port` instead of config.json's, so that several instances can share one config file")
+	fs.StringVar(&over.Admin, "admin", "", "serve the admin address on this `host:port` instead of config.json's admin_addr")
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: core [flags]   (from a checkout: go run ./core [flags])\n\n")
@@ -64,7 +67,7 @@ func cli(args []string) int {
 		return 0
 	}
 	if *check {
-		if _, _, err := load(*path); err != nil {
+		if _, _, err := load(*path, over); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -75,7 +78,7 @@ func cli(args []string) int {
 		Name: "lb", Level: hclog.LevelFromString(*level), JSONFormat: *jsonLog, Output: os.Stderr,
 	})
 	log.Info("starting", "version", Version(), "pid", os.Getpid(), "config", *path)
-	if err := run(*path, lb.Options{Log: log, InProcessStrategy: *inProcess, LogJSON: *jsonLog, Version: Version()}); err != nil {
+	if err := run(*path, lb.Options{Log: log, InProcessStrategy: *inProcess, LogJSON: *jsonLog, Version: Version(), Overrides: over}); err != nil {
 		log.Error("exiting", "error", err)
 		return 1
 	}
@@ -113,13 +116,16 @@ func Version() string {
 	return "devel-" + rev
 }
 
-// load reads and checks the configuration at path.
-func load(path string) (*config.Config, []byte, error) {
+// load reads and checks the configuration at path, with over applied.
+func load(path string, over lb.Overrides) (*config.Config, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, &config.Error{File: path, Msg: fmt.Sprintf("reading: %v", err)}
 	}
 	cfg, err := config.Parse(data, path)
+	if err == nil {
+		err = over.Apply(cfg)
+	}
 	if err == nil {
 		err = lb.Validate(cfg)
 	}
@@ -130,7 +136,7 @@ func load(path string) (*config.Config, []byte, error) {
 // the file, and SIGHUP, apply a new configuration live.
 func run(path string, opts lb.Options) error {
 	log := opts.Log
-	cfg, data, err := load(path)
+	cfg, data, err := load(path, opts.Overrides)
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ type Backend struct {
 	// Key is the normalized URL, the backend's identity (see config.NormalizeURL).
 	Key    string
 	client atomic.Pointer[fasthttp.HostClient]
+	source atomic.Pointer[string] // "config" or "dns"
 
 	weight         atomic.Int64
 	inflight       atomic.Int64
@@ -52,6 +53,9 @@ type Backend struct {
 // Client returns the pool of keep-alive connections to the backend. A configuration
 // change may replace it; requests keep the one they started with.
 func (b *Backend) Client() *fasthttp.HostClient { return b.client.Load() }
+
+// Source says where the backend comes from: "config" or "dns".
+func (b *Backend) Source() string { return *b.source.Load() }
 
 // Weight is the backend's configured weight.
 func (b *Backend) Weight() int { return int(b.weight.Load()) }
@@ -192,8 +196,8 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Bac
 	keep := make(map[string]*Backend, len(backends))
 	for _, cb := range backends {
 		key, err := config.NormalizeURL(cb.URL)
-		if err != nil {
-			continue // validated before; unreachable
+		if err != nil || keep[key] != nil {
+			continue // validated before; or listed twice (in config.json and in DNS): the first stays
 		}
 		b := s.byKey[key]
 		switch {
@@ -203,6 +207,11 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Bac
 			b.client.Store(newClient(key, cc))
 		}
 		b.weight.Store(int64(cb.Weight))
+		src := cb.Source
+		if src == "" {
+			src = "config"
+		}
+		b.source.Store(&src)
 		keep[key] = b
 		all = append(all, b)
 	}

@@ -76,9 +76,11 @@ type Limits struct {
 type Servers struct {
 	// QueueCapacity is the queue size of each test backend (server/ reads it; default 1000).
 	QueueCapacity int `json:"queue_capacity"`
-	// Backends to balance over (default the three local test servers on 8081-8083).
-	// An explicitly empty list is refused.
+	// Backends to balance over (default the three local test servers on 8081-8083,
+	// unless Discovery is given). An explicitly empty list is refused without Discovery.
 	Backends []Backend `json:"backends"`
+	// Discovery finds more backends in DNS (default none).
+	Discovery *Discovery `json:"discovery"`
 }
 
 // Backend is one upstream server.
@@ -86,6 +88,27 @@ type Backend struct {
 	// URL is the backend's base URL, scheme://host:port; its identity across reloads.
 	URL string `json:"url"`
 	// Weight is its share relative to the others (default 1, at least 1).
+	Weight int `json:"weight"`
+	// Source says where the backend comes from: "config" (the default) or "dns".
+	Source string `json:"-"`
+}
+
+// Discovery finds backends in DNS, as HAProxy's server-template and nginx's resolve
+// do: each target of an SRV record, or each address of an A/AAAA record on Port.
+type Discovery struct {
+	// SRV names an SRV record; each target:port is a backend. Exclusive with DNS.
+	SRV string `json:"srv"`
+	// DNS names an A/AAAA record; each address, on Port, is a backend.
+	DNS string `json:"dns"`
+	// Port is the backends' port with DNS.
+	Port Port `json:"port"`
+	// Resolver is the DNS server, host:port (default "": the system's).
+	Resolver string `json:"resolver"`
+	// Interval is how often the records are resolved again (default 5s).
+	Interval Duration `json:"interval"`
+	// Scheme of the backends' URLs, http or https (default http).
+	Scheme string `json:"scheme"`
+	// Weight of each discovered backend (default 1).
 	Weight int `json:"weight"`
 }
 

@@ -106,6 +106,12 @@ func TestRefused(t *testing.T) {
 		{"script and command", `{"load_balancer": {"strategy": "s"}, "plugins": {"s": {"script": "a.star", "command": "/bin/true"}}}`, []string{"plugins.s", "both command and script"}},
 		{"script extension", `{"load_balancer": {"strategy": "s"}, "plugins": {"s": {"script": "strategies/sticky.lua"}}}`, []string{"plugins.s.script", `unknown script extension ".lua"`, ".star"}},
 		{"neither script nor command", `{"load_balancer": {"strategy": "s"}, "plugins": {"s": {"options": {}}}}`, []string{"plugins.s.command", "or use script"}},
+		{"discovery both", `{"servers": {"discovery": {"srv": "_http._tcp.web", "dns": "web", "port": 80}}}`, []string{"servers.discovery", "one record"}},
+		{"discovery neither", `{"servers": {"discovery": {}}}`, []string{"servers.discovery", "one record"}},
+		{"discovery dns port", `{"servers": {"discovery": {"dns": "web"}}}`, []string{"servers.discovery.port", "with dns"}},
+		{"discovery resolver", `{"servers": {"discovery": {"srv": "_http._tcp.web", "resolver": "10.0.0.1"}}}`, []string{"servers.discovery.resolver", "host:port"}},
+		{"discovery scheme", `{"servers": {"discovery": {"srv": "_http._tcp.web", "scheme": "ftp"}}}`, []string{"servers.discovery.scheme"}},
+		{"discovery key", `{"servers": {"discovery": {"srvv": "_http._tcp.web"}}}`, []string{"servers.discovery.srvv", "unknown key"}},
 		{"status path", `{"load_balancer": {"status_path": "status"}}`, []string{"load_balancer.status_path"}},
 		{"admin addr", `{"load_balancer": {"admin_addr": "8001"}}`, []string{"load_balancer.admin_addr"}},
 		{"negative timeout", `{"load_balancer": {"timeouts": {"connect": "-1s"}}}`, []string{"load_balancer.timeouts.connect", "positive"}},
@@ -124,6 +130,20 @@ func TestRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestDiscoveryDefaultsAndNoTestServers(t *testing.T) {
+	c, err := parseValid(`{"servers": {"discovery": {"srv": "_http._tcp.web.default.svc.cluster.local"}}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Servers.Discovery
+	if d.Interval.D() != 5*time.Second || d.Scheme != "http" || d.Weight != 1 || d.Resolver != "" {
+		t.Errorf("discovery defaults = %+v, want 5s, http, weight 1, the system's resolver", d)
+	}
+	if len(c.Servers.Backends) != 0 {
+		t.Errorf("backends = %v, want none besides DNS (not the local test servers)", c.Servers.Backends)
 	}
 }
 

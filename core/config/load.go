@@ -65,7 +65,7 @@ func Parse(data []byte, file string) (*Config, error) {
 	if err != nil {
 		return nil, decodeError(data, file, err)
 	}
-	if c.Servers.Backends == nil {
+	if c.Servers.Backends == nil && c.Servers.Discovery == nil {
 		c.Servers.Backends = DefaultBackends()
 	}
 	return c, nil

@@ -76,3 +76,16 @@ func (b *Backend) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	*b = Backend(f)
 	return nil
 }
+
+// discoveryFields has Discovery's fields without its unmarshaler.
+type discoveryFields Discovery
+
+// UnmarshalJSONFrom reads a discovery section, filling its defaults.
+func (d *Discovery) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	f := discoveryFields{Interval: Duration(5 * time.Second), Scheme: "http", Weight: 1}
+	if err := json.UnmarshalDecode(dec, &f); err != nil {
+		return err
+	}
+	*d = Discovery(f)
+	return nil
+}

@@ -147,7 +147,10 @@ func (c *Config) PluginCommand(name string) string {
 // backends checks the backend list: not empty, valid distinct URLs, weights >= 1.
 func (v *validator) backends(s Servers) {
 	v.check(s.QueueCapacity >= 1, "servers.queue_capacity", "must be at least 1, got %d", s.QueueCapacity)
-	v.check(len(s.Backends) > 0, "servers.backends", "is empty: list at least one backend, or leave the key out for the local test servers")
+	v.check(len(s.Backends) > 0 || s.Discovery != nil, "servers.backends", "is empty: list at least one backend, or leave the key out for the local test servers")
+	if d := s.Discovery; d != nil {
+		v.discovery(d)
+	}
 	seen := make(map[string]int, len(s.Backends))
 	for i, b := range s.Backends {
 		key := fmt.Sprintf("servers.backends[%d]", i)
@@ -162,6 +165,21 @@ func (v *validator) backends(s Servers) {
 		}
 		seen[norm] = i
 	}
+}
+
+// discovery checks servers.discovery.
+func (v *validator) discovery(d *Discovery) {
+	const key = "servers.discovery"
+	v.check((d.SRV == "") != (d.DNS == ""), key, "names one record: srv, or dns with port")
+	v.check(d.DNS == "" || d.Port > 0, key+".port", "must be given with dns (the backends' port)")
+	v.check(d.SRV == "" || d.Port == 0, key+".port", "goes with dns only: an SRV record gives the ports")
+	if d.Resolver != "" {
+		_, port, err := net.SplitHostPort(d.Resolver)
+		v.check(err == nil && port != "", key+".resolver", "must be host:port, got %q", d.Resolver)
+	}
+	v.check(d.Interval > 0, key+".interval", "must be positive, got %s", d.Interval)
+	v.check(d.Scheme == "http" || d.Scheme == "https", key+".scheme", "must be http or https, got %q", d.Scheme)
+	v.check(d.Weight >= 1, key+".weight", "must be at least 1, got %d", d.Weight)
 }
 
 // NormalizeURL checks a backend URL and returns its canonical form, scheme://host:port.

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
@@ -17,6 +16,9 @@ import (
 // edit clears last_error.
 func (l *LB) Reload(data []byte, path string) error {
 	next, err := config.Parse(data, path)
+	if err == nil {
+		err = l.overrides.Apply(next)
+	}
 	if err == nil {
 		err = Validate(next)
 	}
@@ -88,12 +90,12 @@ func (l *LB) Apply(next *config.Config) error {
 
 	// 2. Apply; nothing below fails.
 	l.pool.Resize(poolConfig(next))
-	for _, b := range l.backends.Update(next.Servers.Backends, clientConfig(next)) {
-		l.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
-		go backend.Drain(l.ctx, b)
+	discoveryChanged := !reflect.DeepEqual(prev.Servers.Discovery, next.Servers.Discovery)
+	if discoveryChanged {
+		l.resolveNow(next)
 	}
+	l.updateBackends(next)
 	l.checker.SetConfig(checkConfig(next))
-	l.checker.Watch(l.backends.Snapshot().All)
 	l.passive.SetConfig(passiveConfig(next))
 	if access != l.access {
 		old := l.access
@@ -122,6 +124,9 @@ func (l *LB) Apply(next *config.Config) error {
 	l.applied(next)
 	if picker != nil {
 		l.restartScriptFollow(next)
+	}
+	if discoveryChanged {
+		l.watchDiscovery(next)
 	}
 	l.log.Info("config applied", "generation", l.generation, "changed", describe(changed, next))
 	return nil

@@ -37,7 +37,8 @@ type LB struct {
 	runtime  string // plugin sockets
 	// inProcess runs bundled strategies in the core (Options.InProcessStrategy).
 	inProcess bool
-	logJSON   bool // access log lines as JSON (Options.LogJSON)
+	logJSON   bool      // access log lines as JSON (Options.LogJSON)
+	overrides Overrides // applied to each configuration read
 
 	applyMu    sync.Mutex // serializes Apply; guards the fields below
 	cfg        *config.Config
@@ -47,6 +48,7 @@ type LB struct {
 	// stopScript stops following the strategy's script (see followScript).
 	stopScript context.CancelFunc
 	access     *accessLog // nil when off
+	disc       discoveryState
 
 	ctx    context.Context // of background work; done at Shutdown
 	cancel context.CancelFunc
@@ -64,6 +66,8 @@ type Options struct {
 	LogJSON bool
 	// Version is the core's version, for the status.
 	Version string
+	// Overrides replace addresses of each configuration read.
+	Overrides Overrides
 }
 
 // New builds a load balancer for cfg, which must have passed Validate, and starts its
@@ -77,18 +81,19 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy, logJSON: opts.LogJSON}
+	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy, logJSON: opts.LogJSON, overrides: opts.Overrides}
 	picker, err := l.startStrategy(cfg)
 	if err != nil {
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
 	}
-	l.backends.Update(cfg.Servers.Backends, clientConfig(cfg))
-	l.checker = health.NewChecker(checkConfig(cfg), activeSetter{set: l.backends, log: log.Named("health")}, log.Named("health"))
-	l.passive = health.NewPassive(passiveConfig(cfg), l.backends, log.Named("health"))
 	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() strategy.Status {
 		return l.handler.Picker().Status()
 	}}
+	l.resolveNow(cfg)
+	l.backends.Update(l.backendList(cfg), clientConfig(cfg))
+	l.checker = health.NewChecker(checkConfig(cfg), activeSetter{set: l.backends, log: log.Named("health")}, log.Named("health"))
+	l.passive = health.NewPassive(passiveConfig(cfg), l.backends, log.Named("health"))
 	access, err := l.openAccessLog(cfg)
 	if err != nil {
 		picker.Close()
@@ -126,6 +131,7 @@ func (l *LB) Start() error {
 	l.checker.Start(l.ctx, l.backends.Snapshot().All)
 	l.applied(cfg)
 	l.restartScriptFollow(cfg)
+	l.watchDiscovery(cfg)
 	l.log.Info("listening", "addr", fr.ln.Addr().String(), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
 		"backends", len(cfg.Servers.Backends), "config", cfg.Path)
 	return nil

@@ -26,6 +26,14 @@ type Status struct {
 	Backends []Backend       `json:"backends"`
 	Config   Config          `json:"config"`
 	Process  Process         `json:"process"`
+	// Discovery is present when servers.discovery is configured.
+	Discovery *Discovery `json:"discovery,omitempty"`
+}
+
+// Discovery describes the backends' DNS discovery.
+type Discovery struct {
+	LastError  string    `json:"last_error"`  // of the last lookup, "" when it worked
+	ResolvedAt time.Time `json:"resolved_at"` // of the last lookup that worked
 }
 
 // Process describes the core's own process: the PID that kill -HUP takes.
@@ -49,6 +57,8 @@ type Backend struct {
 	// StaleConns counts pooled connections discarded before reuse: closed by the
 	// backend while idle, or holding bytes it sent unasked.
 	StaleConns uint64 `json:"stale_conns"`
+	// Source says where the backend comes from: "config" or "dns".
+	Source string `json:"source"`
 	// Health says why the backend is or is not a candidate: state (up, down,
 	// ejected), reason, since, last_error, ejected_until, ejections.
 	backend.Health
@@ -80,7 +90,8 @@ type Source struct {
 
 	mu        sync.Mutex
 	config    Config
-	scriptErr string // the last refused version of the strategy script
+	scriptErr string     // the last refused version of the strategy script
+	discovery *Discovery // nil when there is none
 	applied   atomic.Uint64
 	refused   atomic.Uint64
 }
@@ -105,6 +116,13 @@ func (s *Source) SetConfig(c Config) {
 func (s *Source) SetLastError(msg string) {
 	s.mu.Lock()
 	s.config.LastError = msg
+	s.mu.Unlock()
+}
+
+// SetDiscovery records the state of DNS discovery (nil: none configured).
+func (s *Source) SetDiscovery(d *Discovery) {
+	s.mu.Lock()
+	s.discovery = d
 	s.mu.Unlock()
 }
 
@@ -137,6 +155,12 @@ func (s *Source) Status() Status {
 		Config:   s.ConfigState(),
 		Process:  Process{PID: os.Getpid(), Version: s.Version, StartedAt: started},
 	}
+	s.mu.Lock()
+	if s.discovery != nil {
+		d := *s.discovery
+		st.Discovery = &d
+	}
+	s.mu.Unlock()
 	for _, b := range snap.All {
 		st.Backends = append(st.Backends, Backend{
 			URL:         b.URL,
@@ -149,6 +173,7 @@ func (s *Source) Status() Status {
 			LatencyMs:   float64(b.Latency().Microseconds()) / 1000,
 			ErrorRate:   b.ErrorRate(),
 			StaleConns:  b.StaleConns(),
+			Source:      b.Source(),
 			Health:      b.Health(),
 		})
 	}

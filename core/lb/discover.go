@@ -1,0 +1,171 @@
+package lb
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/discovery"
+	"github.com/switchyard-lb/switchyard/core/status"
+)
+
+// discoveryState is what the load balancer knows of servers.discovery. Guarded by
+// l.applyMu.
+type discoveryState struct {
+	cfg     *config.Discovery  // the record watched; nil when none
+	found   []config.Backend   // the last known set
+	stop    context.CancelFunc // stops the watcher
+	watcher int                // counts watchers, so a stopped one's late report is ignored
+	status  status.Discovery
+}
+
+// backendList is cfg's backends: those of config.json, then those found in DNS.
+// l.applyMu must be held, or l not yet started.
+func (l *LB) backendList(cfg *config.Config) []config.Backend {
+	if cfg.Servers.Discovery == nil {
+		return cfg.Servers.Backends
+	}
+	return append(append([]config.Backend(nil), cfg.Servers.Backends...), l.disc.found...)
+}
+
+// resolveNow looks cfg's record up once, when it is new: a failed lookup keeps the
+// last known set and is reported. l.applyMu must be held, or l not yet started.
+func (l *LB) resolveNow(cfg *config.Config) {
+	d := cfg.Servers.Discovery
+	if d == nil {
+		l.disc.cfg, l.disc.found = nil, nil
+		l.source.SetDiscovery(nil)
+		return
+	}
+	if l.disc.cfg != nil && *l.disc.cfg == *d {
+		return
+	}
+	dc := *d
+	l.disc.cfg = &dc
+	bs, err := discovery.Resolve(context.Background(), d)
+	l.noteDiscovery(discovery.Result{Backends: bs, Err: err, At: time.Now().UTC()})
+}
+
+// noteDiscovery records a resolution in the status and the log, and keeps its
+// backends unless it failed. l.applyMu must be held.
+func (l *LB) noteDiscovery(r discovery.Result) (changed bool) {
+	log := l.log.Named("discovery")
+	if r.Err != nil {
+		if l.disc.status.LastError != r.Err.Error() {
+			log.Warn("lookup failed; keeping the last known backends", "error", r.Err, "backends", len(l.disc.found))
+		}
+		l.disc.status.LastError = r.Err.Error()
+	} else {
+		if l.disc.status.LastError != "" {
+			log.Info("lookup works again", "backends", len(r.Backends))
+		}
+		l.disc.status.LastError, l.disc.status.ResolvedAt = "", r.At
+		if !reflect.DeepEqual(r.Backends, l.disc.found) {
+			log.Info("backends changed", "backends", urls(r.Backends))
+			l.disc.found, changed = r.Backends, true
+		}
+	}
+	st := l.disc.status
+	l.source.SetDiscovery(&st)
+	return changed
+}
+
+// watchDiscovery restarts the watcher of cfg's record, if it has one. l.applyMu
+// must be held, and l started.
+func (l *LB) watchDiscovery(cfg *config.Config) {
+	if l.disc.stop != nil {
+		l.disc.stop()
+		l.disc.stop = nil
+	}
+	l.disc.watcher++
+	d := cfg.Servers.Discovery
+	if d == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(l.ctx)
+	l.disc.stop = cancel
+	id := l.disc.watcher
+	w := discovery.NewWatcher(*d, func(r discovery.Result) { l.discovered(id, r) }, l.log.Named("discovery"))
+	l.wg.Go(func() { w.Run(ctx) })
+}
+
+// discovered applies a watcher's result: new backends join down until their health
+// checks pass, as with an edit of config.json; vanished ones drain, but only once the
+// new ones are up (or after a grace period), so that a record that moves to another
+// set of backends leaves no moment without a candidate.
+func (l *LB) discovered(id int, r discovery.Result) {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	old := l.disc.found
+	if id != l.disc.watcher || !l.noteDiscovery(r) {
+		return
+	}
+	var leaving []config.Backend
+	for _, b := range old {
+		if !slices.ContainsFunc(l.disc.found, func(n config.Backend) bool { return n.URL == b.URL }) {
+			leaving = append(leaving, b)
+		}
+	}
+	if len(leaving) == 0 {
+		l.updateBackends(l.cfg)
+		return
+	}
+	// First the union: the new ones join while the vanished ones still serve.
+	l.disc.found = append(l.disc.found, leaving...)
+	l.updateBackends(l.cfg)
+	l.disc.found = l.disc.found[:len(l.disc.found)-len(leaving)]
+	found, hc := l.disc.found, l.cfg.HealthCheck
+	grace := time.Duration(hc.HealthyThreshold+1)*hc.Interval.D() + hc.Timeout.D()
+	l.wg.Go(func() {
+		l.awaitUp(found, grace)
+		l.applyMu.Lock()
+		defer l.applyMu.Unlock()
+		if id == l.disc.watcher && reflect.DeepEqual(found, l.disc.found) {
+			l.updateBackends(l.cfg) // now without the vanished ones
+		}
+	})
+}
+
+// awaitUp waits until one of found is up, or for grace at most, or until shutdown.
+func (l *LB) awaitUp(found []config.Backend, grace time.Duration) {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(grace / 20)
+	defer tick.Stop()
+	for {
+		for _, b := range l.backends.Snapshot().Candidates {
+			if slices.ContainsFunc(found, func(f config.Backend) bool { return f.URL == b.URL }) {
+				return
+			}
+		}
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// updateBackends makes the backend set match cfg and what discovery found: removed
+// backends drain, new ones get health checks. l.applyMu must be held.
+func (l *LB) updateBackends(cfg *config.Config) {
+	for _, b := range l.backends.Update(l.backendList(cfg), clientConfig(cfg)) {
+		l.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
+		l.wg.Go(func() { backend.Drain(l.ctx, b) })
+	}
+	l.checker.Watch(l.backends.Snapshot().All)
+}
+
+// urls lists bs's URLs for the log.
+func urls(bs []config.Backend) []string {
+	out := make([]string, len(bs))
+	for i, b := range bs {
+		out[i] = b.URL
+	}
+	return out
+}
