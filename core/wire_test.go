@@ -530,3 +530,37 @@ func field(line, key string) string {
 	v, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
 	return v
 }
+
+func TestBareLFRequestAnsweredAtOnce(t *testing.T) {
+	_, u := startBackend(t)
+	// With a minute to read headers, a request left waiting for CRLF CRLF would hang
+	// far past the 20s this client waits.
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u),
+		"load_balancer": map[string]any{"timeouts": map[string]any{"read_header": "60s"}}})
+	addr := strings.TrimPrefix(lb.url, "http://")
+	resp, body := rawRequest(t, addr, "GET /echo-headers HTTP/1.1\nHost: app\nConnection: close\n\n")
+	if resp.StatusCode != 400 || !strings.Contains(body, "bare LF") {
+		t.Errorf("bare-LF request = %d %s, want 400 naming the bare LF", resp.StatusCode, body)
+	}
+	// A well-formed request on the next connection is served.
+	if resp, body := rawRequest(t, addr, "GET /health HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); resp.StatusCode != 200 {
+		t.Errorf("CRLF request after it = %d %s, want 200", resp.StatusCode, body)
+	}
+}
+
+func TestAbsoluteFormTargetKeepsHostAndForwardedHostTogether(t *testing.T) {
+	_, u := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	resp, body := rawRequest(t, strings.TrimPrefix(lb.url, "http://"),
+		"GET http://target.example/echo-headers HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
+	var got struct {
+		Host    string              `json:"host"`
+		Headers map[string][]string `json:"headers"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("absolute-form request = %d %s", resp.StatusCode, body)
+	}
+	if xfh := http.Header(got.Headers).Get("X-Forwarded-Host"); got.Host != "target.example" || xfh != "target.example" {
+		t.Errorf("backend saw Host %q and X-Forwarded-Host %q, want both target.example (the target's host)", got.Host, xfh)
+	}
+}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -36,6 +38,9 @@ type clientConn struct {
 	idle            time.Duration
 	streaming       atomic.Bool
 	readAt, writeAt time.Time // deadlines set last (see backend.Refresh)
+	// headerEnd scans a request's header block for its end (CRLF CRLF) and for a
+	// bare LF line ending, from the server's deadline for reading a request on.
+	headerEnd headerScan
 }
 
 // streamBody switches reads to per-read idle deadlines for the current request body.
@@ -44,6 +49,7 @@ func (c *clientConn) streamBody() { c.streaming.Store(true) }
 // SetReadDeadline is the server taking back control of read deadlines.
 func (c *clientConn) SetReadDeadline(t time.Time) error {
 	c.streaming.Store(false)
+	c.headerEnd.start()
 	c.readAt = t
 	return c.Conn.SetReadDeadline(t)
 }
@@ -51,6 +57,7 @@ func (c *clientConn) SetReadDeadline(t time.Time) error {
 // SetDeadline is the server taking back control of deadlines.
 func (c *clientConn) SetDeadline(t time.Time) error {
 	c.streaming.Store(false)
+	c.headerEnd.start()
 	c.readAt, c.writeAt = t, t
 	return c.Conn.SetDeadline(t)
 }
@@ -67,8 +74,61 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		if err := backend.Refresh(&c.readAt, c.idle, c.Conn.SetReadDeadline); err != nil {
 			return 0, err
 		}
+		return c.Conn.Read(p)
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if c.headerEnd.scanning && !c.headerEnd.scan(p[:n]) {
+		return n, errBareLF
+	}
+	return n, err
+}
+
+// errBareLF refuses a request header with a line that ends in LF alone: the server
+// waits for CRLF CRLF, so without it the request would hang until its timeout
+// (DESIGN section 11: answered at once).
+var errBareLF = errors.New("a header line ends in a bare LF, not CRLF")
+
+// headerScan follows the bytes of one request's header block.
+type headerScan struct {
+	scanning bool
+	last     [3]byte // the last bytes seen, for terminators split across reads
+}
+
+// start begins the scan of the next request's header block. A first LF counts as
+// preceded by CR: the scan may start after bytes the server had already read.
+func (h *headerScan) start() { *h = headerScan{scanning: true, last: [3]byte{0, 0, '\r'}} }
+
+// scan reads b, a piece of the header block; it stops scanning at the block's end
+// (CRLF CRLF) and reports false on a bare LF before it.
+func (h *headerScan) scan(b []byte) bool {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			h.keep(b)
+			return true
+		}
+		prev := h.last[2]
+		if i > 0 {
+			prev = b[i-1]
+		}
+		if prev != '\r' {
+			return false
+		}
+		h.keep(b[:i+1])
+		if h.last == [3]byte{'\n', '\r', '\n'} { // CRLF CRLF: the block is complete
+			h.scanning = false
+			return true
+		}
+		b = b[i+1:]
+	}
+	return true
+}
+
+// keep remembers the last three bytes of what was scanned so far.
+func (h *headerScan) keep(b []byte) {
+	for _, c := range b[max(0, len(b)-3):] {
+		h.last = [3]byte{h.last[1], h.last[2], c}
+	}
 }
 
 // ReadFrom writes what each read of r returns at once. The server reaches it for a

@@ -59,7 +59,11 @@ func prepareRequest(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
 	} else {
 		h.Set("X-Forwarded-Proto", "http")
 	}
-	h.SetBytesV("X-Forwarded-Host", h.Host())
+	// For an absolute-form target the target's host is the request's host
+	// (RFC 9112 section 3.2.2): the Host sent on and X-Forwarded-Host both carry it.
+	host := ctx.Request.URI().Host()
+	h.SetHostBytes(host)
+	h.SetBytesV("X-Forwarded-Host", host)
 }
 
 // dropIndex is the index of key in hopHeaders, or len(hopHeaders) plus its index in
