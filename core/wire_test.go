@@ -564,3 +564,45 @@ func TestAbsoluteFormTargetKeepsHostAndForwardedHostTogether(t *testing.T) {
 		t.Errorf("backend saw Host %q and X-Forwarded-Host %q, want both target.example (the target's host)", got.Host, xfh)
 	}
 }
+
+func TestResponseHeadersPassAsSentWithNothingAdded(t *testing.T) {
+	u := rawBackend(t, func(c net.Conn, r *http.Request, _ []byte) bool {
+		if r.URL.Path == "/bare" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+		} else {
+			io.WriteString(c, "HTTP/1.1 201 Created\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nContent-Type: application/x-custom\r\n"+
+				"Set-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; HttpOnly\r\nX-Thing: one\r\nX-Thing: two\r\nContent-Length: 2\r\n\r\nok")
+		}
+		return true
+	})
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	addr := strings.TrimPrefix(lb.url, "http://")
+	resp, body := rawRequest(t, addr, "GET /bare HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+	if _, date := resp.Header["Date"]; resp.StatusCode != 200 || body != "hello" || date || resp.Header["Content-Type"] != nil || len(resp.Header) != 1 {
+		t.Errorf("bare answer = %d %q %v, want 200 hello with no header added (no Date, no Content-Type)", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = rawRequest(t, addr, "GET /full HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+	h := resp.Header
+	if resp.StatusCode != 201 || body != "ok" || h.Get("Date") != "Tue, 01 Jan 2030 00:00:00 GMT" ||
+		h.Get("Content-Type") != "application/x-custom" || len(h.Values("Set-Cookie")) != 2 ||
+		h.Values("Set-Cookie")[1] != "b=2; HttpOnly" || strings.Join(h.Values("X-Thing"), ",") != "one,two" {
+		t.Errorf("full answer = %d %q %v, want the backend's headers as sent", resp.StatusCode, body, h)
+	}
+}
+
+func TestTrailersPassThrough(t *testing.T) {
+	u := rawBackend(t, func(c net.Conn, _ *http.Request, _ []byte) bool {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"+
+			"5\r\nhello\r\n0\r\nX-Checksum: abc123\r\n\r\n")
+		return true
+	})
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	resp, err := http.Get(lb.url + "/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp) // trailers arrive after the body
+	if body != "hello" || resp.Trailer.Get("X-Checksum") != "abc123" {
+		t.Errorf("answer %q with trailers %v, want hello and X-Checksum abc123", body, resp.Trailer)
+	}
+}

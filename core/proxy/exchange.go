@@ -67,7 +67,9 @@ func (x *exchange) answer(ctx *fasthttp.RequestCtx, clientClose bool) {
 	up := x.up
 	x.status = up.StatusCode()
 	prepareResponse(&up.Header)
-	up.Header.CopyTo(&ctx.Response.Header)
+	if err := copyResponseHeader(&ctx.Response.Header, &up.Header); err != nil {
+		up.Header.CopyTo(&ctx.Response.Header) // unreachable: fasthttp wrote it
+	}
 	// The backend's Connection: close ends the upstream connection only.
 	ctx.Response.Header.ResetConnectionClose()
 	if clientClose {
@@ -122,6 +124,9 @@ func (x *exchange) Read(p []byte) (int, error) {
 	}
 	n, err := x.body.Read(p)
 	x.out += int64(n)
+	if err == io.EOF && x.ctx != nil {
+		copyTrailers(&x.ctx.Response.Header, &x.up.Header) // the chunked body's trailers
+	}
 	if err != nil && err != io.EOF && x.err == nil {
 		x.err = err
 	}

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
+	"sync"
 
 	"github.com/valyala/fasthttp"
 )
@@ -82,11 +84,25 @@ func dropIndex(key []byte) int {
 	return -1
 }
 
-// prepareResponse removes the hop-by-hop headers of the backend's answer.
+// prepareResponse removes the hop-by-hop headers of the backend's answer. Its
+// Trailer field stays: the trailers it announces are passed on after the body (see
+// copyTrailers), as httputil re-announces them.
 func prepareResponse(h *fasthttp.ResponseHeader) {
 	removeConnectionHeaders(h.PeekAll("Connection"), h.Del)
 	for _, k := range hopHeaders {
-		h.Del(k)
+		if k != "Trailer" {
+			h.Del(k)
+		}
+	}
+}
+
+// copyTrailers gives dst, whose header announced them, the trailers src received.
+func copyTrailers(dst, src *fasthttp.ResponseHeader) {
+	for k := range src.Trailers() {
+		key := string(k)
+		for _, v := range src.PeekAll(key) {
+			dst.Add(key, string(v))
+		}
 	}
 }
 
@@ -126,3 +142,41 @@ func kept(name []byte) bool {
 func isUpgrade(h *fasthttp.RequestHeader) bool {
 	return len(h.Peek("Upgrade")) > 0 && h.ConnectionUpgrade()
 }
+
+// copyResponseHeader makes dst, the client's response header, the backend's src.
+// fasthttp's CopyTo would also copy src's "add a default Date and Content-Type"
+// settings, which a client-side response has; parsing src's bytes into dst keeps
+// dst's (the server's: add none), so the client gets only what the backend sent
+// (DESIGN section 11). src must not add a default Content-Type either (see
+// ServeHTTP).
+func copyResponseHeader(dst, src *fasthttp.ResponseHeader) error {
+	sc := headerScratch.Get().(*headerCopy)
+	defer headerScratch.Put(sc)
+	// src writes its own Date line, with the current date, in place of the
+	// backend's: put the backend's back, or leave the line out.
+	raw := src.AppendBytes(sc.raw[:0])
+	sc.raw = raw
+	if i := bytes.Index(raw, []byte("\r\nDate: ")); i >= 0 {
+		if j := bytes.Index(raw[i+2:], []byte("\r\n")); j >= 0 {
+			end := i + 2 + j + 2
+			out := append(sc.out[:0], raw[:i+2]...)
+			if date := src.Peek("Date"); len(date) > 0 {
+				out = append(append(append(out, "Date: "...), date...), "\r\n"...)
+			}
+			out = append(out, raw[end:]...)
+			sc.out, raw = out, out
+		}
+	}
+	sc.rd.Reset(raw)
+	sc.br.Reset(&sc.rd)
+	return dst.Read(sc.br)
+}
+
+// headerCopy is copyResponseHeader's scratch, pooled.
+type headerCopy struct {
+	raw, out []byte
+	rd       bytes.Reader
+	br       *bufio.Reader // larger than the backend client's 16 KiB header buffer
+}
+
+var headerScratch = sync.Pool{New: func() any { return &headerCopy{br: bufio.NewReaderSize(nil, 20<<10)} }}

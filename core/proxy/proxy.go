@@ -160,6 +160,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	replayable := isIdempotent(req.Header.Method()) && !req.IsBodyStream()
 	picker := h.picker.Load().Picker
 	up := fasthttp.AcquireResponse()
+	up.Header.SetNoDefaultContentType(true) // a Content-Type only if the backend sent one
 	exclude := st.tried[:0]
 	for attempt := 0; ; attempt++ {
 		b, err := picker.Pick(&st.view, h.backends.Snapshot().Candidates, exclude)

@@ -35,6 +35,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 	br := bufio.NewReader(upstream)
 	bw := bufio.NewWriter(upstream)
 	resp := fasthttp.AcquireResponse()
+	resp.Header.SetNoDefaultContentType(true)
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -66,7 +67,9 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 		b.Finish(time.Since(start), failed)
 		h.outcomes.Observe(b, failed, "")
 		prepareResponse(&resp.Header)
-		resp.Header.CopyTo(&ctx.Response.Header)
+		if err := copyResponseHeader(&ctx.Response.Header, &resp.Header); err != nil {
+			resp.Header.CopyTo(&ctx.Response.Header) // unreachable: fasthttp wrote it
+		}
 		ctx.Response.Header.ResetConnectionClose()
 		h.finish(ctx, &b.Answers, b.URL, int64(max(resp.Header.ContentLength(), 0)), 1, 0)
 		if code := resp.StatusCode(); code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified || req.Header.IsHead() {
