@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -604,5 +605,36 @@ func TestTrailersPassThrough(t *testing.T) {
 	body := readBody(t, resp) // trailers arrive after the body
 	if body != "hello" || resp.Trailer.Get("X-Checksum") != "abc123" {
 		t.Errorf("answer %q with trailers %v, want hello and X-Checksum abc123", body, resp.Trailer)
+	}
+}
+
+func TestKeepAlivePOSTBodiesWithLineBreaksPass(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d", len(body))
+	}))
+	t.Cleanup(s.Close)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(s.URL)})
+	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	// JSON lines, LF-separated, the header and the start of the body in one write,
+	// the rest a moment later: on a kept-alive connection, after a first request.
+	body := strings.Repeat(`{"line":"x"}`+"\n", 2000)
+	for i := range 3 {
+		fmt.Fprintf(c, "POST /lines HTTP/1.1\r\nHost: app\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:100])
+		time.Sleep(50 * time.Millisecond)
+		io.WriteString(c, body[100:])
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(got) != strconv.Itoa(len(body)) {
+			t.Errorf("request %d = %d %s, want 200 and the body's length %d", i, resp.StatusCode, got, len(body))
+		}
 	}
 }

@@ -100,8 +100,9 @@ func (l *LB) Apply(next *config.Config) error {
 	if access != l.access {
 		old := l.access
 		l.access = access
-		// Requests that started before this edit write to the old log until they
-		// end: it closes after the longest drain.
+		// A request writes its line where the log is when it ends; the old one
+		// closes (writing what it holds) once no request can still be on its way
+		// there, after the longest drain.
 		time.AfterFunc(next.LoadBalancer.Timeouts.Shutdown.D(), old.close)
 	}
 	l.handler.SetSettings(l.settings(next))

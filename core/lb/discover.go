@@ -99,14 +99,15 @@ func (l *LB) watchDiscovery(cfg *config.Config) {
 func (l *LB) discovered(id int, r discovery.Result) {
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
-	old := l.disc.found
 	if id != l.disc.watcher || !l.noteDiscovery(r) {
 		return
 	}
+	// Leaving: what DNS gave before and the live set still has, including what an
+	// earlier change left serving while its replacements came up.
 	var leaving []config.Backend
-	for _, b := range old {
-		if !slices.ContainsFunc(l.disc.found, func(n config.Backend) bool { return n.URL == b.URL }) {
-			leaving = append(leaving, b)
+	for _, b := range l.backends.Snapshot().All {
+		if b.Source() == discovery.Source && !slices.ContainsFunc(l.disc.found, func(n config.Backend) bool { return n.URL == b.URL }) {
+			leaving = append(leaving, config.Backend{URL: b.URL, Weight: b.Weight(), Source: discovery.Source})
 		}
 	}
 	if len(leaving) == 0 {

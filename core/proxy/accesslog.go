@@ -155,6 +155,12 @@ func (l *AccessLog) write(e *entry) {
 		b = append(b, '\n')
 	}
 	*bp = b
+	select {
+	case <-l.closed: // too late: nothing writes it any more
+		lineBufs.Put(bp)
+		return
+	default:
+	}
 	l.mu.Lock()
 	l.batch = append(l.batch, b...)
 	full := len(l.batch) >= batchSize

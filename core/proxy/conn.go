@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -83,52 +82,51 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// errBareLF refuses a request header with a line that ends in LF alone: the server
+// errBareLF refuses a request whose header block ends with a bare LF: the server
 // waits for CRLF CRLF, so without it the request would hang until its timeout
-// (DESIGN section 11: answered at once).
-var errBareLF = errors.New("a header line ends in a bare LF, not CRLF")
+// (DESIGN section 11: answered at once). Bare LFs within a block that does end with
+// CRLF CRLF are read leniently, as the server and HAProxy do.
+var errBareLF = errors.New("the header ends with a bare LF, not CRLF CRLF")
 
-// headerScan follows the bytes of one request's header block.
+// headerScan follows the bytes of one request's header block, up to its end.
 type headerScan struct {
-	scanning bool
-	last     [3]byte // the last bytes seen, for terminators split across reads
+	scanning bool    // between the start of a request and the end of its header
+	ended    bool    // this request's header has ended; no new scan until the next
+	last     [3]byte // the bytes before the next one, for endings split across reads
 }
 
-// start begins the scan of the next request's header block. A first LF counts as
-// preceded by CR: the scan may start after bytes the server had already read.
-func (h *headerScan) start() { *h = headerScan{scanning: true, last: [3]byte{0, 0, '\r'}} }
+// start begins the scan of a request's header block, when the server sets the
+// deadline for reading one. The server sets it twice for a request (idle, then
+// read_header): a scan under way goes on, and one that saw the end of the header
+// does not start again, or it would read the body as header lines.
+func (h *headerScan) start() {
+	if h.scanning || h.ended {
+		return
+	}
+	*h = headerScan{scanning: true}
+}
 
-// scan reads b, a piece of the header block; it stops scanning at the block's end
-// (CRLF CRLF) and reports false on a bare LF before it.
+// next makes the following request's header scanned, once this one is handled.
+func (h *headerScan) next() { *h = headerScan{} }
+
+// scan reads b, a piece of the header block. It stops scanning at the block's end
+// and reports false when an empty line ends it without CRLF CRLF.
 func (h *headerScan) scan(b []byte) bool {
-	for len(b) > 0 {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			h.keep(b)
+	for _, c := range b {
+		w := [4]byte{h.last[0], h.last[1], h.last[2], c}
+		h.last = [3]byte{w[1], w[2], w[3]}
+		if c != '\n' {
+			continue
+		}
+		switch {
+		case w == [4]byte{'\r', '\n', '\r', '\n'}:
+			h.scanning, h.ended = false, true
 			return true
+		case w[2] == '\n' || w[2] == '\r' && w[1] == '\n':
+			return false // an empty line, so the end, but not CRLF CRLF
 		}
-		prev := h.last[2]
-		if i > 0 {
-			prev = b[i-1]
-		}
-		if prev != '\r' {
-			return false
-		}
-		h.keep(b[:i+1])
-		if h.last == [3]byte{'\n', '\r', '\n'} { // CRLF CRLF: the block is complete
-			h.scanning = false
-			return true
-		}
-		b = b[i+1:]
 	}
 	return true
-}
-
-// keep remembers the last three bytes of what was scanned so far.
-func (h *headerScan) keep(b []byte) {
-	for _, c := range b[max(0, len(b)-3):] {
-		h.last = [3]byte{h.last[1], h.last[2], c}
-	}
 }
 
 // ReadFrom writes what each read of r returns at once. The server reaches it for a

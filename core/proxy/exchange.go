@@ -101,7 +101,10 @@ func (x *exchange) answer(ctx *fasthttp.RequestCtx, clientClose bool) {
 			return
 		}
 		x.pre = small[:n] // the rest is still on its way: stream it
-		if err != nil && err != io.EOF {
+		switch {
+		case err == io.EOF: // the backend stopped short of its Content-Length
+			x.err = io.ErrUnexpectedEOF
+		case err != nil:
 			x.err = err
 		}
 	}

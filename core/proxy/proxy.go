@@ -93,6 +93,9 @@ func (h *Handler) SetSettings(s Settings) { h.settings.Store(&s) }
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	s := h.settings.Load()
 	req := &ctx.Request
+	if c, ok := ctx.Conn().(*clientConn); ok {
+		c.headerEnd.next() // this request's header is read: scan the next one's
+	}
 
 	// 1. The status page belongs to the proxy.
 	if (req.Header.IsGet() || req.Header.IsPost()) && string(ctx.Path()) == s.StatusPath {
