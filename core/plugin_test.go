@@ -182,3 +182,14 @@ func TestCommandThatIsNotAPluginIsExplained(t *testing.T) {
 		t.Errorf("core with /bin/echo as its strategy: err %v, output %s; want a hint that a plugin calls sdk.Serve", err, out)
 	}
 }
+
+func TestPluginWithoutOptionsGetsNull(t *testing.T) {
+	_, a := startBackend(t)
+	cfg := testPluginConfig(nil, a)
+	delete(cfg["plugins"].(map[string]any)["testplugin"].(map[string]any), "options") // no options key at all
+	lb := startCore(t, cfg)
+	waitUntil(t, "the plugin's configure line", func() bool { return strings.Contains(lb.Log(), "testplugin configured") })
+	if !strings.Contains(lb.Log(), `testplugin configured: mode="" prefer="" options=null`) {
+		t.Errorf("a plugin entry without options: the strategy's Configure did not get the JSON null:\n%s", lb.Log())
+	}
+}

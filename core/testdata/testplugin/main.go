@@ -30,7 +30,7 @@ func (s *strategy) Configure(raw json.RawMessage) error {
 	if s.opts.Refuse {
 		return errors.New("testplugin: options refused")
 	}
-	log.Printf("testplugin configured: mode=%q prefer=%q", s.opts.Mode, s.opts.Prefer)
+	log.Printf("testplugin configured: mode=%q prefer=%q options=%s", s.opts.Mode, s.opts.Prefer, raw)
 	return nil
 }
 
