@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"slices"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -84,15 +85,16 @@ func dropIndex(key []byte) int {
 	return -1
 }
 
-// prepareResponse removes the hop-by-hop headers of the backend's answer. Its
-// Trailer field stays: the trailers it announces are passed on after the body (see
-// copyTrailers), as httputil re-announces them.
+// responseHopHeaders are the hop-by-hop headers removed from a backend's answer: all
+// of hopHeaders but Trailer, since the trailers it announces are passed on after the
+// body (see copyTrailers), as httputil re-announces them.
+var responseHopHeaders = slices.DeleteFunc(slices.Clone(hopHeaders), func(k string) bool { return k == "Trailer" })
+
+// prepareResponse removes the hop-by-hop headers of the backend's answer.
 func prepareResponse(h *fasthttp.ResponseHeader) {
 	removeConnectionHeaders(h.PeekAll("Connection"), h.Del)
-	for _, k := range hopHeaders {
-		if k != "Trailer" {
-			h.Del(k)
-		}
+	for _, k := range responseHopHeaders {
+		h.Del(k)
 	}
 }
 
