@@ -1,0 +1,195 @@
+package shm
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Version is the layout version this build reads and writes. It changes whenever a
+// word moves or changes meaning; Open refuses a segment of another version.
+const Version = 1
+
+// MaxSlots is the most backend slots a segment holds.
+const MaxSlots = 1 << 16
+
+// magic is the first word of every segment. On a little-endian machine its bytes
+// read "swyd-shm".
+const magic uint64 = 0x6d68732d64797773
+
+// Sizes and offsets, in bytes. Each part starts on its own 128-byte boundary: that is
+// a cache line on arm64 and ppc64 (Apple silicon among them) and the pair of lines
+// that x86 processors prefetch together, so no two parts share a line and a write to
+// one backend's counters never slows a reader of another's.
+const (
+	lineSize   = 128
+	headerSize = lineSize
+	poolSize   = lineSize
+	poolOffset = headerSize
+	slotOffset = poolOffset + poolSize
+)
+
+// SlotSize is the size of one backend slot in bytes.
+const SlotSize = 128
+
+// The words of the segment are atomic.Int64 and atomic.Uint64 values placed over
+// the mapping. That is sound only while each is exactly one 8-byte word (their
+// noCopy and align64 fields take no space); these fail to compile otherwise.
+var (
+	_ [8 - unsafe.Sizeof(atomic.Int64{})]byte
+	_ [unsafe.Sizeof(atomic.Int64{}) - 8]byte
+	_ [8 - unsafe.Sizeof(atomic.Uint64{})]byte
+	_ [unsafe.Sizeof(atomic.Uint64{}) - 8]byte
+)
+
+// size returns the size in bytes of a segment with n slots.
+func size(n int) int { return slotOffset + n*SlotSize }
+
+// header is the first part of a segment: what Open checks, and the generation.
+type header struct {
+	magic      atomic.Uint64 // written last by Create: a segment with it is complete
+	version    atomic.Uint64 // Version
+	slots      atomic.Uint64 // number of backend slots
+	slotSize   atomic.Uint64 // SlotSize
+	generation atomic.Uint64 // see Segment.Generation
+	_          [11]uint64
+}
+
+// Pool holds the worker pool's figures, shared by every process: the admission
+// limits apply to the load balancer as a whole, not to each process.
+//
+// A Pool lives in the segment's memory: it must not be copied, and it must not be
+// used after the segment is closed.
+type Pool struct {
+	busy        atomic.Int64
+	queueLength atomic.Int64
+	workers     atomic.Int64
+	admitted    atomic.Uint64
+	shedFull    atomic.Uint64
+	shedTimeout atomic.Uint64
+	_           [10]uint64
+}
+
+// Busy is the number of workers serving a request now.
+func (p *Pool) Busy() *atomic.Int64 { return &p.busy }
+
+// QueueLength is the number of requests waiting for a worker now.
+func (p *Pool) QueueLength() *atomic.Int64 { return &p.queueLength }
+
+// Workers is the pool's current number of workers.
+func (p *Pool) Workers() *atomic.Int64 { return &p.workers }
+
+// Admitted counts the requests that got a worker.
+func (p *Pool) Admitted() *atomic.Uint64 { return &p.admitted }
+
+// ShedFull counts the requests refused because the queue was full.
+func (p *Pool) ShedFull() *atomic.Uint64 { return &p.shedFull }
+
+// ShedTimeout counts the requests refused after waiting too long in the queue.
+func (p *Pool) ShedTimeout() *atomic.Uint64 { return &p.shedTimeout }
+
+// Backend is one backend slot: the live figures of the backend that the control
+// plane assigned to it, shared by every process. The words written on every request
+// share the slot's first 64 bytes, so a request touches one cache line per backend.
+//
+// A Backend lives in the segment's memory: it must not be copied, and it must not be
+// used after the segment is closed.
+type Backend struct {
+	inflight    atomic.Int64
+	requests    atomic.Uint64
+	failures    atomic.Uint64
+	state       atomic.Uint64
+	queueLength atomic.Int64
+	latencyNs   atomic.Int64
+	errorPPM    atomic.Uint64
+	_           uint64
+	epoch       atomic.Uint64 // second line: changes only when the slot is reassigned
+	_           [7]uint64
+}
+
+// Inflight is the number of requests open on the backend now, across all processes.
+func (b *Backend) Inflight() *atomic.Int64 { return &b.inflight }
+
+// Requests counts the requests sent to the backend.
+func (b *Backend) Requests() *atomic.Uint64 { return &b.requests }
+
+// Failures counts the requests to the backend that failed.
+func (b *Backend) Failures() *atomic.Uint64 { return &b.failures }
+
+// QueueLength is the backend's own reported queue length, -1 when unknown.
+func (b *Backend) QueueLength() *atomic.Int64 { return &b.queueLength }
+
+// LatencyNanos is the moving average of the backend's response latency, in
+// nanoseconds.
+func (b *Backend) LatencyNanos() *atomic.Int64 { return &b.latencyNs }
+
+// ErrorRatePPM is the moving average of the backend's share of failed requests, in
+// millionths.
+func (b *Backend) ErrorRatePPM() *atomic.Uint64 { return &b.errorPPM }
+
+// State returns the backend's state.
+func (b *Backend) State() State { return State(b.state.Load()) }
+
+// SetState sets the backend's state.
+func (b *Backend) SetState(s State) { b.state.Store(uint64(s)) }
+
+// CompareAndSwapState sets the backend's state to new if it is old, and reports
+// whether it did.
+func (b *Backend) CompareAndSwapState(old, new State) bool {
+	return b.state.CompareAndSwap(uint64(old), uint64(new))
+}
+
+// Epoch is the number of times the slot has been reset. The control plane sends it
+// with a slot's assignment; a process whose assignment names another epoch than the
+// slot's holds a stale assignment.
+func (b *Backend) Epoch() uint64 { return b.epoch.Load() }
+
+// Reset prepares the slot for a newly assigned backend and returns its new epoch:
+// counters and averages zero, queue length unknown (-1), state StateDown (a backend
+// joins down until its health checks pass).
+//
+// Reset is for the control plane, and only while no process uses the slot (see
+// Allocator): an update racing with it would be lost or land on the new backend.
+func (b *Backend) Reset() uint64 {
+	b.inflight.Store(0)
+	b.requests.Store(0)
+	b.failures.Store(0)
+	b.queueLength.Store(-1)
+	b.latencyNs.Store(0)
+	b.errorPPM.Store(0)
+	b.state.Store(uint64(StateDown))
+	return b.epoch.Add(1)
+}
+
+// State is a backend's state, as one word of its slot.
+type State uint64
+
+// States of a backend slot. The names of the assigned states are those of the status
+// JSON.
+const (
+	StateFree    State = iota // no backend is assigned to the slot
+	StateUp                   // takes new requests
+	StateDown                 // failed its active health checks, or not checked yet
+	StateEjected              // failed real traffic; back after its ejection time
+	StateDrain                // taken out by an operator; back when made ready
+)
+
+// String returns the state's name: "free", "up", "down", "ejected" or "drain".
+func (s State) String() string {
+	switch s {
+	case StateFree:
+		return "free"
+	case StateUp:
+		return "up"
+	case StateDown:
+		return "down"
+	case StateEjected:
+		return "ejected"
+	case StateDrain:
+		return "drain"
+	}
+	return "unknown"
+}
+
+// Interface guards
+var _ fmt.Stringer = StateFree
