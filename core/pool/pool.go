@@ -63,8 +63,12 @@ type Pool struct {
 	head  int
 }
 
-// waiter is one queued request; ready receives once when it is given a worker.
-type waiter struct{ ready chan struct{} }
+// waiter is one queued request; ready receives once when it is given a worker, or
+// granted is called, for a waiter queued by AcquireAsync.
+type waiter struct {
+	ready   chan struct{}
+	granted func()
+}
 
 var waiterPool = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
 
@@ -133,6 +137,66 @@ func (p *Pool) acquireSlow() error {
 	return nil
 }
 
+// Waiter is a request queued by AcquireAsync.
+type Waiter struct{ w *waiter }
+
+// AcquireAsync takes a worker for one request without blocking. It returns true when
+// one was free. Otherwise the request joins the queue: granted is called once when it
+// is given a worker (from the goroutine that released it, with the pool's lock held,
+// so granted must only hand the news on), unless Cancel takes it out of the queue
+// first. It returns ErrQueueFull at once when the queue is full. The caller bounds the
+// wait itself (QueueTimeout) with Cancel. Every true answer or granted call must be
+// matched by exactly one Release.
+func (p *Pool) AcquireAsync(granted func()) (bool, Waiter, error) {
+	if p.queued.Load() == 0 && p.takeSlot() {
+		p.admitted.Add(1)
+		return true, Waiter{}, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.len() == 0 {
+		if w := p.workers.Load(); w < int64(p.cfg.MaxWorkers) && p.busy.Load() >= w {
+			p.workers.Store(w + 1)
+		}
+		if p.takeSlot() {
+			p.admitted.Add(1)
+			return true, Waiter{}, nil
+		}
+	}
+	if p.len() >= p.cfg.QueueCapacity {
+		p.shedFull.Add(1)
+		return false, Waiter{}, ErrQueueFull
+	}
+	w := &waiter{granted: func() {
+		p.admitted.Add(1)
+		granted()
+	}}
+	p.queue = append(p.queue, w)
+	p.queued.Add(1)
+	p.dispatchLocked()
+	return false, Waiter{w}, nil
+}
+
+// Cancel takes a request queued by AcquireAsync out of the queue, counting it as
+// timed out. It returns false when the request was given a worker already (its
+// granted call has happened or is under way).
+func (p *Pool) Cancel(w Waiter) bool {
+	p.mu.Lock()
+	removed := p.remove(w.w)
+	p.mu.Unlock()
+	if removed {
+		p.shedTime.Add(1)
+	}
+	return removed
+}
+
+// QueueTimeout is how long a request may wait for a worker.
+func (p *Pool) QueueTimeout() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg.QueueTimeout
+}
+
 // Release gives back a worker taken by Acquire, to the first queued request if any.
 func (p *Pool) Release() {
 	p.busy.Add(-1)
@@ -175,7 +239,11 @@ func (p *Pool) dispatchLocked() {
 			clear(p.queue[n:])
 			p.queue, p.head = p.queue[:n], 0
 		}
-		w.ready <- struct{}{}
+		if w.granted != nil {
+			w.granted()
+		} else {
+			w.ready <- struct{}{}
+		}
 	}
 }
 

@@ -231,3 +231,39 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		}
 	})
 }
+
+func TestAcquireAsync(t *testing.T) {
+	p := New(Config{MinWorkers: 1, MaxWorkers: 1, QueueCapacity: 2, QueueTimeout: time.Second})
+	if ok, _, err := p.AcquireAsync(func() { t.Error("the first request waited") }); !ok || err != nil {
+		t.Fatalf("first: %v, %v", ok, err)
+	}
+	granted := make(chan int, 2)
+	ok, w1, err := p.AcquireAsync(func() { granted <- 1 })
+	if ok || err != nil {
+		t.Fatalf("second: %v, %v; want queued", ok, err)
+	}
+	_, w2, _ := p.AcquireAsync(func() { granted <- 2 })
+	if _, _, err := p.AcquireAsync(func() {}); err != ErrQueueFull {
+		t.Fatalf("fourth: %v, want ErrQueueFull", err)
+	}
+	p.Release()
+	if got := <-granted; got != 1 {
+		t.Fatalf("granted %d first, want 1 (FIFO)", got)
+	}
+	if p.Cancel(w1) {
+		t.Error("Cancel of a granted request took it out of the queue")
+	}
+	if !p.Cancel(w2) {
+		t.Error("Cancel of a queued request failed")
+	}
+	p.Release()
+	select {
+	case g := <-granted:
+		t.Fatalf("request %d granted after its Cancel", g)
+	default:
+	}
+	st := p.Stats()
+	if st.Busy != 0 || st.QueueLength != 0 || st.ShedTimeout != 1 || st.ShedFull != 1 || st.Admitted != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
