@@ -139,8 +139,12 @@ CFG
 }
 core_config 19204 >"$WORK/core-plugin.json"
 core_config 19205 >"$WORK/core-inproc.json"
+core_config 19210 ', "engine": "eventloop"' >"$WORK/core-loop.json"
+core_config 19211 ', "engine": "eventloop"' >"$WORK/core-loop-inproc.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
 "$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
+"$WORK/core" -config "$WORK/core-loop.json" -log-level warn & LOOP_PID=$!; PIDS+=($LOOP_PID)
+"$WORK/core" -config "$WORK/core-loop-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
 if [ -n "${ACCESS_LOG:-}" ]; then
   core_config 19209 ", \"access_log\": \"$WORK/access.log\"" >"$WORK/core-access.json"
@@ -158,7 +162,7 @@ wait_port() {
   done
   say "nothing listens on port $1"; exit 1
 }
-for p in $B1 19201 19202 19203 19204 19205 19207; do wait_port "$p"; done
+for p in $B1 19201 19202 19203 19204 19205 19207 19210 19211; do wait_port "$p"; done
 [ -z "${BASELINE:-}" ] || wait_port 19208
 [ -z "${ACCESS_LOG:-}" ] || wait_port 19209
 sleep 1 # let health checks mark the backends up
@@ -166,6 +170,7 @@ sleep 1 # let health checks mark the backends up
 # --- load ----------------------------------------------------------------------------
 NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core, leastconn plugin" "core, in-process leastconn" "bare fasthttp proxy (baseline)")
 URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
+NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process leastconn"); URLS+=("http://127.0.0.1:19210/" "http://127.0.0.1:19211/")
 if [ -n "${BASELINE:-}" ]; then
   NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/")
 fi
@@ -202,8 +207,9 @@ done
 PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}")
 printf '\ncore with the plugin / core in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
 printf 'core in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
+printf 'core eventloop with the plugin / in-process: %.2fx\n' "$(awk -v a="$(median "${RPS[7]}")" -v b="$(median "${RPS[8]}")" 'BEGIN {print a / b}')"
 if [ -n "${BASELINE:-}" ]; then
-  printf 'core in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$INPROC" -v b="$(median "${RPS[7]}")" 'BEGIN {print a / b}')"
+  printf 'core in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$INPROC" -v b="$(median "${RPS[9]}")" 'BEGIN {print a / b}')"
 fi
 if [ -n "${ACCESS_LOG:-}" ]; then
   last=$((${#URLS[@]} - 1))
@@ -218,5 +224,6 @@ idle() { # name, port, pid
 }
 printf '\n%s idle keep-alive client connections, resident memory:\n' "$IDLE"
 idle "core (leastconn plugin)" 19204 "$CORE_PID"
+idle "core eventloop (plugin)" 19210 "$LOOP_PID"
 idle haproxy 19201 "$HAPROXY_PID"
 idle "bare fasthttp proxy" 19207 "$BARE_PID"

@@ -29,7 +29,16 @@ import (
 // strategy plugin built from its own module (testdata/testplugin).
 var coreBin, serverBin, pluginBin string
 
+// The suite runs once on each data plane: on the default (fasthttp) engine, then again
+// in a child process with SWITCHYARD_TEST_ENGINE=eventloop, which startCore writes
+// into every config it starts a core on.
+const engineEnv, binEnv = "SWITCHYARD_TEST_ENGINE", "SWITCHYARD_TEST_BIN"
+
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(binEnv); dir != "" { // the second run: the programs are built
+		coreBin, serverBin, pluginBin = filepath.Join(dir, "core"), filepath.Join(dir, "server"), filepath.Join(dir, "testplugin")
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "lb-test-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -46,6 +55,16 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if os.Getenv(engineEnv) == "" && eventLoopEngine {
+		fmt.Println("=== the same tests on the eventloop engine")
+		cmd := exec.Command(os.Args[0], os.Args[1:]...)
+		cmd.Env = append(os.Environ(), engineEnv+"=eventloop", binEnv+"="+dir)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "the eventloop engine's run: %v\n", err)
+			code = max(code, 1)
+		}
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -160,7 +179,11 @@ func startCore(t *testing.T, cfg map[string]any) *lbInstance {
 		lbSection = map[string]any{}
 		cfg["load_balancer"] = lbSection
 	}
-	for k, v := range map[string]any{"host": "127.0.0.1", "load_balancer_port": 0, "admin_addr": "127.0.0.1:0"} {
+	defaults := map[string]any{"host": "127.0.0.1", "load_balancer_port": 0, "admin_addr": "127.0.0.1:0"}
+	if e := os.Getenv(engineEnv); e != "" { // run the suite on another data plane
+		defaults["engine"] = e
+	}
+	for k, v := range defaults {
 		if _, ok := lbSection[k]; !ok {
 			lbSection[k] = v
 		}

@@ -540,8 +540,12 @@ func TestBareLFRequestAnsweredAtOnce(t *testing.T) {
 		"load_balancer": map[string]any{"timeouts": map[string]any{"read_header": "60s"}}})
 	addr := strings.TrimPrefix(lb.url, "http://")
 	resp, body := rawRequest(t, addr, "GET /echo-headers HTTP/1.1\nHost: app\nConnection: close\n\n")
-	if resp.StatusCode != 400 || !strings.Contains(body, "bare LF") {
-		t.Errorf("bare-LF request = %d %s, want 400 naming the bare LF", resp.StatusCode, body)
+	// Either answer is sound (DESIGN section 11): the fasthttp engine refuses the
+	// request, the eventloop engine reads it as HAProxy does.
+	refused := resp.StatusCode == 400 && strings.Contains(body, "bare LF")
+	served := resp.StatusCode == 200 && strings.Contains(body, `"host":"app"`) && strings.Contains(body, `"path":"/echo-headers"`)
+	if !refused && !served {
+		t.Errorf("bare-LF request = %d %s, want 400 naming the bare LF, or the request served", resp.StatusCode, body)
 	}
 	// A well-formed request on the next connection is served.
 	if resp, body := rawRequest(t, addr, "GET /health HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"); resp.StatusCode != 200 {

@@ -43,7 +43,17 @@ type LoadBalancer struct {
 	// AccessLog names the access log: a file (relative to the config file's
 	// directory), "-" for standard output, "" for none (default "").
 	AccessLog string `json:"access_log"`
+	// Engine is the data plane: "fasthttp" (default; a goroutine per connection,
+	// TLS towards https backends) or "eventloop" (event loops, Linux and macOS, plain
+	// http backends only).
+	Engine string `json:"engine"`
 }
+
+// The data planes LoadBalancer.Engine selects.
+const (
+	EngineFastHTTP  = "fasthttp"
+	EngineEventLoop = "eventloop"
+)
 
 // Timeouts bound each stage of a proxied request and of a client connection.
 type Timeouts struct {
@@ -199,6 +209,7 @@ func defaults() *Config {
 				PluginStart:    Duration(10 * time.Second),
 			},
 			Limits: Limits{MaxHeaderBytes: 16384, MaxHeaders: 100},
+			Engine: EngineFastHTTP,
 		},
 		Servers: Servers{QueueCapacity: 1000},
 		Threadpool: Threadpool{

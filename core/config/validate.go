@@ -39,6 +39,7 @@ func (c *Config) Validate(bundled []string) error {
 	v.check(lb.Limits.MaxHeaders >= 1, "load_balancer.limits.max_headers", "must be at least 1, got %d", lb.Limits.MaxHeaders)
 	v.strategy(c, bundled)
 	v.backends(c.Servers)
+	v.engine(c)
 
 	tp := &c.Threadpool
 	v.check(tp.MinWorkers >= 0, "threadpool.min_workers", "must be 0 or more, got %d", tp.MinWorkers)
@@ -200,4 +201,21 @@ func NormalizeURL(raw string) (string, error) {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
 	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
+}
+
+// engine checks the data plane choice against what it can serve.
+func (v *validator) engine(c *Config) {
+	switch c.LoadBalancer.Engine {
+	case EngineFastHTTP:
+	case EngineEventLoop:
+		for i, b := range c.Servers.Backends {
+			v.check(!strings.HasPrefix(b.URL, "https:"), fmt.Sprintf("servers.backends[%d].url", i),
+				"the eventloop engine speaks plain http to backends; use \"engine\": \"fasthttp\" for %s", b.URL)
+		}
+		if d := c.Servers.Discovery; d != nil {
+			v.check(d.Scheme != "https", "servers.discovery.scheme", "the eventloop engine speaks plain http to backends; use \"engine\": \"fasthttp\"")
+		}
+	default:
+		v.check(false, "load_balancer.engine", "must be %q or %q, got %q", EngineFastHTTP, EngineEventLoop, c.LoadBalancer.Engine)
+	}
 }

@@ -21,10 +21,33 @@ import (
 // of address or of the client-side limits starts a new front beside the old one and
 // then drains the old one.
 type front struct {
-	ln     net.Listener
-	server *fasthttp.Server
+	ln     net.Listener     // fasthttp engine
+	server *fasthttp.Server // fasthttp engine
+	plane  dataPlane        // eventloop engine
 	key    frontKey
 	done   chan struct{} // closed when Serve returns
+}
+
+// dataPlane is a data plane other than the fasthttp server: the event loops.
+type dataPlane interface {
+	Addr() net.Addr
+	Shutdown(ctx context.Context) error
+}
+
+// addr is where clients connect.
+func (fr *front) addr() net.Addr {
+	if fr.plane != nil {
+		return fr.plane.Addr()
+	}
+	return fr.ln.Addr()
+}
+
+// shutdown stops accepting and lets requests finish until ctx is done.
+func (fr *front) shutdown(ctx context.Context) error {
+	if fr.plane != nil {
+		return fr.plane.Shutdown(ctx)
+	}
+	return fr.server.ShutdownWithContext(ctx)
 }
 
 // frontKey is what a front is built from: when it changes, the front is replaced.
@@ -32,15 +55,24 @@ type frontKey struct {
 	addr                       string
 	readHeader, idle, bodyIdle time.Duration
 	maxHeaderBytes             int
+	engine                     string
+	// The eventloop engine's own: it reads them when it starts.
+	connect, responseHeader time.Duration
+	maxHeaders              int
 }
 
 func frontKeyOf(cfg *config.Config) frontKey {
 	lbc := cfg.LoadBalancer
-	return frontKey{
+	k := frontKey{
 		addr:       net.JoinHostPort(lbc.Host, strconv.Itoa(int(lbc.Port))),
 		readHeader: lbc.Timeouts.ReadHeader.D(), idle: lbc.Timeouts.Idle.D(), bodyIdle: lbc.Timeouts.BodyIdle.D(),
-		maxHeaderBytes: lbc.Limits.MaxHeaderBytes,
+		maxHeaderBytes: lbc.Limits.MaxHeaderBytes, engine: lbc.Engine,
 	}
+	if lbc.Engine == config.EngineEventLoop {
+		k.connect, k.responseHeader = lbc.Timeouts.Connect.D(), lbc.Timeouts.ResponseHeader.D()
+		k.maxHeaders = lbc.Limits.MaxHeaders
+	}
+	return k
 }
 
 // newFront listens as cfg says and serves l's handler there. exclusive refuses a port
@@ -52,7 +84,16 @@ func (l *LB) newFront(cfg *config.Config, exclusive bool) (*front, error) {
 	key := frontKeyOf(cfg)
 	addr := key.addr
 	if !exclusive && l.front != nil {
-		addr = l.front.ln.Addr().String() // the port in use, even if config.json says 0
+		addr = l.front.addr().String() // the port in use, even if config.json says 0
+	}
+	if key.engine == config.EngineEventLoop {
+		plane, err := l.startEventLoop(cfg, addr, exclusive)
+		if err != nil {
+			return nil, err
+		}
+		done := make(chan struct{})
+		close(done)
+		return &front{plane: plane, key: key, done: done}, nil
 	}
 	ln, err := listen(addr, exclusive)
 	if err != nil {
@@ -96,11 +137,11 @@ var errNoHandOver = errors.New("this system has no SO_REUSEPORT, so the client l
 func (fr *front) drain(timeout time.Duration, log hclog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := fr.server.ShutdownWithContext(ctx); err != nil {
-		log.Warn("old client listener: requests cut off after the drain timeout", "addr", fr.ln.Addr().String(), "error", err)
+	if err := fr.shutdown(ctx); err != nil {
+		log.Warn("old client listener: requests cut off after the drain timeout", "addr", fr.addr().String(), "error", err)
 	}
 	<-fr.done
-	log.Info("old client listener closed", "addr", fr.ln.Addr().String())
+	log.Info("old client listener closed", "addr", fr.addr().String())
 }
 
 // admin is the admin HTTP server.

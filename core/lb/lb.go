@@ -121,7 +121,7 @@ func (l *LB) Start() error {
 	var ad *admin
 	if cfg.LoadBalancer.AdminAddr != "" {
 		if ad, err = newAdmin(cfg.LoadBalancer.AdminAddr, l.source, l.log); err != nil {
-			fr.ln.Close()
+			_ = fr.shutdown(context.Background())
 			return err
 		}
 	}
@@ -132,7 +132,7 @@ func (l *LB) Start() error {
 	l.applied(cfg)
 	l.restartScriptFollow(cfg)
 	l.watchDiscovery(cfg)
-	l.log.Info("listening", "addr", fr.ln.Addr().String(), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
+	l.log.Info("listening", "addr", fr.addr().String(), "engine", cfg.LoadBalancer.Engine, "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
 		"backends", len(cfg.Servers.Backends), "config", cfg.Path)
 	return nil
 }
@@ -141,7 +141,7 @@ func (l *LB) Start() error {
 func (l *LB) Addr() string {
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
-	return l.front.ln.Addr().String()
+	return l.front.addr().String()
 }
 
 // AdminAddr is the admin listener's address, "" when it is off.
@@ -174,7 +174,7 @@ func (l *LB) Shutdown(ctx context.Context) error {
 	l.applyMu.Lock()
 	fr, ad := l.front, l.admin
 	l.applyMu.Unlock()
-	err := fr.server.ShutdownWithContext(ctx)
+	err := fr.shutdown(ctx)
 	if ad != nil {
 		_ = ad.server.Close()
 	}

@@ -1,0 +1,375 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package engine
+
+import (
+	"strconv"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/h1"
+	"github.com/switchyard-lb/switchyard/core/proxy"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+	"github.com/switchyard-lb/switchyard/sdk"
+)
+
+// upstreamError is a failed exchange with a backend, in the proxy's own words.
+type upstreamError struct {
+	msg     string
+	timeout bool
+	notSent bool // no byte of the request reached the backend
+}
+
+func (e *upstreamError) Error() string { return e.msg }
+
+var (
+	errConnect   = &upstreamError{msg: "backend failed: could not connect", notSent: true}
+	errConnectTO = &upstreamError{msg: "backend timed out", timeout: true, notSent: true}
+	errClosedEOF = &upstreamError{msg: "backend failed: connection closed before a complete answer"}
+	errConnReset = &upstreamError{msg: "backend failed: connection error"}
+	// errNotSent: the connection failed under the request's first write; a pooled
+	// connection the backend closed just then took nothing.
+	errNotSent   = &upstreamError{msg: "backend failed: connection error", notSent: true}
+	errMalformed = &upstreamError{msg: "backend failed: malformed answer"}
+	errTimeout   = &upstreamError{msg: "backend timed out", timeout: true}
+)
+
+// failed handles a backend that failed before the answer's head reached the client:
+// the request goes to another backend when that is safe (DESIGN section 3), else the
+// client gets 502, or 504 for a timeout.
+func (c *client) failed(err *upstreamError, _ bool) {
+	b := c.b
+	c.record(b, 0, err.msg)
+	if u := c.up; u != nil {
+		u.c, c.up = nil, nil
+		u.closeFD()
+	}
+	c.b = nil
+	retry := c.attempts <= c.settings().Retries && (err.notSent || !c.sent || idempotent(c.req.Method) && c.req.Framing == h1.BodyNone)
+	c.tried = append(c.tried, b)
+	if retry && c.worker {
+		c.sent = false
+		c.chunk.Reset()
+		c.pick()
+		return
+	}
+	c.keep = false
+	status, code := 502, proxy.CodeBackendFailed
+	if err.timeout {
+		status, code = 504, proxy.CodeBackendTimeout
+	}
+	c.replyFor(b, status, code, err.msg)
+}
+
+// record ends the round trip to b: the backend's figures, passive health and the
+// strategy hear how it went. status 0 means no answer came.
+func (c *client) record(b *backend.Backend, status int, errMsg string) {
+	latency := c.l.ev.Now().Sub(c.sentAt)
+	failed := errMsg != "" || status >= 500
+	b.Finish(latency, failed)
+	if failed && errMsg == "" {
+		errMsg = "status " + strconv.Itoa(status)
+	}
+	c.l.e.cfg.Handler.Outcomes().Observe(b, failed, errMsg)
+	c.picker.Observe(b, sdk.Outcome{URL: b.URL, Status: status, Latency: latency, Err: errMsg})
+}
+
+// interim passes an informational answer (100 Continue, 103 Early Hints) on.
+func (c *client) interim(head []byte) bool { return c.sendOut(head) }
+
+// respond sends the answer's head; keepAfter is false when the backend's answer
+// ends the client's connection too (its body runs until the backend closes).
+func (c *client) respond(status int, head []byte) bool {
+	c.answered, c.status = true, status
+	return c.sendOut(head)
+}
+
+// body passes a piece of the answer's body on; false when the client is gone.
+func (c *client) body(p []byte) bool {
+	c.bytesOut += int64(len(p))
+	return c.sendOut(p)
+}
+
+// sendOut writes to the client; when the client is gone the exchange is aborted.
+func (c *client) sendOut(pieces ...[]byte) bool {
+	if !c.send(pieces...) {
+		c.gone()
+		return false
+	}
+	return true
+}
+
+// complete ends an exchange whose answer went out whole. upOK is false when the
+// backend connection cannot be reused.
+func (c *client) complete() {
+	b := c.b
+	c.record(b, c.status, "")
+	c.up, c.b = nil, nil
+	c.finish(&b.Answers, b.URL)
+}
+
+// finish releases the request's worker, counts and logs its answer, and readies the
+// connection for the next request, or closes it.
+func (c *client) finish(answers *backend.Answers, url string) {
+	now := c.l.ev.Now()
+	d := now.Sub(c.start)
+	answers.Add(c.status, d)
+	if c.worker {
+		c.worker = false
+		c.l.e.cfg.Pool.Release()
+	}
+	if log := c.settings().AccessLog; log != nil {
+		log.Record(&proxy.Entry{Start: c.start, Client: c.ip, Method: c.req.Method, Path: c.req.Target, Status: c.status,
+			Backend: url, In: c.bytesIn, Out: c.bytesOut, Duration: d, Attempts: c.attempts})
+	}
+	c.picker = nil
+	c.view = strategy.Request{}
+	clear(c.triedArr[:])
+	c.st = stIdle
+	c.pin = 0
+	if c.l.draining {
+		c.keep = false
+	}
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+		c.releaseBuf()
+	}
+	if !c.keep {
+		c.closing = true
+		c.timer.Stop()
+		if len(c.out) == 0 {
+			c.close()
+		} else {
+			c.setTimer(phBodyOut) // a client that takes nothing more is not waited for
+		}
+		return // closed once the answer is written
+	}
+	c.setTimer(phIdle)
+	if c.paused && len(c.out) == 0 {
+		c.resume()
+	}
+	if c.r < c.w || c.eof {
+		c.readHead() // a pipelined request, or the end
+	}
+}
+
+// reply answers with the proxy's own JSON error and ends the exchange. retryAfter
+// adds Retry-After: 1 (shed, no backend).
+func (c *client) reply(status int, code, msg string, retryAfter bool) {
+	c.replyBody(status, code, msg, retryAfter)
+	c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
+}
+
+// replyFor answers an exchange that failed on b with the proxy's own error.
+func (c *client) replyFor(b *backend.Backend, status int, code, msg string) {
+	c.replyBody(status, code, msg, false)
+	c.finish(&b.Answers, b.URL)
+}
+
+func (c *client) replyBody(status int, code, msg string, retryAfter bool) {
+	c.status = status
+	c.skipBody()
+	body := make([]byte, 0, 64+len(msg))
+	body = append(body, `{"error":`...)
+	body = strconv.AppendQuote(body, msg)
+	body = append(body, `,"code":`...)
+	body = strconv.AppendQuote(body, code)
+	body = append(body, "}\n"...)
+	head := make([]byte, 0, 160)
+	head = append(head, "HTTP/1.1 "...)
+	head = strconv.AppendInt(head, int64(status), 10)
+	head = append(head, ' ')
+	head = append(head, statusText(status)...)
+	head = append(head, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	head = strconv.AppendInt(head, int64(len(body)), 10)
+	if retryAfter {
+		head = append(head, "\r\nRetry-After: 1"...)
+	}
+	if !c.keep {
+		head = append(head, "\r\nConnection: close"...)
+	}
+	head = append(head, "\r\n\r\n"...)
+	c.bytesOut = int64(len(body))
+	c.sendOut(head, body)
+}
+
+// skipBody drops the request body the proxy answers without reading: a connection
+// whose request body is not all here cannot carry another request.
+func (c *client) skipBody() {
+	if c.st == stSending || c.st == stAwaiting {
+		return // it went to a backend already
+	}
+	switch c.req.Framing {
+	case h1.BodyLength:
+		n := min(int64(len(c.unread())), c.req.ContentLength)
+		c.consume(int(n))
+		if n < c.req.ContentLength {
+			c.keep = false
+		}
+	case h1.BodyChunked:
+		n, done, err := c.chunk.Scan(c.unread())
+		c.consume(n)
+		if !done || err != nil {
+			c.keep = false
+		}
+	}
+}
+
+// answerStatus answers the status path with the status JSON.
+func (c *client) answerStatus() {
+	body := c.l.e.cfg.Status()
+	head := make([]byte, 0, 128)
+	head = append(head, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: "...)
+	head = strconv.AppendInt(head, int64(len(body)), 10)
+	if !c.keep {
+		head = append(head, "\r\nConnection: close"...)
+	}
+	head = append(head, "\r\n\r\n"...)
+	c.status, c.bytesOut = 200, int64(len(body))
+	c.picker = nil
+	c.sendOut(head, body)
+	if c.st != stClosed {
+		c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
+	}
+}
+
+// clientFault ends an exchange the client broke (a malformed or cut-short body): the
+// backend's standing does not move, and the client gets status unless it left.
+func (c *client) clientFault(status int, code, msg string) {
+	if b := c.b; b != nil {
+		b.Abandon()
+		c.b = nil
+	}
+	if u := c.up; u != nil {
+		u.c, c.up = nil, nil
+		u.closeFD()
+	}
+	c.keep = false
+	if c.eof && c.rerr != nil || c.werr != nil || c.answered {
+		c.status = 0
+		c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
+		c.close()
+		return
+	}
+	c.st = stIdle // the body is not the backend's any more
+	c.reply(status, code, msg, false)
+}
+
+// abort ends the exchange of a client that went away: nothing is held for it, and
+// nothing is charged to the backend.
+func (c *client) abort() {
+	c.release()
+	c.close()
+}
+
+// release lets go of what the exchange holds: its backend's in-flight slot (not
+// counted against it), its backend connection, its worker or its place in the queue.
+func (c *client) release() {
+	if b := c.b; b != nil {
+		b.Abandon()
+		c.b = nil
+	}
+	if u := c.up; u != nil {
+		u.c, c.up = nil, nil
+		u.closeFD()
+	}
+	if c.st == stQueued && !c.l.e.cfg.Pool.Cancel(c.waiter) {
+		c.worker = true // granted meanwhile: released below
+	}
+	c.keep = false
+	if c.worker {
+		c.worker = false
+		c.l.e.cfg.Pool.Release()
+	}
+	c.st = stIdle
+}
+
+// gone is a client whose connection failed under a write: it left.
+func (c *client) gone() {
+	if c.st == stIdle {
+		c.close()
+		return
+	}
+	c.abort()
+}
+
+// close closes the client connection.
+func (c *client) close() {
+	if c.st == stClosed {
+		return
+	}
+	if c.st != stIdle {
+		c.release()
+	}
+	c.st = stClosed
+	c.timer.Stop()
+	c.closeFD()
+	delete(c.l.conns, c)
+	c.l.clients.Add(-1)
+}
+
+// expired runs when the client's timer fires.
+func (c *client) expired() {
+	switch c.phase {
+	case phHeader:
+		if c.r < c.w {
+			c.keep = false
+			c.status = 408
+			c.replyBody(408, proxy.CodeBadRequest, "request not received in time", false)
+			c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
+			return
+		}
+		c.close()
+	case phIdle:
+		c.close()
+	case phQueue:
+		if !c.l.e.cfg.Pool.Cancel(c.waiter) {
+			return // granted: the grant is on its way to the loop
+		}
+		c.st = stIdle
+		c.keep = false
+		c.reply(503, proxy.CodeQueueTimeout, "timed out waiting in the load balancer queue", true)
+	case phConnect:
+		c.failed(errConnectTO, false)
+	case phResponse:
+		if c.st == stAwaiting || c.st == stSending {
+			c.failed(errTimeout, true)
+		}
+	case phBodyIn:
+		c.clientFault(408, proxy.CodeBadRequest, "request body not received in time")
+	case phBackendIn:
+		c.failed(errTimeout, true)
+	case phBodyOut:
+		c.abort() // the client takes nothing more: it is not the backend's failure
+	case phBackendOut:
+		if c.up != nil {
+			c.up.midAnswer("timed out in the middle of its answer")
+		}
+	case phTunnel:
+		c.endTunnel()
+	}
+}
+
+// statusText is the reason phrase of the proxy's own answers.
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Request Entity Too Large"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Error"
+}

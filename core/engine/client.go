@@ -1,0 +1,404 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package engine
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/evloop"
+	"github.com/switchyard-lb/switchyard/core/h1"
+	"github.com/switchyard-lb/switchyard/core/pool"
+	"github.com/switchyard-lb/switchyard/core/proxy"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+)
+
+// state is where a client connection is in its current exchange.
+type state uint8
+
+const (
+	stIdle       state = iota // waiting for a request head
+	stQueued                  // waiting for a worker
+	stConnecting              // a backend connection is being opened
+	stSending                 // the head went to the backend; the body follows
+	stAwaiting                // the request went whole; the answer is awaited or streams
+	stTunnel                  // upgraded: bytes pass both ways
+	stClosed
+)
+
+// phase is what the client's timer stands for.
+type phase uint8
+
+const (
+	phNone       phase = iota
+	phHeader           // reading a request head (read_header)
+	phIdle             // between requests (idle)
+	phQueue            // waiting for a worker (queue_timeout)
+	phConnect          // opening a backend connection (connect)
+	phResponse         // waiting for the answer's head (response_header)
+	phBodyIn           // the client sends its request body no further (body_idle)
+	phBodyOut          // the client takes the answer's body no further (body_idle)
+	phBackendIn        // the backend takes the request body no further (response_header)
+	phBackendOut       // the backend sends its answer's body no further (response_header)
+	phTunnel           // an upgraded connection is silent (idle)
+)
+
+// client is one client connection and the exchange it is in.
+type client struct {
+	sock
+	remote  netip.AddrPort
+	ip      []byte // the client's address as text
+	timer   *evloop.Timer
+	phase   phase
+	st      state
+	keep    bool // the connection stays open after this answer
+	closing bool // closes once its last answer is written
+
+	req      h1.Request
+	start    time.Time
+	worker   bool // holds a pool worker
+	waiter   pool.Waiter
+	picker   strategy.Picker
+	view     strategy.Request
+	tried    []*backend.Backend
+	triedArr [4]*backend.Backend
+	b        *backend.Backend
+	up       *upstream
+	sentAt   time.Time // when the request went to b
+	left     int64     // BodyLength: request body bytes still to forward
+	chunk    h1.Chunked
+	chunkErr error // the request body's chunked framing is broken
+	sent     bool  // a byte of the request was written to a backend connection
+	answered bool  // the answer's head went to the client
+	bytesIn  int64 // request body bytes passed on
+	bytesOut int64 // answer body bytes passed on
+	status   int
+	attempts int
+	upHead   []byte // the head sent upstream, built once per attempt
+	hdrs     headerList
+}
+
+func (l *loop) open(fd int, remote netip.AddrPort) {
+	c := &client{sock: sock{l: l, fd: fd}, remote: remote}
+	c.ip = remote.Addr().Unmap().AppendTo(nil)
+	c.timer = l.ev.NewTimer(c.expired)
+	if err := l.ev.Add(fd, evloop.Readable|evloop.Writable, c); err != nil {
+		c.sock.closeFD()
+		return
+	}
+	l.conns[c] = struct{}{}
+	l.clients.Add(1)
+	c.setTimer(phHeader)
+}
+
+// settings are the live request-path settings.
+func (c *client) settings() *proxy.Settings { return c.l.e.cfg.Handler.Settings() }
+
+func (c *client) setTimer(p phase) {
+	c.phase = p
+	t := c.l.e.cfg.Timeouts
+	var d time.Duration
+	switch p {
+	case phNone:
+		c.timer.Stop()
+		return
+	case phHeader:
+		d = t.ReadHeader
+	case phIdle:
+		d = t.Idle
+	case phQueue:
+		d = c.l.e.cfg.Pool.QueueTimeout()
+	case phConnect:
+		d = t.Connect
+	case phResponse, phBackendIn, phBackendOut:
+		d = t.ResponseHeader
+	case phBodyIn, phBodyOut:
+		d = t.BodyIdle
+	case phTunnel:
+		d = c.settings().Idle
+	}
+	if d <= 0 {
+		c.timer.Stop()
+		return
+	}
+	c.timer.Reset(d)
+}
+
+// OnEvents is told of the client socket's readiness.
+func (c *client) OnEvents(ev evloop.Events) {
+	if c.st == stClosed {
+		return
+	}
+	if ev&evloop.Writable != 0 && len(c.out) > 0 {
+		before := len(c.out)
+		if !c.flush() && c.werr != nil {
+			c.gone()
+			return
+		}
+		if len(c.out) == 0 {
+			c.drained()
+		} else if len(c.out) < before && c.phase == phBodyOut {
+			c.setTimer(phBodyOut) // slow, but taking it
+		}
+	}
+	if ev&evloop.Readable != 0 {
+		c.fill()
+		c.advance()
+	}
+}
+
+// drained runs when everything written to the client has left.
+func (c *client) drained() {
+	if c.st == stClosed {
+		return
+	}
+	if c.closing {
+		c.close()
+		return
+	}
+	if u := c.up; u != nil && u.paused {
+		u.resume()
+		if c.answered && c.st != stTunnel {
+			c.setTimer(phBackendOut)
+		}
+	}
+}
+
+// advance moves the exchange on with what was read.
+func (c *client) advance() {
+	if c.closing { // the last answer is on its way out: what follows is not read
+		c.consume(c.w - c.r)
+		if c.eof {
+			c.close()
+		}
+		return
+	}
+	switch c.st {
+	case stIdle:
+		c.readHead()
+	case stSending:
+		c.forwardBody()
+	case stTunnel:
+		c.tunnelOut()
+	default:
+		// Awaiting an answer: bytes are the next request, kept for later. A client
+		// that closes now has left: its exchange ends (nginx's default).
+		if c.eof && c.r == c.w {
+			c.abort()
+		}
+	}
+}
+
+// readHead parses a request head from what was read.
+func (c *client) readHead() {
+	if c.r > 0 && c.r < c.w { // a pipelined request: its head starts the buffer
+		c.w = copy(c.buf, c.buf[c.r:c.w])
+		c.r = 0
+	}
+	buf := c.unread()
+	if len(buf) == 0 {
+		if c.eof || c.l.draining {
+			c.close()
+		}
+		return
+	}
+	if c.phase == phIdle {
+		c.setTimer(phHeader)
+	}
+	n, err := h1.ParseRequest(buf, c.l.e.cfg.Limits, &c.req)
+	if err != nil {
+		e := err.(*h1.Error)
+		code := proxy.CodeBadRequest
+		if e.Status == 431 {
+			code = proxy.CodeHeaderTooLarge
+		}
+		c.keep = false
+		c.reply(e.Status, code, e.Msg, false)
+		return
+	}
+	if n == 0 {
+		if c.eof {
+			c.close() // a head cut short: there is nobody to answer
+		}
+		return
+	}
+	c.pin, c.r = n, n // the head stays in place until the answer: retries rebuild from it
+	c.begin()
+}
+
+// begin starts the exchange of the parsed request.
+func (c *client) begin() {
+	c.start = c.l.ev.Now()
+	c.keep = c.req.KeepAlive && !c.l.draining
+	c.bytesIn, c.bytesOut, c.status, c.attempts, c.sent, c.answered = 0, 0, 0, 0, false, false
+	c.tried = c.triedArr[:0]
+	s := c.settings()
+	if (equalMethod(c.req.Method, "GET") || equalMethod(c.req.Method, "POST")) && string(path(c.req.Target)) == s.StatusPath {
+		c.skipBody()
+		c.answerStatus()
+		return
+	}
+	if c.req.Framing == h1.BodyLength {
+		c.left = c.req.ContentLength
+	}
+	c.chunk.Reset()
+	c.chunkErr = nil
+	c.setTimer(phNone)
+	ok, w, err := c.l.e.cfg.Pool.AcquireAsync(c.grantedElsewhere)
+	switch {
+	case err != nil:
+		c.keep = false
+		c.reply(503, proxy.CodeQueueFull, "load balancer queue is full", true)
+	case ok:
+		c.worker = true
+		c.pick()
+	default:
+		c.st, c.waiter = stQueued, w
+		c.setTimer(phQueue)
+	}
+}
+
+// grantedElsewhere is the pool's news that a queued request has a worker, from
+// whichever goroutine released it.
+func (c *client) grantedElsewhere() {
+	c.l.ev.Execute(func() {
+		if c.st != stQueued { // gone meanwhile: give the worker back
+			c.l.e.cfg.Pool.Release()
+			return
+		}
+		c.worker = true
+		c.pick()
+	})
+}
+
+// pick chooses a backend and sends the request to it.
+func (c *client) pick() {
+	h := c.l.e.cfg.Handler
+	c.picker = h.Picker()
+	c.hdrs = c.req.Headers
+	c.view = strategy.Request{Method: c.req.Method, Host: c.req.Host, Path: path(c.req.Target), RemoteAddr: c.ip, Header: &c.hdrs}
+	b, err := c.picker.Pick(&c.view, c.l.e.cfg.Backends.Snapshot().Candidates, c.tried)
+	if err != nil {
+		c.keep = false
+		msg := "no healthy backend available"
+		if err != strategy.ErrNoBackend {
+			msg = err.Error()
+		}
+		c.reply(503, proxy.CodeNoBackend, msg, true)
+		return
+	}
+	c.b = b
+	c.attempts++
+	b.Start()
+	c.sentAt = c.l.ev.Now()
+	if u := c.l.takeIdle(b); u != nil {
+		c.transmit(u)
+		return
+	}
+	u, err := c.l.dial(b)
+	if err != nil {
+		c.failed(errConnect, false)
+		return
+	}
+	u.c, c.up = c, u
+	c.st = stConnecting
+	c.setTimer(phConnect)
+}
+
+// transmit writes the request head, and the body bytes at hand, to u.
+func (c *client) transmit(u *upstream) {
+	u.c, c.up = c, u
+	c.upHead = appendRequestHead(c.upHead[:0], &c.req, c.ip, u.hostPort)
+	u.expectHead(equalMethod(c.req.Method, "HEAD"))
+	c.sent = true
+	c.st = stSending
+	c.setTimer(phResponse)
+	if c.req.Framing == h1.BodyNone {
+		c.st = stAwaiting
+		if !u.send(c.upHead) {
+			c.failed(errNotSent, false)
+		}
+		return
+	}
+	body := c.bodyPiece()
+	if !u.send(c.upHead, body) {
+		c.failed(errNotSent, false)
+		return
+	}
+	c.consumeBody(body)
+	c.forwardBody()
+}
+
+// bodyPiece is the request body at hand, up to its end.
+func (c *client) bodyPiece() []byte {
+	buf := c.unread()
+	switch c.req.Framing {
+	case h1.BodyLength:
+		return buf[:min(int64(len(buf)), c.left)]
+	case h1.BodyChunked:
+		n, _, err := c.chunk.Scan(buf)
+		if err != nil {
+			c.chunkErr = err
+		}
+		return buf[:n]
+	}
+	return nil
+}
+
+// consumeBody marks the piece forwarded.
+func (c *client) consumeBody(p []byte) {
+	c.consume(len(p))
+	c.bytesIn += int64(len(p))
+	if c.req.Framing == h1.BodyLength {
+		c.left -= int64(len(p))
+	}
+}
+
+// bodyDone reports whether the whole request body went to the backend.
+func (c *client) bodyDone() bool {
+	switch c.req.Framing {
+	case h1.BodyLength:
+		return c.left == 0
+	case h1.BodyChunked:
+		return c.chunk.Done()
+	}
+	return true
+}
+
+// forwardBody passes request body bytes on as they come.
+func (c *client) forwardBody() {
+	u := c.up
+	for !c.bodyDone() {
+		if c.chunkErr != nil {
+			c.clientFault(400, proxy.CodeBadRequest, "invalid chunked request body")
+			return
+		}
+		if u.congested() {
+			c.pause() // resumed when the backend takes more
+			c.setTimer(phBackendIn)
+			return
+		}
+		p := c.bodyPiece()
+		if len(p) == 0 {
+			if c.chunkErr != nil {
+				continue
+			}
+			if c.eof {
+				c.clientFault(400, proxy.CodeBadRequest, "request body cut short")
+				return
+			}
+			c.setTimer(phBodyIn)
+			c.resume() // the buffer may have filled up: all of it went on
+			return
+		}
+		if !u.send(p) {
+			c.failed(errConnReset, true)
+			return
+		}
+		c.consumeBody(p)
+		c.setTimer(phBodyIn)
+	}
+	c.st = stAwaiting
+	c.setTimer(phResponse)
+}

@@ -1,0 +1,147 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+// Package engine is the event-loop data plane: HTTP/1.1 proxying on single-goroutine
+// event loops (package evloop), with the framing of package h1. Each loop owns its
+// client connections, the backend connections they use and its own listening socket
+// on the shared port (SO_REUSEPORT), so a request costs no goroutine hand-off: in the
+// common case one read and one write on each side.
+//
+// Admission, backend selection, health bookkeeping, metrics and the access log are
+// the load balancer's shared parts (pool, backend, strategy, proxy), as with the
+// goroutine-per-connection data plane of package proxy.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/evloop"
+	"github.com/switchyard-lb/switchyard/core/h1"
+	"github.com/switchyard-lb/switchyard/core/pool"
+	"github.com/switchyard-lb/switchyard/core/proxy"
+)
+
+// Timeouts bound each stage of a request (see config.Timeouts).
+type Timeouts struct {
+	Connect, ResponseHeader, Idle, ReadHeader, BodyIdle time.Duration
+}
+
+// Config builds an Engine.
+type Config struct {
+	// Addr is the client address, host:port.
+	Addr string
+	// Exclusive refuses a port another process holds; false joins the port the
+	// running data plane holds (a replacement during a reload).
+	Exclusive bool
+	// Loops is the number of event loops (default 1).
+	Loops int
+	// Handler gives the live settings, the picker, the outcome observer and the
+	// proxy's own answer counts.
+	Handler  *proxy.Handler
+	Pool     *pool.Pool
+	Backends *backend.Set
+	// Status returns the status JSON answered on the status path.
+	Status   func() []byte
+	Limits   h1.Limits
+	Timeouts Timeouts
+	Log      hclog.Logger
+}
+
+// Engine serves clients on event loops until Shutdown.
+type Engine struct {
+	cfg      Config
+	addr     *net.TCPAddr
+	loops    []*loop
+	wg       sync.WaitGroup
+	draining atomic.Bool
+}
+
+// Start listens and serves cfg.
+func Start(cfg Config) (*Engine, error) {
+	if cfg.Loops < 1 {
+		cfg.Loops = 1
+	}
+	if cfg.Log == nil {
+		cfg.Log = hclog.NewNullLogger()
+	}
+	e := &Engine{cfg: cfg}
+	addr := cfg.Addr
+	if cfg.Exclusive {
+		// A plain bind first: SO_REUSEPORT alone would share the port silently with
+		// another process that holds it.
+		probe, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listening for clients: %w", err)
+		}
+		addr = probe.Addr().String()
+		probe.Close()
+	}
+	for range cfg.Loops {
+		l, err := e.newLoop(addr)
+		if err != nil {
+			e.closeLoops()
+			return nil, err
+		}
+		addr = l.addr.String() // a port 0 is chosen by the first loop
+		e.addr = l.addr
+		e.loops = append(e.loops, l)
+	}
+	for _, l := range e.loops {
+		e.wg.Go(func() {
+			if err := l.ev.Run(); err != nil && !errors.Is(err, evloop.ErrClosed) {
+				cfg.Log.Error("event loop stopped", "error", err)
+			}
+			l.closeAll()
+		})
+	}
+	return e, nil
+}
+
+// Addr is the address clients connect to.
+func (e *Engine) Addr() net.Addr { return e.addr }
+
+// Shutdown stops accepting, closes idle connections, lets requests in flight finish
+// (closing each connection after its answer), and returns when all are done or ctx
+// ends, when it closes what is left.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.draining.Store(true)
+	for _, l := range e.loops {
+		l.ev.Execute(l.drain)
+	}
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			e.closeLoops()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+			busy := false
+			for _, l := range e.loops {
+				busy = busy || l.clients.Load() > 0
+			}
+			if !busy {
+				e.closeLoops()
+			}
+		}
+	}
+}
+
+func (e *Engine) closeLoops() {
+	for _, l := range e.loops {
+		_ = l.ev.Close()
+	}
+}

@@ -1,0 +1,204 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/evloop"
+)
+
+// bufSize is the size of a connection's read buffer while it has bytes to hold. Idle
+// connections hold none, so ten thousand of them cost little.
+const bufSize = 32 << 10
+
+// loop is one event loop with its listener, its connections and its pool of idle
+// backend connections. Everything in it runs on the loop's goroutine.
+type loop struct {
+	e    *Engine
+	ev   *evloop.Loop
+	lfd  int // listening socket, -1 once closed
+	addr *net.TCPAddr
+
+	clients  atomic.Int64 // open client connections, read by Shutdown
+	conns    map[*client]struct{}
+	idle     map[*backend.Backend][]*upstream
+	bufs     [][]byte // free read buffers
+	draining bool
+}
+
+func (e *Engine) newLoop(addr string) (*loop, error) {
+	ev, err := evloop.New()
+	if err != nil {
+		return nil, err
+	}
+	fd, bound, err := evloop.Listen(addr, true)
+	if err != nil {
+		ev.Close()
+		return nil, fmt.Errorf("listening for clients: %w", err)
+	}
+	l := &loop{e: e, ev: ev, lfd: fd, addr: bound, conns: map[*client]struct{}{}, idle: map[*backend.Backend][]*upstream{}}
+	if err := ev.Add(fd, evloop.Readable, acceptor{l}); err != nil {
+		unix.Close(fd)
+		ev.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// acceptor takes the listener's new connections.
+type acceptor struct{ l *loop }
+
+func (a acceptor) OnEvents(evloop.Events) {
+	l := a.l
+	for l.lfd >= 0 {
+		fd, remote, err := evloop.Accept(l.lfd)
+		if err != nil {
+			if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.ECONNABORTED) && !errors.Is(err, unix.EINTR) {
+				l.e.cfg.Log.Warn("accept failed", "error", err)
+			}
+			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) {
+				return // the next readiness event tries again
+			}
+			if errors.Is(err, unix.EAGAIN) {
+				return
+			}
+			continue
+		}
+		l.open(fd, remote)
+	}
+}
+
+// getBuf returns a read buffer.
+func (l *loop) getBuf() []byte {
+	if n := len(l.bufs); n > 0 {
+		b := l.bufs[n-1]
+		l.bufs = l.bufs[:n-1]
+		return b
+	}
+	return make([]byte, bufSize)
+}
+
+// putBuf keeps b for another connection; a few are kept, the rest go to the collector.
+func (l *loop) putBuf(b []byte) {
+	if len(l.bufs) < 64 {
+		l.bufs = append(l.bufs, b[:cap(b)])
+	}
+}
+
+// drain stops accepting and closes idle client connections; busy ones close after
+// their answer.
+func (l *loop) drain() {
+	l.draining = true
+	l.closeListener()
+	for c := range l.conns {
+		if c.st == stIdle && c.r == c.w {
+			c.close()
+		}
+	}
+}
+
+func (l *loop) closeListener() {
+	if l.lfd >= 0 {
+		_ = l.ev.Remove(l.lfd)
+		unix.Close(l.lfd)
+		l.lfd = -1
+	}
+}
+
+// closeAll closes every connection; the loop has stopped.
+func (l *loop) closeAll() {
+	l.closeListener()
+	for c := range l.conns {
+		c.close()
+	}
+	for _, us := range l.idle {
+		for _, u := range us {
+			u.closeFD()
+		}
+	}
+	clear(l.idle)
+}
+
+// takeIdle returns a pooled connection to b, or nil.
+func (l *loop) takeIdle(b *backend.Backend) *upstream {
+	us := l.idle[b]
+	if len(us) == 0 {
+		return nil
+	}
+	u := us[len(us)-1]
+	l.idle[b] = us[:len(us)-1]
+	u.timer.Stop()
+	if u.pooledAt == l.ev.Now() && !u.sound() {
+		// Pooled in this very pass: an event for bytes or a close that came since
+		// is not delivered yet, so ask the socket.
+		u.closeFD()
+		u.b.CountStale()
+		return l.takeIdle(b)
+	}
+	return u
+}
+
+// putIdle pools u for the next request to its backend.
+func (l *loop) putIdle(u *upstream) {
+	if l.draining {
+		u.closeFD()
+		return
+	}
+	u.releaseBuf()
+	u.resume()
+	u.pooledAt = l.ev.Now()
+	l.idle[u.b] = append(l.idle[u.b], u)
+	u.timer.Reset(l.e.cfg.Timeouts.Idle)
+}
+
+// dropIdle forgets u, which was pooled.
+func (l *loop) dropIdle(u *upstream) {
+	us := l.idle[u.b]
+	for i, x := range us {
+		if x == u {
+			l.idle[u.b] = append(us[:i], us[i+1:]...)
+			break
+		}
+	}
+}
+
+// addrs caches the address each backend dials, resolved once.
+var addrs sync.Map // *backend.Backend -> netip.AddrPort
+
+// dialAddr is where b is dialled.
+func dialAddr(b *backend.Backend) (netip.AddrPort, error) {
+	if a, ok := addrs.Load(b); ok {
+		return a.(netip.AddrPort), nil
+	}
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "80"
+	}
+	ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
+	if err != nil {
+		// A name: resolved once, here. The loop waits for it, which only the first
+		// request to a named backend pays.
+		ta, rerr := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+		if rerr != nil {
+			return netip.AddrPort{}, rerr
+		}
+		ap = ta.AddrPort()
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	addrs.Store(b, ap)
+	return ap, nil
+}

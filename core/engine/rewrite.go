@@ -1,0 +1,206 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package engine
+
+import (
+	"bytes"
+
+	"github.com/switchyard-lb/switchyard/core/h1"
+)
+
+// Which header fields a hop keeps, decided in one pass over each head with names
+// compared by length first (DESIGN section 11).
+
+// hopByHop reports whether name describes one connection only and is not passed on:
+// Connection, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization,
+// TE, Trailer (requests only; an answer's announces its trailers) and Upgrade (passed
+// on by an upgrade, which says so itself).
+func hopByHop(name []byte, request bool) bool {
+	switch len(name) {
+	case 2:
+		return h1.EqualFold(name, "te")
+	case 7:
+		return h1.EqualFold(name, "upgrade") || request && h1.EqualFold(name, "trailer")
+	case 10:
+		return h1.EqualFold(name, "connection") || h1.EqualFold(name, "keep-alive")
+	case 16:
+		return h1.EqualFold(name, "proxy-connection")
+	case 18:
+		return h1.EqualFold(name, "proxy-authenticate")
+	case 19:
+		return h1.EqualFold(name, "proxy-authorization")
+	}
+	return false
+}
+
+// forwarded reports whether name is one of the headers the proxy sets itself: a
+// client's own values are dropped, so that a backend can trust them.
+func forwarded(name []byte) bool {
+	switch len(name) {
+	case 9:
+		return h1.EqualFold(name, "forwarded")
+	case 15:
+		return h1.EqualFold(name, "x-forwarded-for")
+	case 16:
+		return h1.EqualFold(name, "x-forwarded-host")
+	case 17:
+		return h1.EqualFold(name, "x-forwarded-proto")
+	}
+	return false
+}
+
+// protected names what Connection may never remove: framing, Host and the headers
+// the proxy sets.
+func protected(name []byte) bool {
+	switch len(name) {
+	case 4:
+		return h1.EqualFold(name, "host")
+	case 14:
+		return h1.EqualFold(name, "content-length")
+	case 17:
+		return h1.EqualFold(name, "transfer-encoding") || h1.EqualFold(name, "x-forwarded-proto")
+	}
+	return forwarded(name)
+}
+
+// named reports whether Connection lists name.
+func named(list [][]byte, name []byte) bool {
+	for _, n := range list {
+		if len(n) == len(name) && bytes.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendRequestHead appends the head sent to a backend for r: HTTP/1.1, an
+// origin-form target, hop-by-hop fields and the client's X-Forwarded-* dropped, Host
+// kept (the target's host for an absolute-form target; fallback when the client sent
+// none), and X-Forwarded-For, -Proto and -Host set.
+func appendRequestHead(dst []byte, r *h1.Request, ip, fallback []byte) []byte {
+	target, host := r.Target, r.Host
+	if t, authority, ok := absolute(target); ok {
+		target, host = t, authority
+	}
+	if len(host) == 0 {
+		host = fallback
+	}
+	dst = append(dst, r.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, target...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, host...)
+	dst = append(dst, "\r\n"...)
+	for _, h := range r.Headers {
+		if len(h.Name) == 4 && h1.EqualFold(h.Name, "host") || forwarded(h.Name) ||
+			hopByHop(h.Name, true) && !(r.Upgrade && h1.EqualFold(h.Name, "upgrade")) ||
+			len(r.Connection) > 0 && named(r.Connection, h.Name) && !protected(h.Name) {
+			continue
+		}
+		dst = appendField(dst, h)
+	}
+	if r.Upgrade {
+		dst = append(dst, "Connection: Upgrade\r\n"...)
+	}
+	dst = append(dst, "X-Forwarded-For: "...)
+	dst = append(dst, ip...)
+	dst = append(dst, "\r\nX-Forwarded-Proto: http\r\n"...)
+	if len(host) > 0 {
+		dst = append(dst, "X-Forwarded-Host: "...)
+		dst = append(dst, host...)
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// appendResponseHead appends the head sent to the client for the answer r, whose raw
+// head is raw: HTTP/1.1, the backend's status and reason, its fields but the hop-by-hop
+// ones, and the client connection's own Connection field.
+func appendResponseHead(dst, raw []byte, r *h1.Response, keep, clientHTTP10, upgrade bool) []byte {
+	line := raw[:bytes.IndexByte(raw, '\n')]
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	dst = append(dst, "HTTP/1.1"...)
+	dst = append(dst, line[8:]...)
+	dst = append(dst, "\r\n"...)
+	for _, h := range r.Headers {
+		if hopByHop(h.Name, false) && !(upgrade && h1.EqualFold(h.Name, "upgrade")) ||
+			len(r.Connection) > 0 && named(r.Connection, h.Name) && !protected(h.Name) {
+			continue
+		}
+		dst = appendField(dst, h)
+	}
+	switch {
+	case upgrade:
+		dst = append(dst, "Connection: Upgrade\r\n"...)
+	case !keep:
+		dst = append(dst, "Connection: close\r\n"...)
+	case clientHTTP10:
+		dst = append(dst, "Connection: keep-alive\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+func appendField(dst []byte, h h1.Header) []byte {
+	dst = append(dst, h.Name...)
+	dst = append(dst, ": "...)
+	dst = append(dst, h.Value...)
+	return append(dst, "\r\n"...)
+}
+
+// absolute splits an absolute-form target (RFC 9112 section 3.2.2) into the
+// origin-form target and the authority.
+func absolute(target []byte) (origin, authority []byte, ok bool) {
+	if len(target) == 0 || target[0] == '/' || target[0] == '*' {
+		return nil, nil, false
+	}
+	i := bytes.Index(target, []byte("://"))
+	if i <= 0 {
+		return nil, nil, false
+	}
+	rest := target[i+3:]
+	j := bytes.IndexAny(rest, "/?")
+	if j < 0 {
+		return []byte("/"), rest, true
+	}
+	authority, origin = rest[:j], rest[j:]
+	if origin[0] == '?' {
+		return append([]byte("/"), origin...), authority, true
+	}
+	return origin, authority, true
+}
+
+// path is the path of a request target, without its query.
+func path(target []byte) []byte {
+	if t, _, ok := absolute(target); ok {
+		target = t
+	}
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
+		return target[:i]
+	}
+	return target
+}
+
+// headerList lets a strategy read the request's fields by name.
+type headerList []h1.Header
+
+// Peek returns the value of the first field called name, nil when there is none.
+func (hs *headerList) Peek(name string) []byte {
+	for _, h := range *hs {
+		if len(h.Name) == len(name) && bytes.EqualFold(h.Name, []byte(name)) {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+func equalMethod(m []byte, s string) bool { return string(m) == s }
+
+// idempotent reports whether a request with method may be sent again (RFC 9110
+// section 9.2.2).
+func idempotent(method []byte) bool {
+	switch string(method) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,312 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package engine
+
+import (
+	"errors"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/evloop"
+	"github.com/switchyard-lb/switchyard/core/h1"
+)
+
+// upstream is one connection to a backend, serving one client's exchange at a time
+// and pooled on its loop in between. A pooled connection on which anything happens
+// (bytes nobody asked for, the backend closing it) is closed at once, so it is never
+// reused unsound (DESIGN section 11).
+type upstream struct {
+	sock
+	b          *backend.Backend
+	c          *client // nil while pooled
+	hostPort   []byte  // the backend's host:port, Host for a request that has none
+	timer      *evloop.Timer
+	connecting bool
+	tunnel     bool
+	head       bool // the request was HEAD: the answer has no body
+	inBody     bool // the answer's head went on; its body follows
+	resp       h1.Response
+	left       int64 // BodyLength: body bytes still to come
+	chunk      h1.Chunked
+	outHead    []byte
+	pooledAt   time.Time // the pass that pooled it
+}
+
+// sound reports whether nothing arrived on the pooled connection: no byte, no end
+// of stream. It reads nothing.
+func (u *upstream) sound() bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(u.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err == unix.EAGAIN
+}
+
+// dial opens a connection to b on l; it completes with a Writable event.
+func (l *loop) dial(b *backend.Backend) (*upstream, error) {
+	ap, err := dialAddr(b)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := evloop.Dial(ap)
+	if err != nil {
+		return nil, err
+	}
+	u := &upstream{sock: sock{l: l, fd: fd}, b: b, connecting: true}
+	u.hostPort = []byte(ap.String())
+	u.timer = l.ev.NewTimer(u.idleExpired)
+	if err := l.ev.Add(fd, evloop.Readable|evloop.Writable, u); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return u, nil
+}
+
+// idleExpired closes a pooled connection unused for the idle timeout.
+func (u *upstream) idleExpired() {
+	if u.c == nil && u.fd >= 0 {
+		u.l.dropIdle(u)
+		u.closeFD()
+	}
+}
+
+// expectHead readies u for the answer to a new request.
+func (u *upstream) expectHead(head bool) {
+	u.head, u.inBody, u.left = head, false, 0
+	u.chunk.Reset()
+}
+
+// OnEvents is told of the backend socket's readiness.
+func (u *upstream) OnEvents(ev evloop.Events) {
+	if u.fd < 0 {
+		return
+	}
+	c := u.c
+	if c == nil { // pooled: anything now makes it unsound
+		if ev&evloop.Readable != 0 {
+			u.l.dropIdle(u)
+			u.closeFD()
+			u.b.CountStale()
+		}
+		return
+	}
+	if u.connecting {
+		if err := evloop.ConnectError(u.fd); err != nil {
+			if errors.Is(err, unix.EINPROGRESS) || errors.Is(err, unix.EALREADY) {
+				return
+			}
+			c.failed(errConnect, false)
+			return
+		}
+		u.connecting = false
+		c.transmit(u)
+		return
+	}
+	if ev&evloop.Writable != 0 && len(u.out) > 0 {
+		if !u.flush() {
+			if u.werr != nil {
+				u.failWrite()
+			}
+			return
+		}
+		if c.st == stSending {
+			c.resume()
+			c.forwardBody()
+		} else if c.st == stTunnel {
+			c.resume()
+			c.tunnelOut()
+		}
+		if u.c != c || u.fd < 0 {
+			return
+		}
+	}
+	if ev&evloop.Readable != 0 {
+		u.fill()
+		u.process()
+	}
+}
+
+// failWrite handles a write to the backend that failed.
+func (u *upstream) failWrite() {
+	c := u.c
+	if c == nil {
+		return
+	}
+	if c.answered || c.st == stTunnel {
+		u.midAnswer("backend connection failed")
+		return
+	}
+	c.failed(errConnReset, true)
+}
+
+// process reads the answer: its head, then its body, passing both on.
+func (u *upstream) process() {
+	for u.c != nil && u.fd >= 0 {
+		c := u.c
+		if u.tunnel {
+			p := u.unread()
+			if len(p) > 0 {
+				if !c.sendOut(p) {
+					return
+				}
+				u.consume(len(p))
+				c.setTimer(phTunnel)
+			}
+			if u.eof {
+				c.endTunnel()
+			} else if c.congested() {
+				u.pause()
+			}
+			return
+		}
+		if !u.inBody {
+			if !u.readHead() {
+				return
+			}
+			continue
+		}
+		p, done, err := u.bodyPiece()
+		if len(p) > 0 {
+			if !c.body(p) {
+				return
+			}
+			u.consume(len(p))
+			c.setTimer(phBackendOut)
+		}
+		switch {
+		case err != nil:
+			u.midAnswer("malformed chunked answer")
+			return
+		case done:
+			u.complete()
+			return
+		case u.eof && u.r == u.w:
+			if u.resp.Framing == h1.BodyUntilClose {
+				u.complete()
+			} else {
+				u.midAnswer("connection closed before a complete answer")
+			}
+			return
+		case c.congested():
+			u.pause() // resumed when the client takes more
+			c.setTimer(phBodyOut)
+			return
+		case len(p) == 0:
+			u.resume() // the buffer may have filled up: all of it went on
+			return
+		}
+	}
+}
+
+// readHead parses the answer's head and passes it on; false when more is needed or
+// the exchange ended.
+func (u *upstream) readHead() bool {
+	c := u.c
+	buf := u.unread()
+	n, err := h1.ParseResponse(buf, c.l.e.cfg.Limits, u.head, &u.resp)
+	if err != nil {
+		u.c.failed(errMalformed, true)
+		return false
+	}
+	if n == 0 {
+		if u.eof {
+			if u.rerr != nil {
+				c.failed(errConnReset, true)
+			} else {
+				c.failed(errClosedEOF, true)
+			}
+		}
+		return false
+	}
+	r := &u.resp
+	if r.Interim() {
+		ok := c.interim(buf[:n])
+		u.consume(n)
+		return ok
+	}
+	if r.Status == 101 {
+		if !c.req.Upgrade {
+			c.failed(errMalformed, true)
+			return false
+		}
+		u.outHead = appendResponseHead(u.outHead[:0], buf[:n], r, true, false, true)
+		u.consume(n)
+		if !c.respond(101, u.outHead) {
+			return false
+		}
+		c.startTunnel()
+		return c.st == stTunnel
+	}
+	keep := c.keep && r.Framing != h1.BodyUntilClose && !c.l.draining
+	c.keep = keep
+	u.outHead = appendResponseHead(u.outHead[:0], buf[:n], r, keep, c.req.Minor == 0, false)
+	u.consume(n)
+	u.inBody = true
+	u.left = r.ContentLength
+	// The body bytes at hand leave with the head, in one write.
+	p, done, perr := u.bodyPiece()
+	c.answered, c.status = true, r.Status
+	c.setTimer(phBackendOut)
+	c.bytesOut += int64(len(p))
+	if !c.sendOut(u.outHead, p) {
+		return false
+	}
+	u.consume(len(p))
+	if perr != nil {
+		u.midAnswer("malformed chunked answer")
+		return false
+	}
+	if done || r.Framing == h1.BodyNone {
+		u.complete()
+		return false
+	}
+	return true
+}
+
+// bodyPiece is the answer's body at hand, up to its end; done reports the end.
+func (u *upstream) bodyPiece() (p []byte, done bool, err error) {
+	buf := u.unread()
+	switch u.resp.Framing {
+	case h1.BodyNone:
+		return nil, true, nil
+	case h1.BodyLength:
+		n := min(int64(len(buf)), u.left)
+		u.left -= n
+		return buf[:n], u.left == 0, nil
+	case h1.BodyChunked:
+		n, done, err := u.chunk.Scan(buf)
+		return buf[:n], done, err
+	}
+	return buf, false, nil // until close
+}
+
+// complete ends an exchange whose answer went out whole: u goes back to the pool
+// when it can carry another exchange.
+func (u *upstream) complete() {
+	c := u.c
+	reusable := u.resp.KeepAlive && c.bodyDone() && u.r == u.w && !u.eof && u.werr == nil && len(u.out) == 0
+	if !c.bodyDone() {
+		c.keep = false // the rest of the request body would be read as a request
+	}
+	u.c, c.up = nil, nil
+	if reusable {
+		u.l.putIdle(u)
+	} else {
+		u.closeFD()
+	}
+	c.complete()
+}
+
+// midAnswer ends an exchange whose backend failed after the answer's head went to
+// the client: the backend is charged, and the client's connection closes, which is
+// all that can still tell it.
+func (u *upstream) midAnswer(why string) {
+	c := u.c
+	b := c.b
+	c.record(b, c.status, "backend failed: "+why)
+	u.c, c.up, c.b = nil, nil, nil
+	u.closeFD()
+	c.keep = false
+	c.finish(&b.Answers, b.URL)
+	c.close()
+}

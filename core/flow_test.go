@@ -1,0 +1,140 @@
+//go:build unix
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The flow of bytes through the proxy with raw sockets: interim answers, pipelining,
+// and a slow reader holding back a fast backend.
+
+func TestExpectContinueReachesTheClientBeforeItsBody(t *testing.T) {
+	_, u := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: app\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("first line before the body was sent = %q, %v; want HTTP/1.1 100 Continue", line, err)
+	}
+	for line != "\r\n" && err == nil {
+		line, err = br.ReadString('\n')
+	}
+	io.WriteString(c, "hello")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"bytes":5`) {
+		t.Errorf("answer after 100 Continue = %d %s, want 200 counting 5 bytes", resp.StatusCode, body)
+	}
+}
+
+func TestEarlyHintsPassThrough(t *testing.T) {
+	if os.Getenv(engineEnv) != "eventloop" {
+		t.Skip("the fasthttp engine's backend client reads past 1xx answers: interim answers need the eventloop engine")
+	}
+	u := rawBackend(t, func(c net.Conn, r *http.Request, _ []byte) bool {
+		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "GET /page HTTP/1.1\r\nHost: app\r\n\r\n")
+	br := bufio.NewReader(c)
+	hints, err := http.ReadResponse(br, nil)
+	if err != nil || hints.StatusCode != 103 || hints.Header.Get("Link") != "</style.css>; rel=preload" {
+		t.Fatalf("first answer = %v, %v; want 103 with its Link", hints, err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Errorf("final answer = %d %q, want 200 ok", resp.StatusCode, body)
+	}
+}
+
+func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
+	_, u := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	var all strings.Builder
+	const n = 8
+	for i := range n {
+		if i%2 == 0 {
+			fmt.Fprintf(&all, "GET /echo-headers?n=%d HTTP/1.1\r\nHost: h%d\r\n\r\n", i, i)
+		} else {
+			fmt.Fprintf(&all, "POST /upload HTTP/1.1\r\nHost: h%d\r\nContent-Length: %d\r\n\r\n%s", i, i, strings.Repeat("x", i))
+		}
+	}
+	io.WriteString(c, all.String()) // every request in one write
+	br := bufio.NewReader(c)
+	for i := range n {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		want := `"host":"h` + strconv.Itoa(i) + `"`
+		if i%2 == 1 {
+			want = `"bytes":` + strconv.Itoa(i)
+		}
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("answer %d = %d %s, want 200 with %s", i, resp.StatusCode, body, want)
+		}
+	}
+}
+
+func TestSlowReaderHoldsBackTheBackend(t *testing.T) {
+	_, u := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	const size = 512 << 20
+	resp, err := http.Get(lb.url + "/download?bytes=" + strconv.Itoa(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Read a little, then nothing for a while: a proxy that kept reading the fast
+	// backend would hold the body in its memory.
+	if _, err := io.CopyN(io.Discard, resp.Body, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if heap := metric(t, lb, "go_memstats_heap_sys_bytes"); heap > 64<<20 {
+		t.Errorf("proxy heap_sys = %.0f MiB while the client reads nothing of a 512 MiB answer, want under 64 MiB", heap/(1<<20))
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != size-1<<20 {
+		t.Errorf("rest of the body = %d bytes, %v; want %d", n, err, size-1<<20)
+	}
+}

@@ -1,0 +1,14 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd)
+
+package lb
+
+import (
+	"errors"
+
+	"github.com/switchyard-lb/switchyard/core/config"
+)
+
+// startEventLoop refuses: the eventloop engine runs on Linux, macOS and the BSDs.
+func (l *LB) startEventLoop(*config.Config, string, bool) (dataPlane, error) {
+	return nil, errors.New(`load_balancer.engine: "eventloop" runs on Linux, macOS and the BSDs; use "fasthttp" here`)
+}
