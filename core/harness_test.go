@@ -180,7 +180,8 @@ func startCore(t *testing.T, cfg map[string]any) *lbInstance {
 		cfg["load_balancer"] = lbSection
 	}
 	defaults := map[string]any{"host": "127.0.0.1", "load_balancer_port": 0, "admin_addr": "127.0.0.1:0"}
-	if e := os.Getenv(engineEnv); e != "" { // run the suite on another data plane
+	defaults["engine"] = "fasthttp" // the first run's; the second one's is set below
+	if e := os.Getenv(engineEnv); e != "" {
 		defaults["engine"] = e
 	}
 	for k, v := range defaults {

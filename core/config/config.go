@@ -43,9 +43,10 @@ type LoadBalancer struct {
 	// AccessLog names the access log: a file (relative to the config file's
 	// directory), "-" for standard output, "" for none (default "").
 	AccessLog string `json:"access_log"`
-	// Engine is the data plane: "fasthttp" (default; a goroutine per connection,
-	// TLS towards https backends) or "eventloop" (event loops, Linux and macOS, plain
-	// http backends only).
+	// Engine is the data plane: "eventloop" (event loops; Linux, macOS and the
+	// BSDs; plain http backends), "fasthttp" (a goroutine per connection; every
+	// system; https backends too), or "" (the default): eventloop where it can serve
+	// the configuration, fasthttp elsewhere.
 	Engine string `json:"engine"`
 }
 
@@ -209,7 +210,6 @@ func defaults() *Config {
 				PluginStart:    Duration(10 * time.Second),
 			},
 			Limits: Limits{MaxHeaderBytes: 16384, MaxHeaders: 100},
-			Engine: EngineFastHTTP,
 		},
 		Servers: Servers{QueueCapacity: 1000},
 		Threadpool: Threadpool{

@@ -96,7 +96,7 @@ func TestRefused(t *testing.T) {
 		{"typo queue", `{"threadpool": {"queue_capacity": 1000000000}}`, []string{"threadpool.queue_capacity", "at most"}},
 		{"zero max", `{"threadpool": {"min_workers": 0, "max_workers": 0}}`, []string{"threadpool.max_workers"}},
 		{"empty backends", `{"servers": {"backends": []}}`, []string{"servers.backends", "empty"}},
-		{"unknown engine", `{"load_balancer": {"engine": "epoll"}}`, []string{"load_balancer.engine", `"fasthttp" or "eventloop"`}},
+		{"unknown engine", `{"load_balancer": {"engine": "epoll"}}`, []string{"load_balancer.engine", `"eventloop", "fasthttp" or ""`}},
 		{"eventloop to https", `{"load_balancer": {"engine": "eventloop"}, "servers":{"backends":[{"url":"http://a:1"},{"url":"https://b:2"}]}}`,
 			[]string{"servers.backends[1].url", "plain http", `"engine": "fasthttp"`}},
 		{"weight zero", `{"servers":{"backends":[{"url":"http://a:1","weight":0}]}}`, []string{"servers.backends[0].weight", "at least 1"}},

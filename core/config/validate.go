@@ -206,7 +206,7 @@ func NormalizeURL(raw string) (string, error) {
 // engine checks the data plane choice against what it can serve.
 func (v *validator) engine(c *Config) {
 	switch c.LoadBalancer.Engine {
-	case EngineFastHTTP:
+	case "", EngineFastHTTP:
 	case EngineEventLoop:
 		for i, b := range c.Servers.Backends {
 			v.check(!strings.HasPrefix(b.URL, "https:"), fmt.Sprintf("servers.backends[%d].url", i),
@@ -216,6 +216,6 @@ func (v *validator) engine(c *Config) {
 			v.check(d.Scheme != "https", "servers.discovery.scheme", "the eventloop engine speaks plain http to backends; use \"engine\": \"fasthttp\"")
 		}
 	default:
-		v.check(false, "load_balancer.engine", "must be %q or %q, got %q", EngineFastHTTP, EngineEventLoop, c.LoadBalancer.Engine)
+		v.check(false, "load_balancer.engine", "must be %q, %q or \"\" (the one that serves the configuration best), got %q", EngineEventLoop, EngineFastHTTP, c.LoadBalancer.Engine)
 	}
 }

@@ -36,13 +36,10 @@ var (
 // failed handles a backend that failed before the answer's head reached the client:
 // the request goes to another backend when that is safe (DESIGN section 3), else the
 // client gets 502, or 504 for a timeout.
-func (c *client) failed(err *upstreamError, _ bool) {
+func (c *client) failed(err *upstreamError) {
 	b := c.b
 	c.record(b, 0, err.msg)
-	if u := c.up; u != nil {
-		u.c, c.up = nil, nil
-		u.closeFD()
-	}
+	c.closeUp()
 	c.b = nil
 	retry := c.attempts <= c.settings().Retries && (err.notSent || !c.sent || idempotent(c.req.Method) && c.req.Framing == h1.BodyNone)
 	c.tried = append(c.tried, b)
@@ -235,14 +232,7 @@ func (c *client) answerStatus() {
 // clientFault ends an exchange the client broke (a malformed or cut-short body): the
 // backend's standing does not move, and the client gets status unless it left.
 func (c *client) clientFault(status int, code, msg string) {
-	if b := c.b; b != nil {
-		b.Abandon()
-		c.b = nil
-	}
-	if u := c.up; u != nil {
-		u.c, c.up = nil, nil
-		u.closeFD()
-	}
+	c.abandon()
 	c.keep = false
 	if c.eof && c.rerr != nil || c.werr != nil || c.answered {
 		c.status = 0
@@ -252,6 +242,24 @@ func (c *client) clientFault(status int, code, msg string) {
 	}
 	c.st = stIdle // the body is not the backend's any more
 	c.reply(status, code, msg, false)
+}
+
+// abandon lets go of the exchange's backend without charging it, and closes the
+// connection to it.
+func (c *client) abandon() {
+	if b := c.b; b != nil {
+		b.Abandon()
+		c.b = nil
+	}
+	c.closeUp()
+}
+
+// closeUp closes the exchange's backend connection, if any.
+func (c *client) closeUp() {
+	if u := c.up; u != nil {
+		u.c, c.up = nil, nil
+		u.closeFD()
+	}
 }
 
 // abort ends the exchange of a client that went away: nothing is held for it, and
@@ -264,14 +272,7 @@ func (c *client) abort() {
 // release lets go of what the exchange holds: its backend's in-flight slot (not
 // counted against it), its backend connection, its worker or its place in the queue.
 func (c *client) release() {
-	if b := c.b; b != nil {
-		b.Abandon()
-		c.b = nil
-	}
-	if u := c.up; u != nil {
-		u.c, c.up = nil, nil
-		u.closeFD()
-	}
+	c.abandon()
 	if c.st == stQueued && !c.l.e.cfg.Pool.Cancel(c.waiter) {
 		c.worker = true // granted meanwhile: released below
 	}
@@ -329,15 +330,15 @@ func (c *client) expired() {
 		c.keep = false
 		c.reply(503, proxy.CodeQueueTimeout, "timed out waiting in the load balancer queue", true)
 	case phConnect:
-		c.failed(errConnectTO, false)
+		c.failed(errConnectTO)
 	case phResponse:
 		if c.st == stAwaiting || c.st == stSending {
-			c.failed(errTimeout, true)
+			c.failed(errTimeout)
 		}
 	case phBodyIn:
 		c.clientFault(408, proxy.CodeBadRequest, "request body not received in time")
 	case phBackendIn:
-		c.failed(errTimeout, true)
+		c.failed(errTimeout)
 	case phBodyOut:
 		c.abort() // the client takes nothing more: it is not the backend's failure
 	case phBackendOut:

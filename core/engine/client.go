@@ -75,7 +75,6 @@ type client struct {
 	bytesOut int64 // answer body bytes passed on
 	status   int
 	attempts int
-	upHead   []byte // the head sent upstream, built once per attempt
 	hdrs     headerList
 }
 
@@ -298,7 +297,7 @@ func (c *client) pick() {
 	}
 	u, err := c.l.dial(b)
 	if err != nil {
-		c.failed(errConnect, false)
+		c.failed(errConnect)
 		return
 	}
 	u.c, c.up = c, u
@@ -309,21 +308,24 @@ func (c *client) pick() {
 // transmit writes the request head, and the body bytes at hand, to u.
 func (c *client) transmit(u *upstream) {
 	u.c, c.up = c, u
-	c.upHead = appendRequestHead(c.upHead[:0], &c.req, c.ip, u.hostPort)
+	// The head is built in the loop's scratch space: what a write does not take at
+	// once is copied, so that idle connections hold no head.
+	head := appendRequestHead(c.l.scratch[:0], &c.req, c.ip, u.hostPort)
+	c.l.scratch = head[:0]
 	u.expectHead(equalMethod(c.req.Method, "HEAD"))
 	c.sent = true
 	c.st = stSending
 	c.setTimer(phResponse)
 	if c.req.Framing == h1.BodyNone {
 		c.st = stAwaiting
-		if !u.send(c.upHead) {
-			c.failed(errNotSent, false)
+		if !u.send(head) {
+			c.failed(errNotSent)
 		}
 		return
 	}
 	body := c.bodyPiece()
-	if !u.send(c.upHead, body) {
-		c.failed(errNotSent, false)
+	if !u.send(head, body) {
+		c.failed(errNotSent)
 		return
 	}
 	c.consumeBody(body)
@@ -393,7 +395,7 @@ func (c *client) forwardBody() {
 			return
 		}
 		if !u.send(p) {
-			c.failed(errConnReset, true)
+			c.failed(errConnReset)
 			return
 		}
 		c.consumeBody(p)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -33,6 +34,7 @@ type loop struct {
 	conns    map[*client]struct{}
 	idle     map[*backend.Backend][]*upstream
 	bufs     [][]byte // free read buffers
+	scratch  []byte   // heads being built; copied by a write that cannot send them whole
 	draining bool
 }
 
@@ -172,33 +174,64 @@ func (l *loop) dropIdle(u *upstream) {
 	}
 }
 
-// addrs caches the address each backend dials, resolved once.
-var addrs sync.Map // *backend.Backend -> netip.AddrPort
+// addrs caches the address each backend dials: a literal address for good, a name
+// resolved again in the background once its answer is older than resolveEvery.
+var addrs sync.Map // *backend.Backend -> *resolved
+
+// resolveEvery is how long a backend's resolved name is used before it is looked up
+// again.
+const resolveEvery = 10 * time.Second
+
+type resolved struct {
+	ap         netip.AddrPort
+	hostPort   string // "" for a literal address
+	at         time.Time
+	refreshing atomic.Bool
+}
 
 // dialAddr is where b is dialled.
 func dialAddr(b *backend.Backend) (netip.AddrPort, error) {
-	if a, ok := addrs.Load(b); ok {
-		return a.(netip.AddrPort), nil
+	if v, ok := addrs.Load(b); ok {
+		r := v.(*resolved)
+		if r.hostPort != "" && time.Since(r.at) > resolveEvery && r.refreshing.CompareAndSwap(false, true) {
+			go func() {
+				if ap, err := resolve(r.hostPort); err == nil {
+					addrs.Store(b, &resolved{ap: ap, hostPort: r.hostPort, at: time.Now()})
+				} else {
+					r.refreshing.Store(false) // keep the last answer; try again later
+				}
+			}()
+		}
+		return r.ap, nil
 	}
 	u, err := url.Parse(b.URL)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	host, port := u.Hostname(), u.Port()
+	port := u.Port()
 	if port == "" {
 		port = "80"
 	}
-	ap, err := netip.ParseAddrPort(net.JoinHostPort(host, port))
-	if err != nil {
-		// A name: resolved once, here. The loop waits for it, which only the first
-		// request to a named backend pays.
-		ta, rerr := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
-		if rerr != nil {
-			return netip.AddrPort{}, rerr
+	hostPort := net.JoinHostPort(u.Hostname(), port)
+	r := &resolved{at: time.Now()}
+	if r.ap, err = netip.ParseAddrPort(hostPort); err != nil {
+		// A name: the first request to the backend waits for its lookup; later ones
+		// use the last answer while a new one is looked up.
+		r.hostPort = hostPort
+		if r.ap, err = resolve(hostPort); err != nil {
+			return netip.AddrPort{}, err
 		}
-		ap = ta.AddrPort()
 	}
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	addrs.Store(b, ap)
-	return ap, nil
+	r.ap = netip.AddrPortFrom(r.ap.Addr().Unmap(), r.ap.Port())
+	addrs.Store(b, r)
+	return r.ap, nil
+}
+
+func resolve(hostPort string) (netip.AddrPort, error) {
+	ta, err := net.ResolveTCPAddr("tcp", hostPort)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	ap := ta.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }

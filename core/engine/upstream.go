@@ -30,7 +30,6 @@ type upstream struct {
 	resp       h1.Response
 	left       int64 // BodyLength: body bytes still to come
 	chunk      h1.Chunked
-	outHead    []byte
 	pooledAt   time.Time // the pass that pooled it
 }
 
@@ -95,7 +94,7 @@ func (u *upstream) OnEvents(ev evloop.Events) {
 			if errors.Is(err, unix.EINPROGRESS) || errors.Is(err, unix.EALREADY) {
 				return
 			}
-			c.failed(errConnect, false)
+			c.failed(errConnect)
 			return
 		}
 		u.connecting = false
@@ -136,7 +135,7 @@ func (u *upstream) failWrite() {
 		u.midAnswer("backend connection failed")
 		return
 	}
-	c.failed(errConnReset, true)
+	c.failed(errConnReset)
 }
 
 // process reads the answer: its head, then its body, passing both on.
@@ -205,15 +204,15 @@ func (u *upstream) readHead() bool {
 	buf := u.unread()
 	n, err := h1.ParseResponse(buf, c.l.e.cfg.Limits, u.head, &u.resp)
 	if err != nil {
-		u.c.failed(errMalformed, true)
+		u.c.failed(errMalformed)
 		return false
 	}
 	if n == 0 {
 		if u.eof {
 			if u.rerr != nil {
-				c.failed(errConnReset, true)
+				c.failed(errConnReset)
 			} else {
-				c.failed(errClosedEOF, true)
+				c.failed(errClosedEOF)
 			}
 		}
 		return false
@@ -226,12 +225,13 @@ func (u *upstream) readHead() bool {
 	}
 	if r.Status == 101 {
 		if !c.req.Upgrade {
-			c.failed(errMalformed, true)
+			c.failed(errMalformed)
 			return false
 		}
-		u.outHead = appendResponseHead(u.outHead[:0], buf[:n], r, true, false, true)
+		head := appendResponseHead(u.l.scratch[:0], buf[:n], r, true, false, true)
+		u.l.scratch = head[:0]
 		u.consume(n)
-		if !c.respond(101, u.outHead) {
+		if !c.respond(101, head) {
 			return false
 		}
 		c.startTunnel()
@@ -239,7 +239,8 @@ func (u *upstream) readHead() bool {
 	}
 	keep := c.keep && r.Framing != h1.BodyUntilClose && !c.l.draining
 	c.keep = keep
-	u.outHead = appendResponseHead(u.outHead[:0], buf[:n], r, keep, c.req.Minor == 0, false)
+	head := appendResponseHead(u.l.scratch[:0], buf[:n], r, keep, c.req.Minor == 0, false)
+	u.l.scratch = head[:0]
 	u.consume(n)
 	u.inBody = true
 	u.left = r.ContentLength
@@ -248,7 +249,7 @@ func (u *upstream) readHead() bool {
 	c.answered, c.status = true, r.Status
 	c.setTimer(phBackendOut)
 	c.bytesOut += int64(len(p))
-	if !c.sendOut(u.outHead, p) {
+	if !c.sendOut(head, p) {
 		return false
 	}
 	u.consume(len(p))

@@ -8,6 +8,9 @@ import (
 	"github.com/switchyard-lb/switchyard/core/config"
 )
 
+// eventLoopRuns: the eventloop engine does not run on this system.
+const eventLoopRuns = false
+
 // startEventLoop refuses: the eventloop engine runs on Linux, macOS and the BSDs.
 func (l *LB) startEventLoop(*config.Config, string, bool) (dataPlane, error) {
 	return nil, errors.New(`load_balancer.engine: "eventloop" runs on Linux, macOS and the BSDs; use "fasthttp" here`)

@@ -8,6 +8,9 @@ import (
 	"github.com/switchyard-lb/switchyard/core/h1"
 )
 
+// eventLoopRuns: the eventloop engine runs on this system.
+const eventLoopRuns = true
+
 // startEventLoop starts the eventloop engine on addr.
 func (l *LB) startEventLoop(cfg *config.Config, addr string, exclusive bool) (dataPlane, error) {
 	lbc := cfg.LoadBalancer

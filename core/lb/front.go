@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -66,9 +67,9 @@ func frontKeyOf(cfg *config.Config) frontKey {
 	k := frontKey{
 		addr:       net.JoinHostPort(lbc.Host, strconv.Itoa(int(lbc.Port))),
 		readHeader: lbc.Timeouts.ReadHeader.D(), idle: lbc.Timeouts.Idle.D(), bodyIdle: lbc.Timeouts.BodyIdle.D(),
-		maxHeaderBytes: lbc.Limits.MaxHeaderBytes, engine: lbc.Engine,
+		maxHeaderBytes: lbc.Limits.MaxHeaderBytes, engine: engineOf(cfg),
 	}
-	if lbc.Engine == config.EngineEventLoop {
+	if k.engine == config.EngineEventLoop {
 		k.connect, k.responseHeader = lbc.Timeouts.Connect.D(), lbc.Timeouts.ResponseHeader.D()
 		k.maxHeaders = lbc.Limits.MaxHeaders
 	}
@@ -125,6 +126,26 @@ func (l *LB) newFront(cfg *config.Config, exclusive bool) (*front, error) {
 		}
 	}()
 	return fr, nil
+}
+
+// engineOf is the data plane that serves cfg: the one it names, else the eventloop
+// engine where it runs and every backend speaks plain http, else fasthttp.
+func engineOf(cfg *config.Config) string {
+	if e := cfg.LoadBalancer.Engine; e != "" {
+		return e
+	}
+	if !eventLoopRuns {
+		return config.EngineFastHTTP
+	}
+	for _, b := range cfg.Servers.Backends {
+		if strings.HasPrefix(b.URL, "https:") {
+			return config.EngineFastHTTP
+		}
+	}
+	if d := cfg.Servers.Discovery; d != nil && d.Scheme == "https" {
+		return config.EngineFastHTTP
+	}
+	return config.EngineEventLoop
 }
 
 // errNoHandOver is listen's refusal of a replacement front on the port the running

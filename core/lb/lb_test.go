@@ -164,3 +164,29 @@ func containsZombie(stat []byte) bool {
 	}
 	return false
 }
+
+func TestEngineOf(t *testing.T) {
+	plain := []config.Backend{{URL: "http://127.0.0.1:1"}}
+	tls := []config.Backend{{URL: "http://127.0.0.1:1"}, {URL: "https://127.0.0.1:2"}}
+	auto := config.EngineFastHTTP
+	if eventLoopRuns {
+		auto = config.EngineEventLoop
+	}
+	for _, tt := range []struct {
+		name, engine string
+		backends     []config.Backend
+		discovery    *config.Discovery
+		want         string
+	}{
+		{"default, plain http", "", plain, nil, auto},
+		{"default, an https backend", "", tls, nil, config.EngineFastHTTP},
+		{"default, https discovery", "", plain, &config.Discovery{Scheme: "https"}, config.EngineFastHTTP},
+		{"named", config.EngineFastHTTP, plain, nil, config.EngineFastHTTP},
+	} {
+		cfg := config.Default()
+		cfg.LoadBalancer.Engine, cfg.Servers.Backends, cfg.Servers.Discovery = tt.engine, tt.backends, tt.discovery
+		if got := engineOf(cfg); got != tt.want {
+			t.Errorf("%s: engineOf = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
