@@ -32,8 +32,25 @@
 //
 // Optional interfaces, found by type assertion: Configurer receives the plugin's
 // `options` from config.json, Observer receives each request's outcome, Headerer
-// names request headers the strategy wants to see. Lines written with the standard
-// log package appear in the load balancer's log, marked with the strategy's name.
+// names request headers the strategy wants to see, and Scheduler lets a strategy
+// whose picks depend only on the backends (round robin, weighted round robin, least
+// connections) hand the load balancer a Schedule once per change of the candidates
+// instead of answering each request. Lines written with the standard log package
+// appear in the load balancer's log, marked with the strategy's name.
+//
+// # Schedules
+//
+// Asking a plugin process costs each request a round trip to it. A Scheduler is
+// asked only when the candidates change (a backend joins or leaves them, a weight
+// changes); the load balancer then walks the Schedule itself for each request, so a
+// pick costs what an in-process one does:
+//
+//	func (s *rr) Schedule(bs []sdk.Backend) (sdk.Schedule, error) {
+//		return sdk.Schedule{}, nil // every backend in turn
+//	}
+//
+// Pick is still called while a new schedule is on its way, and for each request
+// when Schedule returns an error, so a Scheduler implements both.
 //
 // Package sdktest drives a strategy in a plain Go test, without a load balancer.
 package sdk
@@ -47,9 +64,9 @@ import (
 // only healthy candidates. An error means "no backend suits this request": the client
 // gets 503.
 //
-// The core calls Pick, Observe and Configure from one goroutine at a time, so a
-// strategy needs no locks of its own. backends is never empty, and neither it nor req
-// may be retained after Pick returns.
+// The core calls Pick, Observe, Configure and Schedule from one goroutine at a
+// time, so a strategy needs no locks of its own. backends is never empty, and
+// neither it nor req may be retained after Pick returns.
 type Strategy interface {
 	Pick(req *Request, backends []Backend) (int, error)
 }
@@ -97,3 +114,39 @@ type Observer interface {
 type Headerer interface {
 	Headers() []string
 }
+
+// Scheduler is implemented by strategies whose picks depend only on the backends,
+// never on the request. The load balancer asks Schedule for a Schedule when the
+// candidates change (a backend joins or leaves them, a weight changes), and walks it
+// itself for each request until the next change, without calling Pick.
+//
+// backends is as Pick would see it at that moment (its live figures included) and
+// must not be retained. An error means the strategy cannot schedule these backends:
+// the load balancer asks Pick for each request until they change. Pick also answers
+// the requests that arrive while a new schedule is on its way.
+type Scheduler interface {
+	Schedule(backends []Backend) (Schedule, error)
+}
+
+// Schedule is how the load balancer picks among the backends given to Schedule,
+// until the candidates change.
+//
+// Each request takes the next position in Order, wrapping around; concurrent
+// requests take distinct positions. A request that already failed on a backend (a
+// retry) skips the entries of that backend.
+type Schedule struct {
+	// Order lists indexes into the backends, one entry per request, for example
+	// smooth weighted round robin's sequence over one cycle. Empty means every
+	// backend in turn. At most MaxOrder entries; an index out of range is a bad
+	// answer (the load balancer picks with its built-in strategy instead).
+	Order []int
+	// Least makes each request take, among the backends of Order, the one with the
+	// fewest (in-flight + reported queue length) / weight at that moment (an unknown
+	// queue counts 0), as leastconn does. Equal ones take turns: the request at
+	// position n takes the (n mod ties)-th of them in Order.
+	Least bool
+}
+
+// MaxOrder is the longest Schedule.Order the load balancer accepts; a longer one
+// counts as an error from Schedule.
+const MaxOrder = 1 << 18

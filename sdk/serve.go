@@ -89,7 +89,7 @@ func (c *controlServer) start(req *proto.StartRequest) (*proto.StartResponse, er
 		}
 		os.Exit(0)
 	}()
-	resp := &proto.StartResponse{Headers: sess.headers}
+	resp := &proto.StartResponse{Headers: sess.headers, Schedules: sess.scheduler != nil}
 	_, resp.Observes = c.impl.(Observer)
 	return resp, nil
 }

@@ -13,9 +13,10 @@ import (
 // session serves the pick channel in a plugin process: one goroutine reads the core's
 // messages in order, calls the strategy, and writes the answers back in batches.
 type session struct {
-	s        Strategy
-	observer Observer // nil when s does not observe
-	headers  []string
+	s         Strategy
+	observer  Observer  // nil when s does not observe
+	scheduler Scheduler // nil when s does not schedule
+	headers   []string
 
 	tables  [4]table // recent versions, by version % 4
 	view    []Backend
@@ -35,6 +36,7 @@ type table struct {
 func newSession(s Strategy) *session {
 	ss := &session{s: s}
 	ss.observer, _ = s.(Observer)
+	ss.scheduler, _ = s.(Scheduler)
 	if h, ok := s.(Headerer); ok {
 		ss.headers = h.Headers()
 		ss.req.Headers = make(map[string]string, len(ss.headers))
@@ -78,6 +80,8 @@ func (ss *session) handle(kind byte, payload []byte) error {
 		ss.pick(r)
 	case wire.KindOutcome:
 		ss.outcome(r)
+	case wire.KindSchedule:
+		ss.schedule(r)
 	default:
 		return fmt.Errorf("%w: kind %d", wire.ErrCorrupt, kind)
 	}
@@ -153,7 +157,7 @@ func (ss *session) pick(r *wire.Reader) {
 	}
 	t := ss.table(version)
 	if t == nil {
-		ss.answer(id, -2, fmt.Sprintf("strategy: unknown backend table version %d", version))
+		ss.answer(id, wire.PickBad, fmt.Sprintf("strategy: unknown backend table version %d", version))
 		return
 	}
 	ss.view, ss.index = ss.view[:0], ss.index[:0]
@@ -164,18 +168,18 @@ func (ss *session) pick(r *wire.Reader) {
 		}
 	}
 	if len(ss.view) == 0 {
-		ss.answer(id, -1, "strategy: every backend was excluded")
+		ss.answer(id, wire.PickDeclined, "strategy: every backend was excluded")
 		return
 	}
 	i, err := ss.call()
 	var p panicked
 	switch {
 	case errors.As(err, &p):
-		ss.answer(id, -2, "strategy: Pick panicked: "+string(p))
+		ss.answer(id, wire.PickBad, "strategy: Pick panicked: "+string(p))
 	case err != nil:
-		ss.answer(id, -1, err.Error())
+		ss.answer(id, wire.PickDeclined, err.Error())
 	case i < 0 || i >= len(ss.view):
-		ss.answer(id, -2, fmt.Sprintf("strategy: Pick returned index %d for %d backends", i, len(ss.view)))
+		ss.answer(id, wire.PickBad, fmt.Sprintf("strategy: Pick returned index %d for %d backends", i, len(ss.view)))
 	default:
 		// Picks in one batch see the ones before them.
 		t.backends[ss.index[i]].Inflight++
@@ -197,6 +201,60 @@ func (ss *session) call() (i int, err error) {
 		}
 	}()
 	return ss.s.Pick(&ss.req, ss.view)
+}
+
+// schedule answers one Schedule message.
+func (ss *session) schedule(r *wire.Reader) {
+	version := r.Uint32()
+	if r.Err() != nil {
+		return
+	}
+	ans := wire.Scheduled{Version: version, Result: wire.ScheduleBad}
+	t := ss.table(version)
+	switch {
+	case ss.scheduler == nil: // a core that read the start answer never asks
+		ans.Result, ans.Err = wire.ScheduleDeclined, "strategy: not an sdk.Scheduler"
+	case t == nil:
+		ans.Err = fmt.Sprintf("strategy: unknown backend table version %d", version)
+	default:
+		ss.view = append(ss.view[:0], t.backends...) // the strategy's to scribble on
+		sc, err := ss.callSchedule()
+		ans.Result, ans.Err = checkSchedule(sc, len(t.backends), err)
+		if ans.Result == wire.ScheduleOK {
+			ans.Least, ans.Order = sc.Least, sc.Order
+		}
+	}
+	ss.out = wire.AppendScheduled(ss.out, ans)
+}
+
+// checkSchedule judges the strategy's answer to Schedule over n backends.
+func checkSchedule(sc Schedule, n int, err error) (result uint8, errMsg string) {
+	var p panicked
+	switch {
+	case errors.As(err, &p):
+		return wire.ScheduleBad, "strategy: Schedule panicked: " + string(p)
+	case err != nil:
+		return wire.ScheduleDeclined, err.Error()
+	case len(sc.Order) > MaxOrder:
+		return wire.ScheduleDeclined, fmt.Sprintf("strategy: Schedule returned %d entries, more than %d", len(sc.Order), MaxOrder)
+	}
+	for _, i := range sc.Order {
+		if i < 0 || i >= n {
+			return wire.ScheduleBad, fmt.Sprintf("strategy: Schedule returned index %d for %d backends", i, n)
+		}
+	}
+	return wire.ScheduleOK, ""
+}
+
+// callSchedule runs the strategy's Schedule over ss.view; a panic becomes a bad
+// answer, as in call.
+func (ss *session) callSchedule() (sc Schedule, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicked(fmt.Sprint(p))
+		}
+	}()
+	return ss.scheduler.Schedule(ss.view)
 }
 
 // reuse sets *s to b's content: kept when it is the same, copied when not.

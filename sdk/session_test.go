@@ -3,6 +3,7 @@ package sdk
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -90,5 +91,70 @@ func TestPanickingPickIsReportedWithItsMessage(t *testing.T) {
 	id, index, msg := r.Uint32(), int32(r.Uint32()), string(r.Bytes())
 	if id != 7 || index != -2 || msg != "strategy: Pick panicked: boom at /panic" {
 		t.Errorf("answer = id %d, index %d, %q; want 7, -2 (a bad answer) and the panic's message", id, index, msg)
+	}
+}
+
+// planner answers Schedule with its fields, or panics when told to.
+type planner struct {
+	keeper
+	sched Schedule
+	err   error
+	boom  bool
+}
+
+func (p *planner) Schedule(bs []Backend) (Schedule, error) {
+	if p.boom {
+		panic(fmt.Sprintf("no plan for %d backends", len(bs)))
+	}
+	return p.sched, p.err
+}
+
+func TestScheduleAnswers(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Strategy
+		want wire.Scheduled
+	}{
+		{"schedule", &planner{sched: Schedule{Order: []int{0, 0}, Least: true}},
+			wire.Scheduled{Result: wire.ScheduleOK, Least: true, Order: []int{0, 0}}},
+		{"every backend in turn", &planner{}, wire.Scheduled{Result: wire.ScheduleOK}},
+		{"declined", &planner{err: errors.New("not today")},
+			wire.Scheduled{Result: wire.ScheduleDeclined, Err: "not today"}},
+		{"too long", &planner{sched: Schedule{Order: make([]int, MaxOrder+1)}},
+			wire.Scheduled{Result: wire.ScheduleDeclined, Err: "strategy: Schedule returned 262145 entries, more than 262144"}},
+		{"index out of range", &planner{sched: Schedule{Order: []int{0, 1}}},
+			wire.Scheduled{Result: wire.ScheduleBad, Err: "strategy: Schedule returned index 1 for 1 backends"}},
+		{"panic", &planner{boom: true},
+			wire.Scheduled{Result: wire.ScheduleBad, Err: "strategy: Schedule panicked: no plan for 1 backends"}},
+		{"not a Scheduler", &keeper{},
+			wire.Scheduled{Result: wire.ScheduleDeclined, Err: "strategy: not an sdk.Scheduler"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ss := newSession(tt.s)
+			feed(t, ss, wire.AppendSchedule(appendTable(nil), 1))
+			kind, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
+			if err != nil || kind != wire.KindScheduled {
+				t.Fatalf("answer = kind %d, %v; want a Scheduled message", kind, err)
+			}
+			r := wire.NewReader(payload)
+			got := r.Scheduled()
+			tt.want.Version = 1
+			if r.Err() != nil || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tt.want) {
+				t.Errorf("answer = %+v (%v)\nwant %+v", got, r.Err(), tt.want)
+			}
+		})
+	}
+}
+
+func TestScheduleOfAnUnknownTable(t *testing.T) {
+	ss := newSession(&planner{})
+	feed(t, ss, wire.AppendSchedule(nil, 3))
+	_, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := wire.NewReader(payload).Scheduled(); got.Result != wire.ScheduleBad || got.Err != "strategy: unknown backend table version 3" {
+		t.Errorf("answer = %+v, want a bad answer naming version 3", got)
 	}
 }

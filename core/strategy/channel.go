@@ -26,11 +26,16 @@ var errChannelDown = errors.New("strategy: pick channel closed")
 // the plugin); under load, a batch holds every pick that arrived while the plugin
 // worked on the previous one. No timer holds a batch back to fill it.
 //
+// A plugin that schedules (sdk.Scheduler) is asked for a schedule once per candidate
+// set, on the same channel; picks walk it without a message (see schedule).
+//
 // channel is safe for use by multiple goroutines.
 type channel struct {
-	conn     net.Conn
-	headers  []string // request headers the strategy wants, in order
-	observes bool
+	conn      net.Conn
+	headers   []string // request headers the strategy wants, in order
+	observes  bool
+	schedules bool
+	plans     schedules // changed under mu
 
 	mu      sync.Mutex
 	out     []byte // messages not yet sent; guarded by mu
@@ -39,8 +44,10 @@ type channel struct {
 	nextID  uint32
 	version uint32             // of the table last sent
 	cands   []*backend.Backend // that table
-	queued  int                // picks in out
-	waiting int                // picks sent and not yet answered
+	weights []int              // the weights it gave
+	queued  int                // picks and schedule requests in out
+	waiting int                // picks and schedule requests sent and not yet answered
+	picks   uint64             // Pick messages sent
 
 	tick     uint32        // sweeps so far; guarded by mu
 	kick     chan struct{} // wakes the writer; capacity 1
@@ -60,16 +67,17 @@ type call struct {
 
 // answer is the plugin's reply to one pick.
 type answer struct {
-	index int32 // into the table; -1: the strategy declined; -2: a bad answer; -3: no answer in time
+	index int32 // into the table, wire.PickDeclined, wire.PickBad, or answerLate
 	err   string
 }
 
-// Answer indexes that are not backends.
-const (
-	answerDeclined = -1
-	answerBad      = -2
-	answerLate     = -3
-)
+// answerLate is the answer of a pick that got none in time.
+const answerLate = -3
+
+// maxUnsent bounds the outcomes waiting to be sent. A plugin whose picks are all
+// walked from its schedule is never found hung by a late pick, so outcomes for it
+// must not gather without end.
+const maxUnsent = 4 << 20
 
 // ticksPerTimeout is how many sweeps make PickTimeout: a pick is answered late
 // after between 4/5 and all of PickTimeout.
@@ -77,9 +85,9 @@ const ticksPerTimeout = 5
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan answer, 1)} }}
 
-func newChannel(conn net.Conn, headers []string, observes bool) *channel {
+func newChannel(conn net.Conn, headers []string, observes, schedules bool) *channel {
 	c := &channel{
-		conn: conn, headers: headers, observes: observes,
+		conn: conn, headers: headers, observes: observes, schedules: schedules,
 		calls: map[uint32]*call{}, kick: make(chan struct{}, 1), dead: make(chan struct{}),
 	}
 	c.lastAnswer.Store(time.Now().UnixNano())
@@ -112,7 +120,8 @@ func (c *channel) sweepLoop() {
 	}
 }
 
-// die closes the channel for err; waiting picks see dead closed.
+// die closes the channel for err; waiting picks see dead closed, and the plugin's
+// schedule serves no more picks.
 func (c *channel) die(err error) {
 	c.deadOnce.Do(func() {
 		c.err = err
@@ -120,6 +129,7 @@ func (c *channel) die(err error) {
 		_ = c.conn.Close()
 		c.mu.Lock()
 		clear(c.calls)
+		c.plans.cur.Store(nil)
 		c.mu.Unlock()
 	})
 }
@@ -136,19 +146,56 @@ func (c *channel) send(req *Request, cands, exclude []*backend.Backend) *call {
 		return nil
 	default:
 	}
-	if !sameSet(cands, c.cands) {
-		c.version++
-		c.cands = cands
-		c.out = appendTable(c.out, c.version, cands)
-	}
+	c.useTable(cands)
 	c.nextID++
 	cl.id, cl.tick = c.nextID, c.tick
 	c.calls[cl.id] = cl
 	c.out = c.appendPick(c.out, cl.id, req, cands, exclude)
 	c.queued++
+	c.picks++
 	c.mu.Unlock()
 	c.wake()
 	return cl
+}
+
+// useTable makes cands the table of the messages that follow, sending it when it
+// changed. c.mu must be held.
+func (c *channel) useTable(cands []*backend.Backend) {
+	if sameSet(cands, c.cands) {
+		return
+	}
+	c.version++
+	c.cands = cands
+	c.weights = make([]int, len(cands))
+	c.out = appendTable(c.out, c.version, cands, c.weights)
+}
+
+// schedule returns the plugin's schedule for cands when the one in force was not
+// made for them (see schedules.miss), nil when the plugin does not schedule or has
+// not answered for cands yet; then it asks, once per set.
+func (c *channel) schedule(cands []*backend.Backend) *schedule {
+	if !c.schedules {
+		return nil
+	}
+	c.mu.Lock()
+	select {
+	case <-c.dead:
+		c.mu.Unlock()
+		return nil
+	default:
+	}
+	s, ask := c.plans.miss(cands)
+	if ask {
+		c.useTable(cands)
+		c.plans.seen.add(seenSet{cands: cands, asked: true, weights: c.weights, version: c.version})
+		c.out = wire.AppendSchedule(c.out, c.version)
+		c.queued++
+	}
+	c.mu.Unlock()
+	if ask {
+		c.wake()
+	}
+	return s
 }
 
 // observe queues an outcome for an observing strategy.
@@ -157,6 +204,10 @@ func (c *channel) observe(o sdk.Outcome) {
 		return
 	}
 	c.mu.Lock()
+	if len(c.out) > maxUnsent { // the plugin stopped reading: drop, rather than hoard
+		c.mu.Unlock()
+		return
+	}
 	buf, at := wire.Begin(c.out, wire.KindOutcome)
 	buf = wire.AppendString(buf, o.URL)
 	buf = binary.LittleEndian.AppendUint16(buf, uint16(o.Status))
@@ -189,12 +240,15 @@ func (c *channel) writeLoop() {
 			c.mu.Unlock()
 			continue
 		}
-		batch := c.out
+		batch, questions := c.out, c.queued
 		c.out, c.spare = c.spare[:0], nil
 		c.waiting, c.queued = c.queued, 0
 		version, cands := c.version, c.cands
 		c.mu.Unlock()
-		figures = appendFigures(figures[:0], version, cands)
+		figures = figures[:0]
+		if questions > 0 { // outcomes alone need no figures
+			figures = appendFigures(figures, version, cands)
+		}
 		bufs := net.Buffers{figures, batch}
 		_, err := bufs.WriteTo(c.conn)
 		c.mu.Lock()
@@ -207,7 +261,8 @@ func (c *channel) writeLoop() {
 	}
 }
 
-// readLoop hands each answer to its waiting call until the channel dies.
+// readLoop hands each answer to its waiting call, and installs each schedule, until
+// the channel dies.
 func (c *channel) readLoop() {
 	br := bufio.NewReaderSize(c.conn, 64<<10)
 	var buf []byte
@@ -218,30 +273,81 @@ func (c *channel) readLoop() {
 			c.die(err)
 			return
 		}
-		if kind != wire.KindPicked {
-			c.die(wire.ErrCorrupt)
+		switch kind {
+		case wire.KindPicked:
+			err = c.picked(wire.NewReader(payload))
+		case wire.KindScheduled:
+			err = c.scheduled(wire.NewReader(payload))
+		default:
+			err = wire.ErrCorrupt
+		}
+		if err != nil {
+			c.die(err)
 			return
-		}
-		r := wire.NewReader(payload)
-		id, index, msg := r.Uint32(), int32(r.Uint32()), r.Bytes()
-		if r.Err() != nil {
-			c.die(r.Err())
-			return
-		}
-		c.lastAnswer.Store(time.Now().UnixNano())
-		c.mu.Lock()
-		cl := c.calls[id]
-		delete(c.calls, id)
-		c.waiting--
-		next := c.waiting == 0 && len(c.out) > 0
-		c.mu.Unlock()
-		if cl != nil {
-			cl.ch <- answer{index: index, err: string(msg)}
-		}
-		if next {
-			c.wake()
 		}
 	}
+}
+
+// picked hands the answer to one pick to its caller.
+func (c *channel) picked(r *wire.Reader) error {
+	id, index, msg := r.Uint32(), int32(r.Uint32()), r.Bytes()
+	if r.Err() != nil {
+		return r.Err()
+	}
+	c.lastAnswer.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	cl := c.calls[id]
+	delete(c.calls, id)
+	next := c.answered()
+	c.mu.Unlock()
+	if cl != nil {
+		cl.ch <- answer{index: index, err: string(msg)}
+	}
+	if next {
+		c.wake()
+	}
+	return nil
+}
+
+// scheduled installs the plugin's schedule for the set it was asked about.
+func (c *channel) scheduled(r *wire.Reader) error {
+	a := r.Scheduled()
+	if r.Err() != nil {
+		return r.Err()
+	}
+	c.lastAnswer.Store(time.Now().UnixNano())
+	c.mu.Lock()
+	next := c.answered()
+	select {
+	case <-c.dead: // die has cleared the schedule: keep it clear
+	default:
+		if set, ok := c.plans.awaited(a.Version); ok {
+			c.plans.install(set.cands, planOf(set.weights, a))
+		}
+	}
+	c.mu.Unlock()
+	if next {
+		c.wake()
+	}
+	return nil
+}
+
+// answered counts one answer in, reporting whether the writer may send what has
+// gathered. c.mu must be held.
+func (c *channel) answered() bool {
+	c.waiting--
+	return c.waiting == 0 && len(c.out) > 0
+}
+
+// planOf turns the plugin's answer into a plan for candidates with weights.
+func planOf(weights []int, a wire.Scheduled) *plan {
+	switch a.Result {
+	case wire.ScheduleOK:
+		return newPlan(weights, a.Order, a.Least, nil)
+	case wire.ScheduleDeclined:
+		return newPlan(weights, nil, false, errors.New(a.Err))
+	}
+	return &plan{kind: planInvalid, err: errors.New(a.Err), weights: weights}
 }
 
 // sameSet reports whether a and b are the same snapshot slice.
@@ -258,13 +364,15 @@ func figuresOf(b *backend.Backend) wire.Figures {
 	}
 }
 
-func appendTable(buf []byte, version uint32, cands []*backend.Backend) []byte {
+// appendTable encodes the table of cands, noting in weights the weights it gives.
+func appendTable(buf []byte, version uint32, cands []*backend.Backend, weights []int) []byte {
 	buf, at := wire.Begin(buf, wire.KindTable)
 	buf = binary.LittleEndian.AppendUint32(buf, version)
 	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(cands)))
-	for _, b := range cands {
+	for i, b := range cands {
+		weights[i] = b.Weight()
 		buf = wire.AppendString(buf, b.URL)
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(b.Weight()))
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(weights[i]))
 		buf = wire.AppendFigures(buf, figuresOf(b))
 	}
 	return wire.End(buf, at)

@@ -54,11 +54,14 @@ type Status struct {
 
 // Local runs an sdk.Strategy in the core's own process. Calls into the strategy are
 // serialized by a mutex, keeping the sdk's promise that a strategy needs no locks.
+// The schedule of an sdk.Scheduler is walked without the mutex.
 type Local struct {
-	name     string
-	s        sdk.Strategy
-	observer sdk.Observer // nil when the strategy does not observe
-	headers  []string
+	name      string
+	s         sdk.Strategy
+	observer  sdk.Observer  // nil when the strategy does not observe
+	scheduler sdk.Scheduler // nil when the strategy does not schedule
+	headers   []string
+	plans     schedules // changed under mu
 
 	mu   sync.Mutex
 	view []sdk.Backend      // reused for each Pick; guarded by mu
@@ -70,6 +73,7 @@ type Local struct {
 func NewLocal(name string, s sdk.Strategy) *Local {
 	l := &Local{name: name, s: s}
 	l.observer, _ = s.(sdk.Observer)
+	l.scheduler, _ = s.(sdk.Scheduler)
 	if h, ok := s.(sdk.Headerer); ok {
 		l.headers = h.Headers()
 	}
@@ -85,10 +89,20 @@ func (l *Local) Status() Status { return Status{Name: l.name, State: StateRunnin
 // Close does nothing: an in-process strategy has nothing to stop.
 func (l *Local) Close() {}
 
-// Pick asks the strategy to choose among the candidates not excluded.
+// Pick asks the strategy to choose among the candidates not excluded, or walks its
+// schedule.
 func (l *Local) Pick(req *Request, candidates, exclude []*backend.Backend) (*backend.Backend, error) {
 	if len(candidates) == 0 {
 		return nil, ErrNoBackend
+	}
+	if l.scheduler != nil && len(candidates) > 1 {
+		s := l.plans.current(candidates)
+		if s == nil {
+			s = l.schedule(candidates)
+		}
+		if s != nil && s.kind == planWalk {
+			return s.pick(exclude), nil
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -117,6 +131,27 @@ func (l *Local) Pick(req *Request, candidates, exclude []*backend.Backend) (*bac
 		return l.pick[(int(uint(i)))%len(l.pick)], nil
 	}
 	return l.pick[i], nil
+}
+
+// schedule returns the schedule for cands when the one in force was not made for
+// them (see schedules.miss), asking the strategy for one when they are new; nil when
+// their picks ask the strategy.
+func (l *Local) schedule(cands []*backend.Backend) *schedule {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ask := l.plans.miss(cands)
+	if !ask {
+		return s
+	}
+	l.view = l.view[:0]
+	weights := make([]int, len(cands))
+	for i, b := range cands {
+		l.view = append(l.view, View(b))
+		weights[i] = l.view[i].Weight
+	}
+	sc, err := l.scheduler.Schedule(l.view)
+	l.plans.seen.add(seenSet{cands: cands, asked: true, weights: weights})
+	return l.plans.install(cands, newPlan(weights, sc.Order, sc.Least, err))
 }
 
 // fillRequest describes req to the strategy. The strings alias req's bytes: the sdk

@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard-lb/switchyard/plugins/leastconn"
 	"github.com/switchyard-lb/switchyard/sdk"
 	"github.com/switchyard-lb/switchyard/sdk/proto"
+	"github.com/switchyard-lb/switchyard/sdk/wire"
 )
 
 // Strategy states shown in the status JSON.
@@ -87,6 +88,10 @@ func selfSpec(name, env string) (Spec, error) {
 // down, or when it answers late or wrongly, requests take a built-in
 // least-connections pick instead (logged and counted).
 //
+// A strategy that schedules (sdk.Scheduler) is asked once per candidate set; each
+// pick then walks its schedule in the core, lock-free. Picks made while a schedule
+// is on its way, and all picks of other strategies, ask the plugin.
+//
 // Plugin is safe for use by multiple goroutines.
 type Plugin struct {
 	spec     Spec
@@ -145,7 +150,8 @@ func (p *Plugin) Status() Status {
 
 func (p *Plugin) setState(s string) { p.state.Store(&s) }
 
-// Pick asks the plugin, falling back to the built-in pick when it cannot answer well.
+// Pick walks the plugin's schedule or asks the plugin, falling back to the built-in
+// pick when it cannot answer well.
 func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend.Backend, error) {
 	switch {
 	case len(cands) == 0:
@@ -156,6 +162,24 @@ func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend
 	ch := p.ch.Load()
 	if ch == nil {
 		return p.fallBack(req, cands, exclude, "plugin down", nil)
+	}
+	s := ch.plans.current(cands)
+	if s == nil {
+		s = ch.schedule(cands)
+	}
+	if s != nil {
+		switch s.kind {
+		case planWalk:
+			return s.pick(exclude), nil
+		case planInvalid:
+			if s.noted.CompareAndSwap(false, true) {
+				p.badAnswers.Add(1)
+			}
+			return p.fallBack(req, cands, exclude, "bad schedule", s.err)
+		}
+		if s.noted.CompareAndSwap(false, true) {
+			p.log.Info("strategy declined to schedule these backends; asking it for each pick", "error", s.err)
+		}
 	}
 	cl := ch.send(req, cands, exclude)
 	if cl == nil {
@@ -172,7 +196,7 @@ func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend
 	case a.index >= 0 && int(a.index) < len(cands):
 		p.lateInRow.Store(0)
 		return cands[a.index], nil
-	case a.index == answerDeclined: // the strategy says no backend suits this request
+	case a.index == wire.PickDeclined: // the strategy says no backend suits this request
 		p.lateInRow.Store(0)
 		return nil, fmt.Errorf("%w: %s", ErrNoBackend, a.err)
 	case a.index == answerLate:
@@ -343,7 +367,7 @@ func (p *Plugin) launch() (*channel, error) {
 	p.client, p.groupPID = client, pid
 	p.mu.Unlock()
 	p.pid.Store(int64(pid))
-	p.log.Info("strategy plugin running", "pid", pid, "headers", ch.headers, "observes", ch.observes)
+	p.log.Info("strategy plugin running", "pid", pid, "headers", ch.headers, "observes", ch.observes, "schedules", ch.schedules)
 	return ch, nil
 }
 
@@ -383,7 +407,7 @@ func (p *Plugin) connect(rpc plugin.ClientProtocol) (*channel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("strategy %q: connecting the pick channel: %w", p.spec.Name, err)
 	}
-	return newChannel(conn, resp.Headers, resp.Observes), nil
+	return newChannel(conn, resp.Headers, resp.Observes, resp.Schedules), nil
 }
 
 // Interface guards

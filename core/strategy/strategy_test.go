@@ -3,6 +3,7 @@
 package strategy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/script"
 	"github.com/switchyard-lb/switchyard/plugins/leastconn"
+	"github.com/switchyard-lb/switchyard/plugins/weighted"
 	"github.com/switchyard-lb/switchyard/sdk"
 )
 
@@ -32,7 +34,44 @@ func TestMain(m *testing.M) {
 		sdk.Serve(script.New(path))
 		return
 	}
+	if name := os.Getenv(testStrategyEnv); name != "" {
+		sdk.Serve(testStrategies[name]())
+		return
+	}
 	os.Exit(m.Run())
+}
+
+// testStrategyEnv names the strategy of testStrategies that this test binary serves.
+const testStrategyEnv = "SWITCHYARD_TEST_STRATEGY"
+
+// testStrategies are the strategies the tests run as plugins besides the bundled ones.
+var testStrategies = map[string]func() sdk.Strategy{
+	"rotate":       func() sdk.Strategy { return &rotate{} },
+	"bad-schedule": func() sdk.Strategy { return &badSchedule{} },
+	"declines":     func() sdk.Strategy { return &declines{} },
+}
+
+// rotate takes every backend in turn, asked request by request: a strategy written
+// without schedules.
+type rotate struct{ n int }
+
+func (r *rotate) Pick(_ *sdk.Request, bs []sdk.Backend) (int, error) {
+	r.n++
+	return (r.n - 1) % len(bs), nil
+}
+
+// badSchedule schedules a backend that is not there.
+type badSchedule struct{ rotate }
+
+func (*badSchedule) Schedule(bs []sdk.Backend) (sdk.Schedule, error) {
+	return sdk.Schedule{Order: []int{0, len(bs)}}, nil
+}
+
+// declines will not schedule.
+type declines struct{ rotate }
+
+func (*declines) Schedule([]sdk.Backend) (sdk.Schedule, error) {
+	return sdk.Schedule{}, errors.New("declines: no schedule today")
 }
 
 // candidates returns n backends as a snapshot would hold them.
@@ -53,6 +92,22 @@ func startBundled(t testing.TB, name string) *Plugin {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startSpec(t, spec)
+}
+
+// startTest starts a strategy of testStrategies as a plugin from this test binary.
+func startTest(t testing.TB, name string) *Plugin {
+	t.Helper()
+	spec, err := selfSpec(name, testStrategyEnv+"="+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startSpec(t, spec)
+}
+
+func startSpec(t testing.TB, spec Spec) *Plugin {
+	t.Helper()
+	name := spec.Name
 	spec.RuntimeDir, spec.Log = t.TempDir(), hclog.NewNullLogger()
 	p, err := Start(spec)
 	if err != nil {
@@ -105,16 +160,188 @@ func TestPluginPicksAndFallsBackWhenKilled(t *testing.T) {
 	}
 }
 
-// BenchmarkPick compares one pick: the leastconn strategy in-process and as a plugin,
-// and least-connections as a Starlark script (core/script/testdata), in-process (the interpreter's cost
-// alone) and as a plugin (what a script strategy costs a request).
+// picksAsked is how many picks the running plugin of p was asked for.
+func picksAsked(p *Plugin) uint64 {
+	ch := p.ch.Load()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.picks
+}
+
+// firstPick makes the first pick over cands, which the plugin answers while it sends
+// their schedule, and checks that the schedule came first.
+func firstPick(t *testing.T, p *Plugin, cands []*backend.Backend) {
+	t.Helper()
+	if _, err := p.Pick(&Request{}, cands, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.ch.Load().plans.current(cands); s == nil || s.kind != planWalk {
+		t.Fatalf("schedule after the first pick = %+v, want one to walk", s)
+	}
+}
+
+func indexOf(cands []*backend.Backend, b *backend.Backend) int {
+	for i, c := range cands {
+		if c == b {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestPluginScheduleIsWalkedWithoutAsking(t *testing.T) {
+	p := startBundled(t, "weighted")
+	cands := testSet(t, 1, 2, 3).Snapshot().Candidates
+	firstPick(t, p, cands)
+	asked := picksAsked(p)
+
+	var seq []int
+	for range 600 {
+		b, err := p.Pick(&Request{}, cands, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq = append(seq, indexOf(cands, b))
+	}
+	for start := range len(seq) - 6 {
+		counts := make([]int, 3)
+		for _, i := range seq[start : start+6] {
+			counts[i]++
+		}
+		if counts[0] != 1 || counts[1] != 2 || counts[2] != 3 {
+			t.Fatalf("picks %d to %d with weights 1:2:3 = %v, want 1/2/3 in every window of 6", start, start+6, seq[start:start+6])
+		}
+	}
+	// Concurrent picks take distinct places in the schedule: the shares stay exact.
+	counts := spread(t, p, cands, 8, 6000)
+	if counts[cands[0].URL] != 1000 || counts[cands[1].URL] != 2000 || counts[cands[2].URL] != 3000 {
+		t.Errorf("6000 picks from 8 goroutines = %v, want exactly 1000/2000/3000", counts)
+	}
+	if n := picksAsked(p); n != asked {
+		t.Errorf("plugin asked for %d picks during 6600 picks, want 0", n-asked)
+	}
+	if st := p.Status(); st.Fallbacks != 0 || st.BadAnswers != 0 {
+		t.Errorf("status = %+v, want no fallbacks or bad answers", st)
+	}
+}
+
+func TestPluginLeastScheduleReadsLiveLoads(t *testing.T) {
+	p := startBundled(t, "leastconn")
+	cands := testSet(t, 1, 2, 4).Snapshot().Candidates
+	firstPick(t, p, cands)
+	asked := picksAsked(p)
+	for range 2 {
+		cands[0].Start() // 2 per unit of weight
+	}
+	for range 3 {
+		cands[1].Start() // 1.5
+	}
+	cands[2].SetQueueLength(5) // 1.25
+	for range 1000 {
+		if b, _ := p.Pick(&Request{}, cands, nil); b != cands[2] {
+			t.Fatalf("Pick = %v, want %s, the least loaded per unit of weight", b, cands[2].URL)
+		}
+	}
+	cands[2].SetQueueLength(7) // 1.75
+	if b, _ := p.Pick(&Request{}, cands, nil); b != cands[1] {
+		t.Errorf("Pick after the queue grew = %v, want %s", b, cands[1].URL)
+	}
+	if n := picksAsked(p); n != asked {
+		t.Errorf("plugin asked for %d picks, want 0", n-asked)
+	}
+}
+
+func TestPluginScheduleFollowsTheCandidates(t *testing.T) {
+	p := startBundled(t, "weighted")
+	set := testSet(t, 1, 2, 3)
+	firstPick(t, p, set.Snapshot().Candidates)
+	asked := picksAsked(p)
+
+	// A snapshot republished with nothing changed for the strategy: the walk goes on.
+	counts := map[string]int{}
+	for i := range 600 {
+		if i == 301 {
+			set.Rebuild()
+		}
+		b, err := p.Pick(&Request{}, set.Snapshot().Candidates, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[b.URL]++
+	}
+	cands := set.Snapshot().Candidates
+	if counts[cands[0].URL] != 100 || counts[cands[1].URL] != 200 || counts[cands[2].URL] != 300 || picksAsked(p) != asked {
+		t.Errorf("600 picks across a republish = %v, %d asked; want exactly 100/200/300 and none asked", counts, picksAsked(p)-asked)
+	}
+
+	// A backend leaves and a weight changes: a new schedule, asked for once.
+	setWeights(set, 3, 1)
+	cands = set.Snapshot().Candidates
+	firstPick(t, p, cands)
+	counts = spread(t, p, cands, 4, 400)
+	if counts[cands[0].URL] != 300 || counts[cands[1].URL] != 100 {
+		t.Errorf("400 picks after the edit to weights 3:1 = %v, want exactly 300/100", counts)
+	}
+	if n := picksAsked(p); n != asked+1 {
+		t.Errorf("plugin asked for %d picks, want 1: the first after the edit", n-asked)
+	}
+}
+
+func TestPluginBadScheduleFallsBack(t *testing.T) {
+	p := startTest(t, "bad-schedule")
+	cands := candidates(t, 3)
+	for range 100 {
+		if b, err := p.Pick(&Request{}, cands, nil); b == nil || err != nil {
+			t.Fatalf("Pick = %v, %v, want a backend", b, err)
+		}
+	}
+	// The first pick asked the plugin while the schedule was on its way; the
+	// schedule named a fourth backend, so the others took the built-in pick.
+	if st := p.Status(); st.BadAnswers != 1 || st.Fallbacks != 99 || picksAsked(p) != 1 {
+		t.Errorf("status = %+v with %d picks asked, want 1 bad answer, 99 fallbacks, 1 asked", st, picksAsked(p))
+	}
+}
+
+func TestPluginWithoutScheduleIsAskedEachPick(t *testing.T) {
+	for _, name := range []string{"rotate", "declines"} {
+		t.Run(name, func(t *testing.T) {
+			p := startTest(t, name)
+			cands := candidates(t, 3)
+			var got strings.Builder
+			for range 9 {
+				b, err := p.Pick(&Request{}, cands, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprint(&got, indexOf(cands, b))
+			}
+			if got.String() != "012012012" || picksAsked(p) != 9 {
+				t.Errorf("9 picks = %s with %d asked, want 012012012, each asked", got.String(), picksAsked(p))
+			}
+			if st := p.Status(); st.Fallbacks != 0 || st.BadAnswers != 0 {
+				t.Errorf("status = %+v, want no fallbacks or bad answers", st)
+			}
+		})
+	}
+}
+
+// BenchmarkPick compares one pick over 3 backends: the bundled leastconn and weighted
+// strategies in-process and as plugins, and least-connections as a Starlark script
+// (core/script/testdata), in-process (the interpreter's cost alone) and as a plugin
+// (what a script strategy costs a request).
 func BenchmarkPick(b *testing.B) {
-	for _, name := range []string{"in-process", "plugin", "script-in-process", "script-plugin"} {
+	for _, name := range []string{"in-process", "plugin", "weighted-in-process", "weighted-plugin", "script-in-process", "script-plugin"} {
 		b.Run(name, func(b *testing.B) {
-			var p Picker = NewLocal("leastconn", leastconn.New())
+			var p Picker
 			switch name {
+			case "in-process":
+				p = NewLocal("leastconn", leastconn.New())
 			case "plugin":
 				p = startBundled(b, "leastconn")
+			case "weighted-in-process":
+				p = NewLocal("weighted", weighted.New())
+			case "weighted-plugin":
+				p = startBundled(b, "weighted")
 			case "script-in-process", "script-plugin":
 				path, err := filepath.Abs("../script/testdata/least.star")
 				if err != nil {

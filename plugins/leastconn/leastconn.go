@@ -12,9 +12,11 @@ import (
 const Name = "leastconn"
 
 // Strategy picks the backend with the fewest (in-flight + reported queue length) / weight.
-// Ties are broken uniformly at random (reservoir sampling, as Caddy's
-// LeastConnSelection: https://en.wikipedia.org/wiki/Reservoir_sampling), so that equal
-// backends share the load instead of the first one taking it all.
+// Ties are broken without herding, so that equal backends share the load instead of
+// the first one taking it all: Pick chooses uniformly at random among them
+// (reservoir sampling, as Caddy's LeastConnSelection:
+// https://en.wikipedia.org/wiki/Reservoir_sampling), and Schedule has the load
+// balancer pick the least loaded itself, with equal backends taking turns.
 //
 // A Strategy is not safe for concurrent use; the sdk calls it from one goroutine.
 type Strategy struct {
@@ -50,6 +52,12 @@ func (s *Strategy) Pick(_ *sdk.Request, backends []sdk.Backend) (int, error) {
 	return best, nil
 }
 
+// Schedule has the load balancer make each pick itself from live figures: the least
+// loaded of all the backends, per unit of weight.
+func (s *Strategy) Schedule([]sdk.Backend) (sdk.Schedule, error) {
+	return sdk.Schedule{Least: true}, nil
+}
+
 // loadOf is the outstanding work on b: this proxy's in-flight requests plus the
 // backend's own reported queue, when it reports one.
 func loadOf(b *sdk.Backend) int {
@@ -57,4 +65,7 @@ func loadOf(b *sdk.Backend) int {
 }
 
 // Interface guards
-var _ sdk.Strategy = (*Strategy)(nil)
+var (
+	_ sdk.Strategy  = (*Strategy)(nil)
+	_ sdk.Scheduler = (*Strategy)(nil)
+)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-lb/switchyard/sdk"
+	"github.com/switchyard-lb/switchyard/sdk/sdktest"
 )
 
 func TestPickLeastLoaded(t *testing.T) {
@@ -42,5 +43,31 @@ func TestPickSpreadsTies(t *testing.T) {
 		if c < 800 {
 			t.Errorf("backend %d got %d of 3000 tied picks, want about 1000 (counts %v)", i, c, counts)
 		}
+	}
+}
+
+func TestScheduleLeavesPicksToLiveFigures(t *testing.T) {
+	h := sdktest.New(t, New(), sdktest.Backends("http://a:1", "http://b:1", "http://c:1")...)
+	if sc, err := h.Schedule(); err != nil || !sc.Least || len(sc.Order) != 0 {
+		t.Fatalf("Schedule() = %+v, %v; want Least over every backend", sc, err)
+	}
+	// Requests left in flight spread evenly: equal backends take turns.
+	counts := map[string]int{}
+	for range 300 {
+		url, err := h.Pick(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[url]++
+	}
+	for url, n := range counts {
+		if n != 100 {
+			t.Errorf("%s got %d of 300 picks left in flight, want 100 (counts %v)", url, n, counts)
+		}
+	}
+	// A backend that finishes requests is the least loaded.
+	h.Done("http://c:1", 200, 0)
+	if url, _ := h.Pick(nil); url != "http://c:1" {
+		t.Errorf("Pick after c finished one = %s, want c", url)
 	}
 }

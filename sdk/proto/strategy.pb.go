@@ -85,7 +85,11 @@ type StartResponse struct {
 	// The request headers the strategy wants with each pick (sdk.Headerer).
 	Headers []string `protobuf:"bytes,1,rep,name=headers,proto3" json:"headers,omitempty"`
 	// Whether the strategy wants each request's outcome (sdk.Observer).
-	Observes      bool `protobuf:"varint,2,opt,name=observes,proto3" json:"observes,omitempty"`
+	Observes bool `protobuf:"varint,2,opt,name=observes,proto3" json:"observes,omitempty"`
+	// Whether the strategy schedules its picks (sdk.Scheduler): the core may then send
+	// Schedule messages on the pick channel. A plugin that leaves it unset is asked
+	// for each pick.
+	Schedules     bool `protobuf:"varint,3,opt,name=schedules,proto3" json:"schedules,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -134,6 +138,13 @@ func (x *StartResponse) GetObserves() bool {
 	return false
 }
 
+func (x *StartResponse) GetSchedules() bool {
+	if x != nil {
+		return x.Schedules
+	}
+	return false
+}
+
 var File_sdk_proto_strategy_proto protoreflect.FileDescriptor
 
 const file_sdk_proto_strategy_proto_rawDesc = "" +
@@ -142,10 +153,11 @@ const file_sdk_proto_strategy_proto_rawDesc = "" +
 	"\fStartRequest\x12\x18\n" +
 	"\aoptions\x18\x01 \x01(\fR\aoptions\x12\x1f\n" +
 	"\vsocket_path\x18\x02 \x01(\tR\n" +
-	"socketPath\"E\n" +
+	"socketPath\"c\n" +
 	"\rStartResponse\x12\x18\n" +
 	"\aheaders\x18\x01 \x03(\tR\aheaders\x12\x1a\n" +
-	"\bobserves\x18\x02 \x01(\bR\bobserves2`\n" +
+	"\bobserves\x18\x02 \x01(\bR\bobserves\x12\x1c\n" +
+	"\tschedules\x18\x03 \x01(\bR\tschedules2`\n" +
 	"\bStrategy\x12T\n" +
 	"\x05Start\x12$.switchyard.strategy.v1.StartRequest\x1a%.switchyard.strategy.v1.StartResponseB/Z-github.com/switchyard-lb/switchyard/sdk/protob\x06proto3"
 

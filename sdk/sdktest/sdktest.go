@@ -7,6 +7,9 @@
 //		counts := h.Spread(&sdk.Request{Method: "GET", Path: "/"}, 100)
 //		if counts["http://a:1"] != 50 { ... }
 //	}
+//
+// For an sdk.Scheduler, the harness walks the strategy's schedule as the load
+// balancer does, asking for a new one after SetBackends; Schedule shows it.
 package sdktest
 
 import (
@@ -32,6 +35,15 @@ type Harness struct {
 	t        testing.TB
 	s        sdk.Strategy
 	backends []sdk.Backend
+	walk     *walk // the schedule of an sdk.Scheduler; nil until asked
+}
+
+// walk is a schedule as the load balancer walks it.
+type walk struct {
+	order []int // never empty
+	least bool
+	err   error // the strategy declined: Pick answers each request
+	next  int   // position of the next pick in order
 }
 
 // New returns a harness for s over backends. If s is an sdk.Configurer it is
@@ -77,31 +89,85 @@ func (h *Harness) Configure(options any) error {
 	return c.Configure(raw)
 }
 
-// SetBackends replaces the candidate backends, as a health change or a config edit does.
+// SetBackends replaces the candidate backends, as a health change or a config edit
+// does. An sdk.Scheduler is asked for a new schedule at the next pick.
 func (h *Harness) SetBackends(backends ...sdk.Backend) {
 	h.backends = append([]sdk.Backend(nil), backends...)
+	h.walk = nil
 }
 
 // Backends returns the candidates as the strategy sees them now.
 func (h *Harness) Backends() []sdk.Backend { return h.backends }
 
-// Pick asks the strategy for a backend for req and, as the proxy would, counts the
-// request in flight on it. It fails the test on an index out of range.
+// Pick asks the strategy for a backend for req, or walks its schedule if it is an
+// sdk.Scheduler, and, as the proxy would, counts the request in flight on the
+// backend. It fails the test on an index out of range.
 func (h *Harness) Pick(req *sdk.Request) (string, error) {
 	h.t.Helper()
 	if req == nil {
 		req = &sdk.Request{Method: "GET", Path: "/"}
 	}
-	view := append([]sdk.Backend(nil), h.backends...) // the strategy must not keep it
-	i, err := h.s.Pick(req, view)
-	if err != nil {
-		return "", err
-	}
-	if i < 0 || i >= len(h.backends) {
-		h.t.Fatalf("Pick returned index %d for %d backends", i, len(h.backends))
+	var i int
+	if w := h.schedule(); w != nil && w.err == nil {
+		i = w.pick(h.backends)
+	} else {
+		view := append([]sdk.Backend(nil), h.backends...) // the strategy must not keep it
+		var err error
+		if i, err = h.s.Pick(req, view); err != nil {
+			return "", err
+		}
+		if i < 0 || i >= len(h.backends) {
+			h.t.Fatalf("Pick returned index %d for %d backends", i, len(h.backends))
+		}
 	}
 	h.backends[i].Inflight++
 	return h.backends[i].URL, nil
+}
+
+// Schedule asks an sdk.Scheduler for the schedule of the current backends, as the
+// load balancer does when they change, and fails the test on one the load balancer
+// would refuse. Pick walks it from its start until SetBackends or the next Schedule.
+// An error means the strategy declined: Pick then asks it for each request.
+func (h *Harness) Schedule() (sdk.Schedule, error) {
+	h.t.Helper()
+	sc, ok := h.s.(sdk.Scheduler)
+	if !ok {
+		h.t.Fatalf("strategy %T does not implement sdk.Scheduler", h.s)
+	}
+	view := append([]sdk.Backend(nil), h.backends...)
+	s, err := sc.Schedule(view)
+	h.walk = &walk{err: err}
+	if err != nil {
+		return s, err
+	}
+	if len(s.Order) > sdk.MaxOrder {
+		h.t.Fatalf("Schedule returned %d entries, more than sdk.MaxOrder (%d)", len(s.Order), sdk.MaxOrder)
+	}
+	for _, i := range s.Order {
+		if i < 0 || i >= len(h.backends) {
+			h.t.Fatalf("Schedule returned index %d for %d backends", i, len(h.backends))
+		}
+	}
+	h.walk.order, h.walk.least = append([]int(nil), s.Order...), s.Least
+	if len(h.walk.order) == 0 { // every backend in turn
+		for i := range h.backends {
+			h.walk.order = append(h.walk.order, i)
+		}
+	}
+	return s, nil
+}
+
+// schedule returns the walk of an sdk.Scheduler, asking for it if needed; nil for
+// other strategies and when there are no backends.
+func (h *Harness) schedule() *walk {
+	h.t.Helper()
+	if _, ok := h.s.(sdk.Scheduler); !ok || len(h.backends) == 0 {
+		return nil
+	}
+	if h.walk == nil {
+		_, _ = h.Schedule()
+	}
+	return h.walk
 }
 
 // Done ends a request on the backend with url: it leaves the in-flight count, and an
@@ -131,4 +197,25 @@ func (h *Harness) Spread(req *sdk.Request, n int) map[string]int {
 		h.Done(url, 200, time.Millisecond)
 	}
 	return counts
+}
+
+// pick returns the index of the next backend on the walk, as sdk.Schedule says.
+func (w *walk) pick(bs []sdk.Backend) int {
+	n := w.next
+	w.next++
+	if !w.least {
+		return w.order[n%len(w.order)]
+	}
+	var tied []int
+	bestLoad, bestWeight := 0, 0
+	for _, i := range w.order {
+		load, weight := bs[i].Inflight+max(bs[i].QueueLength, 0), max(bs[i].Weight, 1)
+		switch l, r := load*bestWeight, bestLoad*weight; {
+		case tied == nil || l < r:
+			tied, bestLoad, bestWeight = append(tied[:0], i), load, weight
+		case l == r:
+			tied = append(tied, i)
+		}
+	}
+	return tied[n%len(tied)]
 }

@@ -1,6 +1,8 @@
 package sdktest_test
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +51,67 @@ func TestHarnessCountsInflight(t *testing.T) {
 	// Spread finishes each request before the next: all go to the least loaded.
 	if counts := h.Spread(nil, 10); counts["http://b:1"] != 10 {
 		t.Errorf("Spread = %v, want all 10 on b (1 in flight against a's 2)", counts)
+	}
+}
+
+// planned schedules a, b, b and fails any request it is asked about.
+type planned struct{ schedules, picks int }
+
+func (p *planned) Pick(*sdk.Request, []sdk.Backend) (int, error) {
+	p.picks++
+	return 0, errors.New("planned: asked for a pick")
+}
+
+func (p *planned) Schedule(bs []sdk.Backend) (sdk.Schedule, error) {
+	p.schedules++
+	if len(bs) < 2 {
+		return sdk.Schedule{}, errors.New("planned: too few backends")
+	}
+	return sdk.Schedule{Order: []int{0, 1, 1}}, nil
+}
+
+func TestHarnessWalksASchedule(t *testing.T) {
+	s := &planned{}
+	h := sdktest.New(t, s, sdktest.Backends("http://a:1", "http://b:1")...)
+	if counts := h.Spread(nil, 300); counts["http://a:1"] != 100 || counts["http://b:1"] != 200 || s.picks != 0 || s.schedules != 1 {
+		t.Errorf("Spread = %v with %d picks and %d schedules asked, want 100/200, 0 and 1", counts, s.picks, s.schedules)
+	}
+	// New backends: a new schedule; one backend: declined, so each request asks Pick.
+	h.SetBackends(sdktest.Backends("http://a:1")...)
+	if _, err := h.Pick(nil); err == nil || s.picks != 1 || s.schedules != 2 {
+		t.Errorf("after a declined schedule: Pick err %v, %d picks, %d schedules; want Pick's error, 1, 2", err, s.picks, s.schedules)
+	}
+}
+
+// least schedules least-loaded picks over every backend.
+type least struct{}
+
+func (least) Pick(*sdk.Request, []sdk.Backend) (int, error) {
+	return 0, errors.New("least: asked for a pick")
+}
+
+func (least) Schedule([]sdk.Backend) (sdk.Schedule, error) { return sdk.Schedule{Least: true}, nil }
+
+func TestHarnessWalksALeastSchedule(t *testing.T) {
+	h := sdktest.New(t, least{}, sdktest.Backends("http://a:1", "http://b:1", "http://c:1")...)
+	// Left in flight, requests fill the backends evenly; the n-th pick takes the
+	// (n mod ties)-th of the least loaded.
+	var got []string
+	for range 6 {
+		url, err := h.Pick(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, url[7:8])
+	}
+	if strings.Join(got, "") != "acbabc" {
+		t.Errorf("picks left in flight = %v, want a c b a b c", got)
+	}
+	h.Done("http://b:1", 200, time.Millisecond)
+	if url, _ := h.Pick(nil); url != "http://b:1" {
+		t.Errorf("Pick after b finished one = %s, want b, the least loaded", url)
+	}
+	if sc, err := h.Schedule(); err != nil || !sc.Least {
+		t.Errorf("Schedule() = %+v, %v, want a Least schedule", sc, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 )
@@ -45,5 +46,44 @@ func TestCorrupt(t *testing.T) {
 	d := NewReader([]byte{1, 2})
 	if d.Uint32() != 0 || !errors.Is(d.Err(), ErrCorrupt) || d.Uint8() != 0 {
 		t.Errorf("short payload: want zero values and ErrCorrupt, got %v", d.Err())
+	}
+}
+
+func TestScheduledRoundTrip(t *testing.T) {
+	for _, want := range []Scheduled{
+		{Version: 9, Result: ScheduleOK, Least: true, Order: []int{2, 0, 65535}},
+		{Version: 10, Result: ScheduleOK}, // empty: every backend in turn
+		{Version: 11, Result: ScheduleDeclined, Err: "no schedule today"},
+	} {
+		buf := AppendSchedule(nil, want.Version)
+		buf = AppendScheduled(buf, want)
+		r := bytes.NewReader(buf)
+		kind, payload, _, err := ReadMessage(r, nil)
+		if err != nil || kind != KindSchedule || NewReader(payload).Uint32() != want.Version {
+			t.Fatalf("Schedule message = %d %v, want version %d", kind, err, want.Version)
+		}
+		kind, payload, _, err = ReadMessage(r, nil)
+		if err != nil || kind != KindScheduled {
+			t.Fatalf("Scheduled message = %d, %v", kind, err)
+		}
+		d := NewReader(payload)
+		got := d.Scheduled()
+		if d.Err() != nil || got.Version != want.Version || got.Result != want.Result || got.Least != want.Least ||
+			fmt.Sprint(got.Order) != fmt.Sprint(want.Order) || got.Err != want.Err {
+			t.Errorf("decoded %+v (%v), want %+v", got, d.Err(), want)
+		}
+	}
+}
+
+func TestScheduledCorruptCount(t *testing.T) {
+	buf := AppendScheduled(nil, Scheduled{Order: []int{1, 2}})
+	binary.LittleEndian.PutUint32(buf[4+1+4+2:], 1<<30) // n far beyond the payload
+	_, payload, _, err := ReadMessage(bytes.NewReader(buf), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewReader(payload)
+	if got := d.Scheduled(); !errors.Is(d.Err(), ErrCorrupt) || got.Order != nil {
+		t.Errorf("Scheduled with a count of 2^30 = %+v, %v; want ErrCorrupt and nothing allocated", got, d.Err())
 	}
 }
