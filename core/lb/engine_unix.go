@@ -3,6 +3,8 @@
 package lb
 
 import (
+	"runtime"
+
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/engine"
 	"github.com/switchyard-lb/switchyard/core/h1"
@@ -11,12 +13,12 @@ import (
 // eventLoopRuns: the eventloop engine runs on this system.
 const eventLoopRuns = true
 
-// startEventLoop starts the eventloop engine on addr.
+// startEventLoop starts the eventloop engine on addr, with a loop per CPU.
 func (l *LB) startEventLoop(cfg *config.Config, addr string, exclusive bool) (dataPlane, error) {
 	lbc := cfg.LoadBalancer
 	t := lbc.Timeouts
 	return engine.Start(engine.Config{
-		Addr: addr, Exclusive: exclusive, Loops: 1,
+		Addr: addr, Exclusive: exclusive, Loops: runtime.GOMAXPROCS(0),
 		Handler: l.handler, Pool: l.pool, Backends: l.backends, Status: l.source.JSON,
 		Limits: h1.Limits{MaxHeaderBytes: lbc.Limits.MaxHeaderBytes, MaxHeaders: lbc.Limits.MaxHeaders},
 		Timeouts: engine.Timeouts{Connect: t.Connect.D(), ResponseHeader: t.ResponseHeader.D(), Idle: t.Idle.D(),
