@@ -20,6 +20,7 @@ type state uint8
 const (
 	stIdle       state = iota // waiting for a request head
 	stQueued                  // waiting for a worker
+	stPicking                 // the strategy is asked for a backend
 	stConnecting              // a backend connection is being opened
 	stSending                 // the head went to the backend; the body follows
 	stAwaiting                // the request went whole; the answer is awaited or streams
@@ -76,6 +77,7 @@ type client struct {
 	status   int
 	attempts int
 	hdrs     headerList
+	pickSeq  uint64 // picks asked so far; an answer for an older one is dropped
 }
 
 func (l *loop) open(fd int, remote netip.AddrPort) {
@@ -277,7 +279,32 @@ func (c *client) pick() {
 	c.picker = h.Picker()
 	c.hdrs = c.req.Headers
 	c.view = strategy.Request{Method: c.req.Method, Host: c.req.Host, Path: path(c.req.Target), RemoteAddr: c.ip, Header: &c.hdrs}
-	b, err := c.picker.Pick(&c.view, c.l.e.cfg.Backends.Snapshot().Candidates, c.tried)
+	cands := c.l.e.cfg.Backends.Snapshot().Candidates
+	if ap, ok := c.picker.(strategy.AsyncPicker); ok {
+		// A plugin that must be asked answers later: the loop serves the others
+		// meanwhile, and the picks of one pass go out together.
+		c.pickSeq++
+		seq := c.pickSeq
+		b, pending, err := ap.PickAsync(&c.view, cands, c.tried, func(b *backend.Backend, err error) {
+			c.l.ev.Execute(func() {
+				if c.st == stPicking && c.pickSeq == seq {
+					c.use(b, err)
+				}
+			})
+		})
+		if pending {
+			c.st = stPicking
+			return
+		}
+		c.use(b, err)
+		return
+	}
+	b, err := c.picker.Pick(&c.view, cands, c.tried)
+	c.use(b, err)
+}
+
+// use sends the request to the picked backend, or answers 503 when there is none.
+func (c *client) use(b *backend.Backend, err error) {
 	if err != nil {
 		c.keep = false
 		msg := "no healthy backend available"

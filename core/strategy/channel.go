@@ -63,6 +63,17 @@ type call struct {
 	id   uint32
 	tick uint32      // the channel's tick when it was sent
 	ch   chan answer // capacity 1
+	// done, when set, takes the answer instead of ch: the caller does not wait.
+	done func(answer)
+}
+
+// deliver hands a its call's caller. c.mu must not be held: done may take locks.
+func (cl *call) deliver(a answer) {
+	if cl.done != nil {
+		cl.done(a)
+		return
+	}
+	cl.ch <- a
 }
 
 // answer is the plugin's reply to one pick.
@@ -71,8 +82,12 @@ type answer struct {
 	err   string
 }
 
-// answerLate is the answer of a pick that got none in time.
-const answerLate = -3
+// answerLate is the answer of a pick that got none in time; answerDead, of one whose
+// channel failed before its answer came.
+const (
+	answerLate = -3
+	answerDead = -4
+)
 
 // maxUnsent bounds the outcomes waiting to be sent. A plugin whose picks are all
 // walked from its schedule is never found hung by a late pick, so outcomes for it
@@ -108,15 +123,19 @@ func (c *channel) sweepLoop() {
 			return
 		case <-t.C:
 		}
+		var late []*call
 		c.mu.Lock()
 		c.tick++
 		for id, cl := range c.calls {
 			if c.tick-cl.tick >= ticksPerTimeout {
 				delete(c.calls, id)
-				cl.ch <- answer{index: answerLate}
+				late = append(late, cl)
 			}
 		}
 		c.mu.Unlock()
+		for _, cl := range late {
+			cl.deliver(answer{index: answerLate})
+		}
 	}
 }
 
@@ -127,22 +146,39 @@ func (c *channel) die(err error) {
 		c.err = err
 		close(c.dead)
 		_ = c.conn.Close()
+		var waiting []*call
 		c.mu.Lock()
+		for _, cl := range c.calls {
+			if cl.done != nil { // the others wait on dead
+				waiting = append(waiting, cl)
+			}
+		}
 		clear(c.calls)
 		c.plans.cur.Store(nil)
 		c.mu.Unlock()
+		for _, cl := range waiting {
+			cl.done(answer{index: answerDead})
+		}
 	})
 }
 
 // send queues a pick for req among cands, minus exclude. It returns the call to wait
-// on, or nil when the channel is down.
-func (c *channel) send(req *Request, cands, exclude []*backend.Backend) *call {
-	cl := callPool.Get().(*call)
+// on, or nil when the channel is down. With done set, the answer goes to done, from
+// another goroutine, and nobody waits on the call.
+func (c *channel) send(req *Request, cands, exclude []*backend.Backend, done func(answer)) *call {
+	var cl *call
+	if done != nil {
+		cl = &call{done: done}
+	} else {
+		cl = callPool.Get().(*call)
+	}
 	c.mu.Lock()
 	select {
 	case <-c.dead:
 		c.mu.Unlock()
-		callPool.Put(cl)
+		if done == nil {
+			callPool.Put(cl)
+		}
 		return nil
 	default:
 	}
@@ -301,7 +337,7 @@ func (c *channel) picked(r *wire.Reader) error {
 	next := c.answered()
 	c.mu.Unlock()
 	if cl != nil {
-		cl.ch <- answer{index: index, err: string(msg)}
+		cl.deliver(answer{index: index, err: string(msg)})
 	}
 	if next {
 		c.wake()

@@ -24,6 +24,12 @@ type Request struct {
 	Header interface{ Peek(name string) []byte }
 }
 
+// AsyncPicker is a Picker that can pick without blocking its caller: see
+// Plugin.PickAsync.
+type AsyncPicker interface {
+	PickAsync(req *Request, candidates, exclude []*backend.Backend, done func(*backend.Backend, error)) (b *backend.Backend, pending bool, err error)
+}
+
 // Picker chooses the backend for each request and hears how it went.
 //
 // Pickers are safe for use by multiple goroutines.

@@ -153,35 +153,11 @@ func (p *Plugin) setState(s string) { p.state.Store(&s) }
 // Pick walks the plugin's schedule or asks the plugin, falling back to the built-in
 // pick when it cannot answer well.
 func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend.Backend, error) {
-	switch {
-	case len(cands) == 0:
-		return nil, ErrNoBackend
-	case len(cands) == 1: // nothing to choose: no need to ask
-		return cands[0], nil
-	}
-	ch := p.ch.Load()
+	b, ch, err := p.pickNow(req, cands, exclude)
 	if ch == nil {
-		return p.fallBack(req, cands, exclude, "plugin down", nil)
+		return b, err
 	}
-	s := ch.plans.current(cands)
-	if s == nil {
-		s = ch.schedule(cands)
-	}
-	if s != nil {
-		switch s.kind {
-		case planWalk:
-			return s.pick(exclude), nil
-		case planInvalid:
-			if s.noted.CompareAndSwap(false, true) {
-				p.badAnswers.Add(1)
-			}
-			return p.fallBack(req, cands, exclude, "bad schedule", s.err)
-		}
-		if s.noted.CompareAndSwap(false, true) {
-			p.log.Info("strategy declined to schedule these backends; asking it for each pick", "error", s.err)
-		}
-	}
-	cl := ch.send(req, cands, exclude)
+	cl := ch.send(req, cands, exclude, nil)
 	if cl == nil {
 		return p.fallBack(req, cands, exclude, "plugin down", ch.err)
 	}
@@ -190,8 +166,67 @@ func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend
 	case a = <-cl.ch:
 		callPool.Put(cl)
 	case <-ch.dead: // the call may still be answered late: leave it to the GC
-		return p.fallBack(req, cands, exclude, "plugin down", ch.err)
+		a = answer{index: answerDead}
 	}
+	return p.answerOf(ch, a, req, cands, exclude)
+}
+
+// PickAsync is Pick for a caller that must not wait, such as an event loop. When the
+// pick needs no answer from the plugin (a schedule, one candidate, a fallback), it is
+// returned at once with pending false. Otherwise the question is sent, pending is
+// true, and done receives the pick later, from another goroutine; req, cands and
+// exclude must stay as they are until then.
+func (p *Plugin) PickAsync(req *Request, cands, exclude []*backend.Backend, done func(*backend.Backend, error)) (b *backend.Backend, pending bool, err error) {
+	b, ch, err := p.pickNow(req, cands, exclude)
+	if ch == nil {
+		return b, false, err
+	}
+	cl := ch.send(req, cands, exclude, func(a answer) { done(p.answerOf(ch, a, req, cands, exclude)) })
+	if cl == nil {
+		b, err = p.fallBack(req, cands, exclude, "plugin down", ch.err)
+		return b, false, err
+	}
+	return nil, true, nil
+}
+
+// pickNow picks what needs no question to the plugin. It returns the channel to ask
+// when the plugin must be asked, and nil with the pick otherwise.
+func (p *Plugin) pickNow(req *Request, cands, exclude []*backend.Backend) (*backend.Backend, *channel, error) {
+	switch {
+	case len(cands) == 0:
+		return nil, nil, ErrNoBackend
+	case len(cands) == 1: // nothing to choose: no need to ask
+		return cands[0], nil, nil
+	}
+	ch := p.ch.Load()
+	if ch == nil {
+		b, err := p.fallBack(req, cands, exclude, "plugin down", nil)
+		return b, nil, err
+	}
+	s := ch.plans.current(cands)
+	if s == nil {
+		s = ch.schedule(cands)
+	}
+	if s != nil {
+		switch s.kind {
+		case planWalk:
+			return s.pick(exclude), nil, nil
+		case planInvalid:
+			if s.noted.CompareAndSwap(false, true) {
+				p.badAnswers.Add(1)
+			}
+			b, err := p.fallBack(req, cands, exclude, "bad schedule", s.err)
+			return b, nil, err
+		}
+		if s.noted.CompareAndSwap(false, true) {
+			p.log.Info("strategy declined to schedule these backends; asking it for each pick", "error", s.err)
+		}
+	}
+	return nil, ch, nil
+}
+
+// answerOf turns the plugin's answer on ch into the pick.
+func (p *Plugin) answerOf(ch *channel, a answer, req *Request, cands, exclude []*backend.Backend) (*backend.Backend, error) {
 	switch {
 	case a.index >= 0 && int(a.index) < len(cands):
 		p.lateInRow.Store(0)
@@ -199,6 +234,8 @@ func (p *Plugin) Pick(req *Request, cands, exclude []*backend.Backend) (*backend
 	case a.index == wire.PickDeclined: // the strategy says no backend suits this request
 		p.lateInRow.Store(0)
 		return nil, fmt.Errorf("%w: %s", ErrNoBackend, a.err)
+	case a.index == answerDead:
+		return p.fallBack(req, cands, exclude, "plugin down", ch.err)
 	case a.index == answerLate:
 		p.timeouts.Add(1)
 		// A plugin that keeps missing deadlines and has said nothing for a while
@@ -411,4 +448,7 @@ func (p *Plugin) connect(rpc plugin.ClientProtocol) (*channel, error) {
 }
 
 // Interface guards
-var _ Picker = (*Plugin)(nil)
+var (
+	_ Picker      = (*Plugin)(nil)
+	_ AsyncPicker = (*Plugin)(nil)
+)

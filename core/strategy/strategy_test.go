@@ -411,3 +411,54 @@ func cpuTime(pid int) time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
+
+func TestPluginPickAsyncAnswersLaterWithoutBlocking(t *testing.T) {
+	p := startTest(t, "rotate")
+	cands := candidates(t, 3)
+	type pick struct {
+		b   *backend.Backend
+		err error
+	}
+	got := make(chan pick, 30)
+	done := func(b *backend.Backend, err error) { got <- pick{b, err} }
+	for range 30 { // sent one after another: none waits for an answer
+		if b, pending, err := p.PickAsync(&Request{}, cands, nil, done); !pending || b != nil || err != nil {
+			t.Fatalf("PickAsync = %v, %v, %v; want pending", b, pending, err)
+		}
+	}
+	counts := map[int]int{}
+	for range 30 {
+		a := <-got
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		counts[indexOf(cands, a.b)]++
+	}
+	if counts[0] != 10 || counts[1] != 10 || counts[2] != 10 || picksAsked(p) != 30 {
+		t.Errorf("30 async picks rotating over 3 = %v with %d asked, want 10 each, all asked", counts, picksAsked(p))
+	}
+
+	// A pick that needs no question is answered at once.
+	if b, pending, err := p.PickAsync(&Request{}, cands[:1], nil, done); pending || b != cands[0] || err != nil {
+		t.Errorf("PickAsync over one candidate = %v, %v, %v; want it at once", b, pending, err)
+	}
+
+	// A plugin that dies with picks on their way answers them with the built-in pick.
+	pid := p.Status().PID
+	for range 5 {
+		p.PickAsync(&Request{}, cands, nil, done)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		select {
+		case a := <-got:
+			if a.b == nil || a.err != nil {
+				t.Errorf("an async pick cut off by the plugin's death = %v, %v; want a backend", a.b, a.err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("an async pick was never answered after the plugin died")
+		}
+	}
+}
