@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Compares the load balancer with HAProxy, nginx and Caddy on this machine: the same
 # three fast backends behind each, least-connections everywhere, the same wrk load,
-# several rounds, medians. Then 10,000 idle keep-alive connections on the core, on
-# HAProxy and on the bare proxy.
+# several rounds, medians; the core on both of its engines (eventloop, fasthttp), with its
+# leastconn plugin and with the strategy in-process. Then 10,000 idle keep-alive
+# connections on the core (each engine), on HAProxy and on the bare proxy.
 #
 #   bash bench/compare.sh                 # defaults: 3 rounds of 10s, wrk -t1 -c64
 #   ROUNDS=5 DURATION=20s CONNS=128 bash bench/compare.sh
@@ -137,8 +138,8 @@ core_config() { # port, extra load_balancer keys
 }
 CFG
 }
-core_config 19204 >"$WORK/core-plugin.json"
-core_config 19205 >"$WORK/core-inproc.json"
+core_config 19204 ', "engine": "fasthttp"' >"$WORK/core-plugin.json"
+core_config 19205 ', "engine": "fasthttp"' >"$WORK/core-inproc.json"
 core_config 19210 ', "engine": "eventloop"' >"$WORK/core-loop.json"
 core_config 19211 ', "engine": "eventloop"' >"$WORK/core-loop-inproc.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
@@ -168,9 +169,9 @@ for p in $B1 19201 19202 19203 19204 19205 19207 19210 19211; do wait_port "$p";
 sleep 1 # let health checks mark the backends up
 
 # --- load ----------------------------------------------------------------------------
-NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core, leastconn plugin" "core, in-process leastconn" "bare fasthttp proxy (baseline)")
+NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core fasthttp, leastconn plugin" "core fasthttp, in-process" "bare fasthttp proxy (baseline)")
 URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
-NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process leastconn"); URLS+=("http://127.0.0.1:19210/" "http://127.0.0.1:19211/")
+NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process"); URLS+=("http://127.0.0.1:19210/" "http://127.0.0.1:19211/")
 if [ -n "${BASELINE:-}" ]; then
   NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/")
 fi
@@ -205,8 +206,8 @@ for i in "${!URLS[@]}"; do
   printf '| %-34s | %10.0f | %8s | %8s | %10.2fx |\n' "${NAMES[$i]}" "$rps" "$(median "${P50[$i]}")" "$(median "${P99[$i]}")" "$(awk -v a="$rps" -v b="$HA" 'BEGIN {print a / b}')"
 done
 PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}")
-printf '\ncore with the plugin / core in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
-printf 'core in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
+printf '\ncore fasthttp with the plugin / in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
+printf 'core fasthttp in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
 printf 'core eventloop with the plugin / in-process: %.2fx\n' "$(awk -v a="$(median "${RPS[7]}")" -v b="$(median "${RPS[8]}")" 'BEGIN {print a / b}')"
 if [ -n "${BASELINE:-}" ]; then
   printf 'core in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$INPROC" -v b="$(median "${RPS[9]}")" 'BEGIN {print a / b}')"
@@ -223,7 +224,7 @@ idle() { # name, port, pid
   "$WORK/idleconns" -addr "127.0.0.1:$2" -n "$IDLE" -pid "$3"
 }
 printf '\n%s idle keep-alive client connections, resident memory:\n' "$IDLE"
-idle "core (leastconn plugin)" 19204 "$CORE_PID"
+idle "core fasthttp (plugin)" 19204 "$CORE_PID"
 idle "core eventloop (plugin)" 19210 "$LOOP_PID"
 idle haproxy 19201 "$HAPROXY_PID"
 idle "bare fasthttp proxy" 19207 "$BARE_PID"
