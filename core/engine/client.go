@@ -144,7 +144,7 @@ func (c *client) OnEvents(ev evloop.Events) {
 		}
 	}
 	if ev&evloop.Readable != 0 {
-		c.fill()
+		c.fill(ev&evloop.Hangup != 0)
 		c.advance()
 	}
 }

@@ -37,8 +37,10 @@ func (s *sock) consume(n int) {
 }
 
 // fill reads until the socket has nothing more, the buffer is full, or the stream
-// ended. It returns whether anything was read.
-func (s *sock) fill() bool {
+// ended. A read that returns less than it asked for emptied the socket, so reading
+// stops there (the loop reports data that comes later anew) unless hangup says the
+// stream's end is waiting to be read. It returns whether anything was read.
+func (s *sock) fill(hangup bool) bool {
 	if s.eof || s.paused {
 		return false
 	}
@@ -58,8 +60,12 @@ func (s *sock) fill() bool {
 		n, err := unix.Read(s.fd, s.buf[s.w:])
 		switch {
 		case n > 0:
+			short := s.w+n < len(s.buf)
 			s.w += n
 			got = true
+			if short && !hangup {
+				return true
+			}
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
 			s.releaseBuf()

@@ -120,7 +120,7 @@ func (u *upstream) OnEvents(ev evloop.Events) {
 		}
 	}
 	if ev&evloop.Readable != 0 {
-		u.fill()
+		u.fill(ev&evloop.Hangup != 0)
 		u.process()
 	}
 }
