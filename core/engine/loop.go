@@ -137,12 +137,18 @@ func (l *loop) takeIdle(b *backend.Backend) *upstream {
 	if len(us) == 0 {
 		return nil
 	}
-	u := us[len(us)-1]
-	l.idle[b] = us[:len(us)-1]
+	// The most recently pooled connection that was pooled before this pass: the loop
+	// has heard everything that happened on it. One pooled in this very pass may
+	// have an event on its way, so the socket is asked, when none other is there.
+	now := l.ev.Now()
+	i := len(us) - 1
+	for i > 0 && us[i].pooledAt == now {
+		i--
+	}
+	u := us[i]
+	l.idle[b] = append(us[:i], us[i+1:]...)
 	u.timer.Stop()
-	if u.pooledAt == l.ev.Now() && !u.sound() {
-		// Pooled in this very pass: an event for bytes or a close that came since
-		// is not delivered yet, so ask the socket.
+	if u.pooledAt == now && !u.sound() {
 		u.closeFD()
 		u.b.CountStale()
 		return l.takeIdle(b)
