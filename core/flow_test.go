@@ -138,3 +138,81 @@ func TestSlowReaderHoldsBackTheBackend(t *testing.T) {
 		t.Errorf("rest of the body = %d bytes, %v; want %d", n, err, size-1<<20)
 	}
 }
+
+func TestStatusPathWithChunkedBodiesKeepsTheConnectionInStep(t *testing.T) {
+	_, u := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	req := "POST /queue/status HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
+	io.WriteString(c, req+req)
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"backends"`) {
+			t.Fatalf("answer %d = %d %s, want the status JSON (the chunked body is not a request)", i, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestBackendStallingMidAnswerGetsNoSecondAnswerAppended(t *testing.T) {
+	if os.Getenv(engineEnv) != "eventloop" {
+		t.Skip("the fasthttp engine's backend client sends the whole request before it reads the answer")
+	}
+	// A backend that answers before the request body is all here, sends part of a
+	// chunked body, then says nothing more.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				r, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if r.URL.Path == "/health" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+				io.Copy(io.Discard, br) // the rest of the request, then silence
+			}()
+		}
+	}()
+	lb := startCore(t, map[string]any{"servers": backendsConfig("http://" + ln.Addr().String()),
+		"load_balancer": map[string]any{"timeouts": map[string]any{"response_header": "1s"}}})
+	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: app\r\nContent-Length: 10\r\n\r\nhello")
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("first line = %q, %v; want the backend's 200", line, err)
+	}
+	io.WriteString(c, "world")
+	rest, _ := io.ReadAll(br) // until the proxy closes
+	if strings.Contains(string(rest), "HTTP/1.1") {
+		t.Errorf("after a 200 head the client read a second answer:\n%s", rest)
+	}
+}

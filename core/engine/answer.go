@@ -37,6 +37,12 @@ var (
 // the request goes to another backend when that is safe (DESIGN section 3), else the
 // client gets 502, or 504 for a timeout.
 func (c *client) failed(err *upstreamError) {
+	if c.answered { // the client has part of the answer: only closing can tell it
+		if c.up != nil {
+			c.up.midAnswer(err.msg)
+		}
+		return
+	}
 	b := c.b
 	c.record(b, 0, err.msg)
 	c.closeUp()
@@ -141,9 +147,7 @@ func (c *client) finish(answers *backend.Answers, url string) {
 		return // closed once the answer is written
 	}
 	c.setTimer(phIdle)
-	if c.paused && len(c.out) == 0 {
-		c.resume()
-	}
+	c.resume() // reading may have stopped on a full buffer of pipelined requests
 	if c.r < c.w || c.eof {
 		c.readHead() // a pipelined request, or the end
 	}
@@ -273,8 +277,10 @@ func (c *client) abort() {
 // counted against it), its backend connection, its worker or its place in the queue.
 func (c *client) release() {
 	c.abandon()
-	if c.st == stQueued && !c.l.e.cfg.Pool.Cancel(c.waiter) {
-		c.worker = true // granted meanwhile: released below
+	// Queued and granted meanwhile: the grant, on its way to the loop, finds the
+	// exchange gone and gives the worker back itself.
+	if c.st == stQueued {
+		c.l.e.cfg.Pool.Cancel(c.waiter)
 	}
 	c.keep = false
 	if c.worker {

@@ -164,6 +164,9 @@ func (c *client) drained() {
 			c.setTimer(phBackendOut)
 		}
 	}
+	if c.paused && c.st != stSending && c.st != stTunnel { // a full buffer of pipelined requests
+		c.resume()
+	}
 }
 
 // advance moves the exchange on with what was read.
@@ -234,6 +237,8 @@ func (c *client) begin() {
 	c.keep = c.req.KeepAlive && !c.l.draining
 	c.bytesIn, c.bytesOut, c.status, c.attempts, c.sent, c.answered = 0, 0, 0, 0, false, false
 	c.tried = c.triedArr[:0]
+	c.chunk.Reset()
+	c.chunkErr = nil
 	s := c.settings()
 	if (equalMethod(c.req.Method, "GET") || equalMethod(c.req.Method, "POST")) && string(path(c.req.Target)) == s.StatusPath {
 		c.skipBody()
@@ -243,8 +248,6 @@ func (c *client) begin() {
 	if c.req.Framing == h1.BodyLength {
 		c.left = c.req.ContentLength
 	}
-	c.chunk.Reset()
-	c.chunkErr = nil
 	c.setTimer(phNone)
 	ok, w, err := c.l.e.cfg.Pool.AcquireAsync(c.grantedElsewhere)
 	switch {
@@ -346,17 +349,26 @@ func (c *client) transmit(u *upstream) {
 	if c.req.Framing == h1.BodyNone {
 		c.st = stAwaiting
 		if !u.send(head) {
-			c.failed(errNotSent)
+			c.failed(sendError(u))
 		}
 		return
 	}
 	body := c.bodyPiece()
 	if !u.send(head, body) {
-		c.failed(errNotSent)
+		c.failed(sendError(u))
 		return
 	}
 	c.consumeBody(body)
 	c.forwardBody()
+}
+
+// sendError is the failure of a request's first write to u: nothing sent when the
+// connection took no byte of it.
+func sendError(u *upstream) *upstreamError {
+	if u.wrote {
+		return errConnReset
+	}
+	return errNotSent
 }
 
 // bodyPiece is the request body at hand, up to its end.
@@ -405,7 +417,7 @@ func (c *client) forwardBody() {
 		}
 		if u.congested() {
 			c.pause() // resumed when the backend takes more
-			c.setTimer(phBackendIn)
+			c.bodyTimer(phBackendIn)
 			return
 		}
 		p := c.bodyPiece()
@@ -417,7 +429,7 @@ func (c *client) forwardBody() {
 				c.clientFault(400, proxy.CodeBadRequest, "request body cut short")
 				return
 			}
-			c.setTimer(phBodyIn)
+			c.bodyTimer(phBodyIn)
 			c.resume() // the buffer may have filled up: all of it went on
 			return
 		}
@@ -426,8 +438,16 @@ func (c *client) forwardBody() {
 			return
 		}
 		c.consumeBody(p)
-		c.setTimer(phBodyIn)
+		c.bodyTimer(phBodyIn)
 	}
 	c.st = stAwaiting
-	c.setTimer(phResponse)
+	c.bodyTimer(phResponse)
+}
+
+// bodyTimer sets the timer for the request body's phase p, unless the answer is
+// already streaming: then the backend's silence is what is timed.
+func (c *client) bodyTimer(p phase) {
+	if !c.answered {
+		c.setTimer(p)
+	}
 }

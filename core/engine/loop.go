@@ -18,7 +18,8 @@ import (
 	"github.com/switchyard-lb/switchyard/core/evloop"
 )
 
-// bufSize is the size of a connection's read buffer while it has bytes to hold. Idle
+// bufSize is the size of a connection's read buffer while it has bytes to hold (more
+// when limits allow larger heads). Idle
 // connections hold none, so ten thousand of them cost little.
 const bufSize = 32 << 10
 
@@ -87,7 +88,7 @@ func (l *loop) getBuf() []byte {
 		l.bufs = l.bufs[:n-1]
 		return b
 	}
-	return make([]byte, bufSize)
+	return make([]byte, max(bufSize, l.e.cfg.Limits.MaxHeaderBytes+4<<10))
 }
 
 // putBuf keeps b for another connection; a few are kept, the rest go to the collector.
@@ -103,7 +104,11 @@ func (l *loop) drain() {
 	l.draining = true
 	l.closeListener()
 	for c := range l.conns {
-		if c.st == stIdle && c.r == c.w {
+		switch {
+		case c.st != stIdle || c.r < c.w: // busy: closes after its answer
+		case len(c.out) > 0: // its last answer is on its way
+			c.keep, c.closing = false, true
+		default:
 			c.close()
 		}
 	}
@@ -137,18 +142,12 @@ func (l *loop) takeIdle(b *backend.Backend) *upstream {
 	if len(us) == 0 {
 		return nil
 	}
-	// The most recently pooled connection that was pooled before this pass: the loop
-	// has heard everything that happened on it. One pooled in this very pass may
-	// have an event on its way, so the socket is asked, when none other is there.
-	now := l.ev.Now()
-	i := len(us) - 1
-	for i > 0 && us[i].pooledAt == now {
-		i--
-	}
-	u := us[i]
-	l.idle[b] = append(us[:i], us[i+1:]...)
+	// The loop closes a pooled connection as soon as it hears of bytes or a close
+	// on it; what came since its last poll is asked of the socket, without reading.
+	u := us[len(us)-1]
+	l.idle[b] = us[:len(us)-1]
 	u.timer.Stop()
-	if u.pooledAt == now && !u.sound() {
+	if !u.sound() {
 		u.closeFD()
 		u.b.CountStale()
 		return l.takeIdle(b)

@@ -140,6 +140,18 @@ func appendResponseHead(dst, raw []byte, r *h1.Response, keep, clientHTTP10, upg
 	return append(dst, "\r\n"...)
 }
 
+// dropField removes from head the field called lower (in lower case).
+func dropField(head []byte, lower string) []byte {
+	out := head[:0]
+	for line := range bytes.SplitAfterSeq(head, []byte("\n")) {
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && h1.EqualFold(line[:colon], lower) {
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
+}
+
 func appendField(dst []byte, h h1.Header) []byte {
 	dst = append(dst, h.Name...)
 	dst = append(dst, ": "...)

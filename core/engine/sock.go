@@ -23,6 +23,7 @@ type sock struct {
 	eof    bool   // the peer closed its side, or the read failed
 	rerr   error  // the read error, nil at a clean end of stream
 	werr   error  // the first write error
+	wrote  bool   // a write has taken bytes since the last expectHead
 }
 
 // unread is what was read and not consumed.
@@ -136,6 +137,9 @@ func (s *sock) send(pieces ...[]byte) bool {
 		} else if err != nil {
 			s.werr = err
 			return false
+		}
+		if n > 0 {
+			s.wrote = true
 		}
 		for n > 0 && len(pieces) > 0 {
 			k := min(n, len(pieces[0]))

@@ -30,6 +30,7 @@ type upstream struct {
 	resp       h1.Response
 	left       int64 // BodyLength: body bytes still to come
 	chunk      h1.Chunked
+	dechunk    bool      // the client speaks HTTP/1.0: a chunked body goes on as plain bytes
 	pooledAt   time.Time // the pass that pooled it
 }
 
@@ -71,7 +72,7 @@ func (u *upstream) idleExpired() {
 
 // expectHead readies u for the answer to a new request.
 func (u *upstream) expectHead(head bool) {
-	u.head, u.inBody, u.left = head, false, 0
+	u.head, u.inBody, u.left, u.wrote = head, false, 0, false
 	u.chunk.Reset()
 }
 
@@ -164,12 +165,12 @@ func (u *upstream) process() {
 			}
 			continue
 		}
-		p, done, err := u.bodyPiece()
-		if len(p) > 0 {
-			if !c.body(p) {
-				return
-			}
-			u.consume(len(p))
+		p, used, done, err := u.bodyPiece()
+		if len(p) > 0 && !c.body(p) {
+			return
+		}
+		if used > 0 {
+			u.consume(used)
 			c.setTimer(phBackendOut)
 		}
 		switch {
@@ -180,7 +181,7 @@ func (u *upstream) process() {
 			u.complete()
 			return
 		case u.eof && u.r == u.w:
-			if u.resp.Framing == h1.BodyUntilClose {
+			if u.resp.Framing == h1.BodyUntilClose && u.rerr == nil {
 				u.complete()
 			} else {
 				u.midAnswer("connection closed before a complete answer")
@@ -190,7 +191,7 @@ func (u *upstream) process() {
 			u.pause() // resumed when the client takes more
 			c.setTimer(phBodyOut)
 			return
-		case len(p) == 0:
+		case used == 0:
 			u.resume() // the buffer may have filled up: all of it went on
 			return
 		}
@@ -219,7 +220,12 @@ func (u *upstream) readHead() bool {
 	}
 	r := &u.resp
 	if r.Interim() {
-		ok := c.interim(buf[:n])
+		ok := true
+		if c.req.Minor > 0 { // HTTP/1.0 has no interim answers
+			head := appendResponseHead(u.l.scratch[:0], buf[:n], r, true, false, false)
+			u.l.scratch = head[:0]
+			ok = c.interim(head)
+		}
 		u.consume(n)
 		return ok
 	}
@@ -237,22 +243,36 @@ func (u *upstream) readHead() bool {
 		c.startTunnel()
 		return c.st == stTunnel
 	}
-	keep := c.keep && r.Framing != h1.BodyUntilClose && !c.l.draining
+	// An answer that comes before the request body is all here ends the connection:
+	// the rest of the body would be read as a request.
+	keep := c.keep && r.Framing != h1.BodyUntilClose && !c.l.draining && c.bodyDone()
+	// HTTP/1.0 has no chunked coding: such a client gets the body's bytes, ended by
+	// the connection's close.
+	u.dechunk = r.Framing == h1.BodyChunked && c.req.Minor == 0
+	if u.dechunk {
+		keep = false
+	}
 	c.keep = keep
 	head := appendResponseHead(u.l.scratch[:0], buf[:n], r, keep, c.req.Minor == 0, false)
+	if u.dechunk {
+		head = dropField(head, "transfer-encoding")
+	}
 	u.l.scratch = head[:0]
 	u.consume(n)
 	u.inBody = true
 	u.left = r.ContentLength
 	// The body bytes at hand leave with the head, in one write.
-	p, done, perr := u.bodyPiece()
+	if u.dechunk { // the head is copied out of the scratch space the body will use
+		head = append([]byte(nil), head...)
+	}
+	p, used, done, perr := u.bodyPiece()
 	c.answered, c.status = true, r.Status
 	c.setTimer(phBackendOut)
 	c.bytesOut += int64(len(p))
 	if !c.sendOut(head, p) {
 		return false
 	}
-	u.consume(len(p))
+	u.consume(used)
 	if perr != nil {
 		u.midAnswer("malformed chunked answer")
 		return false
@@ -264,21 +284,47 @@ func (u *upstream) readHead() bool {
 	return true
 }
 
-// bodyPiece is the answer's body at hand, up to its end; done reports the end.
-func (u *upstream) bodyPiece() (p []byte, done bool, err error) {
+// bodyPiece is what goes to the client of the answer's body at hand, up to its end:
+// p, made of the first used bytes read; done reports the end.
+func (u *upstream) bodyPiece() (p []byte, used int, done bool, err error) {
 	buf := u.unread()
 	switch u.resp.Framing {
 	case h1.BodyNone:
-		return nil, true, nil
+		return nil, 0, true, nil
 	case h1.BodyLength:
 		n := min(int64(len(buf)), u.left)
 		u.left -= n
-		return buf[:n], u.left == 0, nil
+		return buf[:n], int(n), u.left == 0, nil
 	case h1.BodyChunked:
+		if u.dechunk {
+			return u.dechunked(buf)
+		}
 		n, done, err := u.chunk.Scan(buf)
-		return buf[:n], done, err
+		return buf[:n], n, done, err
 	}
-	return buf, false, nil // until close
+	return buf, len(buf), false, nil // until close
+}
+
+// dechunked returns the data of the chunked body at the start of buf, without its
+// framing, in the loop's scratch space, and how many bytes of buf it took.
+func (u *upstream) dechunked(buf []byte) (data []byte, used int, done bool, err error) {
+	data = u.l.scratch[:0]
+	for used < len(buf) && !u.chunk.Done() {
+		if in, left := u.chunk.InData(); in {
+			k := int(min(int64(len(buf)-used), left))
+			data = append(data, buf[used:used+k]...)
+			m, _, _ := u.chunk.Scan(buf[used : used+k])
+			used += m
+			continue
+		}
+		m, _, err := u.chunk.Scan(buf[used : used+1])
+		if err != nil {
+			return data, used, false, err
+		}
+		used += m
+	}
+	u.l.scratch = data[:0]
+	return data, used, u.chunk.Done(), nil
 }
 
 // complete ends an exchange whose answer went out whole: u goes back to the pool
