@@ -18,15 +18,23 @@ import (
 // The flow of bytes through the proxy with raw sockets: interim answers, pipelining,
 // and a slow reader holding back a fast backend.
 
-func TestExpectContinueReachesTheClientBeforeItsBody(t *testing.T) {
-	_, u := startBackend(t)
-	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+// dialCore opens a raw connection to lb's client port, closed when the test ends; a
+// stuck read or write fails after 20 seconds.
+func dialCore(t *testing.T, lb *lbInstance) net.Conn {
+	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c
+}
+
+func TestExpectContinueReachesTheClientBeforeItsBody(t *testing.T) {
+	_, u := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	c := dialCore(t, lb)
 	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: app\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
 	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')
@@ -57,12 +65,7 @@ func TestEarlyHintsPassThrough(t *testing.T) {
 		return true
 	})
 	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
-	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := dialCore(t, lb)
 	io.WriteString(c, "GET /page HTTP/1.1\r\nHost: app\r\n\r\n")
 	br := bufio.NewReader(c)
 	hints, err := http.ReadResponse(br, nil)
@@ -82,12 +85,7 @@ func TestEarlyHintsPassThrough(t *testing.T) {
 func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 	_, u := startBackend(t)
 	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
-	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := dialCore(t, lb)
 	var all strings.Builder
 	const n = 8
 	for i := range n {
@@ -142,12 +140,7 @@ func TestSlowReaderHoldsBackTheBackend(t *testing.T) {
 func TestStatusPathWithChunkedBodiesKeepsTheConnectionInStep(t *testing.T) {
 	_, u := startBackend(t)
 	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
-	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := dialCore(t, lb)
 	req := "POST /queue/status HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"
 	io.WriteString(c, req+req)
 	br := bufio.NewReader(c)
@@ -198,12 +191,7 @@ func TestBackendStallingMidAnswerGetsNoSecondAnswerAppended(t *testing.T) {
 	}()
 	lb := startCore(t, map[string]any{"servers": backendsConfig("http://" + ln.Addr().String()),
 		"load_balancer": map[string]any{"timeouts": map[string]any{"response_header": "1s"}}})
-	c, err := net.Dial("tcp", strings.TrimPrefix(lb.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	c := dialCore(t, lb)
 	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: app\r\nContent-Length: 10\r\n\r\nhello")
 	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')
