@@ -14,7 +14,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -36,11 +35,10 @@ type Timeouts struct {
 
 // Config builds an Engine.
 type Config struct {
-	// Addr is the client address, host:port.
+	// Addr is the client address, host:port. Every loop binds it with SO_REUSEPORT, so
+	// a replacement data plane joins the port the running one holds; the caller
+	// makes sure no other process holds it.
 	Addr string
-	// Exclusive refuses a port another process holds; false joins the port the
-	// running data plane holds (a replacement during a reload).
-	Exclusive bool
 	// Loops is the number of event loops (default 1).
 	Loops int
 	// Handler gives the live settings, the picker, the outcome observer and the
@@ -74,16 +72,6 @@ func Start(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg}
 	addr := cfg.Addr
-	if cfg.Exclusive {
-		// A plain bind first: SO_REUSEPORT alone would share the port silently with
-		// another process that holds it.
-		probe, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("listening for clients: %w", err)
-		}
-		addr = probe.Addr().String()
-		probe.Close()
-	}
 	for range cfg.Loops {
 		l, err := e.newLoop(addr)
 		if err != nil {

@@ -12,6 +12,6 @@ import (
 const eventLoopRuns = false
 
 // startEventLoop refuses: the eventloop engine runs on Linux, macOS and the BSDs.
-func (l *LB) startEventLoop(*config.Config, string, bool) (dataPlane, error) {
+func (l *LB) startEventLoop(*config.Config, string) (dataPlane, error) {
 	return nil, errors.New(`load_balancer.engine: "eventloop" runs on Linux, macOS and the BSDs; use "fasthttp" here`)
 }

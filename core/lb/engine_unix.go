@@ -14,11 +14,11 @@ import (
 const eventLoopRuns = true
 
 // startEventLoop starts the eventloop engine on addr, with a loop per CPU.
-func (l *LB) startEventLoop(cfg *config.Config, addr string, exclusive bool) (dataPlane, error) {
+func (l *LB) startEventLoop(cfg *config.Config, addr string) (dataPlane, error) {
 	lbc := cfg.LoadBalancer
 	t := lbc.Timeouts
 	return engine.Start(engine.Config{
-		Addr: addr, Exclusive: exclusive, Loops: runtime.GOMAXPROCS(0),
+		Addr: addr, Loops: runtime.GOMAXPROCS(0),
 		Handler: l.handler, Pool: l.pool, Backends: l.backends, Status: l.source.JSON,
 		Limits: h1.Limits{MaxHeaderBytes: lbc.Limits.MaxHeaderBytes, MaxHeaders: lbc.Limits.MaxHeaders},
 		Timeouts: engine.Timeouts{Connect: t.Connect.D(), ResponseHeader: t.ResponseHeader.D(), Idle: t.Idle.D(),

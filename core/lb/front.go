@@ -88,7 +88,13 @@ func (l *LB) newFront(cfg *config.Config, exclusive bool) (*front, error) {
 		addr = l.front.addr().String() // the port in use, even if config.json says 0
 	}
 	if key.engine == config.EngineEventLoop {
-		plane, err := l.startEventLoop(cfg, addr, exclusive)
+		if exclusive {
+			var err error
+			if addr, err = claim(addr); err != nil {
+				return nil, fmt.Errorf("listening for clients: %w", err)
+			}
+		}
+		plane, err := l.startEventLoop(cfg, addr)
 		if err != nil {
 			return nil, err
 		}
@@ -146,6 +152,18 @@ func engineOf(cfg *config.Config) string {
 		return config.EngineFastHTTP
 	}
 	return config.EngineEventLoop
+}
+
+// claim checks, with a plain bind, that no other process holds addr's port
+// (SO_REUSEPORT alone would share it silently), and returns the address with the
+// port chosen when addr's was 0.
+func claim(addr string) (string, error) {
+	probe, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer probe.Close()
+	return probe.Addr().String(), nil
 }
 
 // errNoHandOver is listen's refusal of a replacement front on the port the running

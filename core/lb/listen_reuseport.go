@@ -24,12 +24,10 @@ const handOver = true
 // replacement takes them all.
 func listen(addr string, exclusive bool) (net.Listener, error) {
 	if exclusive {
-		probe, err := net.Listen("tcp", addr)
-		if err != nil {
+		var err error
+		if addr, err = claim(addr); err != nil {
 			return nil, err
 		}
-		addr = probe.Addr().String() // a port 0 is now chosen: keep it
-		probe.Close()
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error

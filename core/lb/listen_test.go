@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -70,5 +71,34 @@ func TestFrontReplacedOnTheSamePort(t *testing.T) {
 	get()
 	if want := next.LoadBalancer.Timeouts.ReadHeader.D(); handOver && l.Config().LoadBalancer.Timeouts.ReadHeader.D() != want {
 		t.Errorf("read_header in force %s, want %s", l.Config().LoadBalancer.Timeouts.ReadHeader.D(), want)
+	}
+}
+
+// The event loops bind with SO_REUSEPORT, which alone would share a port another
+// process holds: starting on a held port is refused as with the fasthttp engine.
+func TestEventLoopRefusesAHeldPort(t *testing.T) {
+	if !eventLoopRuns {
+		t.Skip("the eventloop engine does not run on this system")
+	}
+	held, err := listen("127.0.0.1:0", true) // SO_REUSEPORT, as another instance's would be
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cfg := config.Default()
+	cfg.LoadBalancer.Host, cfg.LoadBalancer.AdminAddr = "127.0.0.1", ""
+	cfg.LoadBalancer.Port = config.Port(held.Addr().(*net.TCPAddr).Port)
+	cfg.LoadBalancer.Engine = config.EngineEventLoop
+	cfg.Servers.Backends = backends(t, 1)
+	l, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Start(); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = l.Shutdown(ctx)
+		t.Fatalf("the eventloop engine started on %s, which another listener holds", held.Addr())
 	}
 }
