@@ -21,6 +21,9 @@ import (
 )
 
 func main() {
+	if lb.DataPlaneMode() { // re-executed by a core as one of its data-plane processes
+		os.Exit(lb.RunDataPlane())
+	}
 	if name, ok := strategy.PluginMode(); ok { // re-executed by a core as a bundled strategy
 		sdk.Serve(strategy.NewBundled(name))
 		return

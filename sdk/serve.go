@@ -45,6 +45,22 @@ func exitWhenOrphaned(parent int) {
 	}
 }
 
+// acceptMore serves the pick channels that a load balancer's data-plane processes
+// open after the core's own, each a session of its own over the one strategy.
+func acceptMore(ln net.Listener, impl Strategy, mu *sync.Mutex) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			if err := newSession(impl, mu).serve(conn); err != nil {
+				log.Printf("[DEBUG] pick channel of a data-plane process closed: %v", err)
+			}
+		}()
+	}
+}
+
 // controlServer answers the core's control calls in the plugin process.
 type controlServer struct {
 	proto.UnimplementedStrategyServer
@@ -74,16 +90,17 @@ func (c *controlServer) start(req *proto.StartRequest) (*proto.StartResponse, er
 	if err != nil {
 		return nil, fmt.Errorf("opening the pick channel: %w", err)
 	}
-	sess := newSession(c.impl)
+	mu := new(sync.Mutex)
+	sess := newSession(c.impl, mu)
 	go func() {
 		conn, err := ln.Accept()
-		ln.Close()
 		if err != nil {
 			log.Printf("[ERROR] pick channel: %v", err)
 			os.Exit(1)
 		}
+		go acceptMore(ln, c.impl, mu)
 		err = sess.serve(conn)
-		// The core closed the channel: it stopped this plugin, or is gone.
+		// The core closed its channel: it stopped this plugin, or is gone.
 		if err != nil {
 			log.Printf("[DEBUG] pick channel closed: %v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/switchyard-lb/switchyard/sdk/wire"
@@ -13,7 +14,11 @@ import (
 // session serves the pick channel in a plugin process: one goroutine reads the core's
 // messages in order, calls the strategy, and writes the answers back in batches.
 type session struct {
-	s         Strategy
+	s Strategy
+	// mu serializes the strategy's calls across the sessions of one plugin process
+	// (the core's and its data-plane processes'): the strategy sees one caller at a
+	// time, as documented.
+	mu        *sync.Mutex
 	observer  Observer  // nil when s does not observe
 	scheduler Scheduler // nil when s does not schedule
 	headers   []string
@@ -33,8 +38,8 @@ type table struct {
 	valid    bool
 }
 
-func newSession(s Strategy) *session {
-	ss := &session{s: s}
+func newSession(s Strategy, mu *sync.Mutex) *session {
+	ss := &session{s: s, mu: mu}
 	ss.observer, _ = s.(Observer)
 	ss.scheduler, _ = s.(Scheduler)
 	if h, ok := s.(Headerer); ok {
@@ -54,7 +59,10 @@ func (ss *session) serve(conn net.Conn) error {
 		if err != nil {
 			return err
 		}
-		if err := ss.handle(kind, payload); err != nil {
+		ss.mu.Lock()
+		err = ss.handle(kind, payload)
+		ss.mu.Unlock()
+		if err != nil {
 			return err
 		}
 		// Answer what is done once nothing more is waiting: picks that arrived

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/switchyard-lb/switchyard/sdk/wire"
@@ -65,7 +66,7 @@ func appendPick(buf []byte, id uint32, path string) []byte {
 
 func TestRequestStringsAreTheStrategysToKeep(t *testing.T) {
 	k := &keeper{}
-	ss := newSession(k)
+	ss := newSession(k, new(sync.Mutex))
 	msgs := appendTable(nil)
 	var want []string
 	for i := range 50 {
@@ -80,7 +81,7 @@ func TestRequestStringsAreTheStrategysToKeep(t *testing.T) {
 }
 
 func TestPanickingPickIsReportedWithItsMessage(t *testing.T) {
-	ss := newSession(&keeper{})
+	ss := newSession(&keeper{}, new(sync.Mutex))
 	msgs := appendTable(nil)
 	feed(t, ss, appendPick(msgs, 7, "/panic"))
 	_, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
@@ -131,7 +132,7 @@ func TestScheduleAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ss := newSession(tt.s)
+			ss := newSession(tt.s, new(sync.Mutex))
 			feed(t, ss, wire.AppendSchedule(appendTable(nil), 1))
 			kind, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
 			if err != nil || kind != wire.KindScheduled {
@@ -148,7 +149,7 @@ func TestScheduleAnswers(t *testing.T) {
 }
 
 func TestScheduleOfAnUnknownTable(t *testing.T) {
-	ss := newSession(&planner{})
+	ss := newSession(&planner{}, new(sync.Mutex))
 	feed(t, ss, wire.AppendSchedule(nil, 3))
 	_, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
 	if err != nil {

@@ -9,10 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/shm"
 )
 
 // Backend is one upstream server. It is keyed by its normalized URL and outlives
@@ -27,24 +29,31 @@ type Backend struct {
 	client atomic.Pointer[fasthttp.HostClient]
 	source atomic.Pointer[string] // "config" or "dns"
 
-	weight         atomic.Int64
-	inflight       atomic.Int64
-	queueLength    atomic.Int64 // -1 when the backend reports none
-	requests       atomic.Uint64
-	failures       atomic.Uint64
-	stale          atomic.Uint64 // pooled connections found unsound before reuse
-	ejectionsTotal atomic.Uint64 // passive ejections since it joined
+	weight atomic.Int64
+	// The live figures point into own, or into a slot of the shared memory segment
+	// that every process of the load balancer updates (see Set.Share).
+	inflight       *atomic.Int64
+	queueLength    *atomic.Int64 // -1 when the backend reports none
+	requests       *atomic.Uint64
+	failures       *atomic.Uint64
+	stale          *atomic.Uint64 // pooled connections found unsound before reuse
+	ejectionsTotal *atomic.Uint64 // passive ejections since it joined
+	latencyNs      *atomic.Int64  // moving average of response latency
+	errorRate      *atomic.Uint64 // moving average of failures, in millionths
+	failsInRow     *atomic.Int64  // failed requests in a row
 	// Answers counts the requests answered through the backend, by status code and
 	// duration, for metrics.
-	Answers   Answers
-	latencyNs atomic.Int64  // moving average of response latency
-	errorRate atomic.Uint64 // moving average of failures, in millionths
+	Answers *Answers
+	own     struct {
+		inflight, queueLength, latencyNs, failsInRow   atomic.Int64
+		requests, failures, stale, ejections, errorPPM atomic.Uint64
+		answers                                        Answers
+	}
 
-	up          atomic.Bool  // passes active checks
-	ejected     atomic.Bool  // ejected by passive checks
-	drained     atomic.Bool  // taken out by an operator
-	failsInRow  atomic.Int32 // failed requests in a row
-	hmu         sync.Mutex   // guards health, returnedAt and ejectReason
+	up          atomic.Bool // passes active checks
+	ejected     atomic.Bool // ejected by passive checks
+	drained     atomic.Bool // taken out by an operator
+	hmu         sync.Mutex  // guards health, returnedAt and ejectReason
 	health      Health
 	returnedAt  time.Time
 	ejectReason string
@@ -148,11 +157,13 @@ type Snapshot struct {
 // Set is safe for use by multiple goroutines: Snapshot is lock-free, Update is
 // serialized by a mutex.
 type Set struct {
-	mu      sync.Mutex
-	byKey   map[string]*Backend
-	snap    atomic.Pointer[Snapshot]
-	client  ClientConfig
-	updated bool // Update has run before
+	slots    Slots // nil: figures in process memory
+	onChange func()
+	mu       sync.Mutex
+	byKey    map[string]*Backend
+	snap     atomic.Pointer[Snapshot]
+	client   ClientConfig
+	updated  bool // Update has run before
 }
 
 // ClientConfig shapes the connection pool to each backend.
@@ -173,6 +184,35 @@ type Dialer interface {
 func NewSet() *Set {
 	s := &Set{byKey: map[string]*Backend{}}
 	s.snap.Store(&Snapshot{})
+	return s
+}
+
+// Slot is where a backend's live figures live in a shared memory segment (package
+// shm), so that every process of the load balancer counts into the same words.
+type Slot struct {
+	// Index and Epoch identify the slot's assignment (see shm.Allocator).
+	Index int
+	Epoch uint64
+	// Words are the slot's counters; Area holds the backend's Answers.
+	Words *shm.Backend
+	Area  unsafe.Pointer
+}
+
+// Slots places the figures of backends that join a Set.
+type Slots interface {
+	// Slot returns the slot for the backend with key, or nil to keep its figures in
+	// the process's memory.
+	Slot(key string) *Slot
+}
+
+// Answers must fit in a segment's area.
+var _ [shm.AreaSize - unsafe.Sizeof(Answers{})]byte
+
+// NewSharedSet returns an empty set whose backends keep their figures where slots
+// says.
+func NewSharedSet(slots Slots) *Set {
+	s := NewSet()
+	s.slots = slots
 	return s
 }
 
@@ -202,7 +242,11 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Bac
 		b := s.byKey[key]
 		switch {
 		case b == nil:
-			b = newBackend(cb.URL, key, cc, first)
+			var slot *Slot
+			if s.slots != nil {
+				slot = s.slots.Slot(key)
+			}
+			b = newBackend(cb.URL, key, cc, first, slot)
 		case newClients:
 			b.client.Store(newClient(key, cc))
 		}
@@ -256,13 +300,33 @@ func (s *Set) publish(all []*Backend) {
 		}
 	}
 	s.snap.Store(next)
+	if s.onChange != nil {
+		s.onChange()
+	}
 }
 
-// newBackend builds a backend with its own connection pool.
-func newBackend(rawURL, key string, cc ClientConfig, up bool) *Backend {
+// OnChange makes f be called after each change of the set or of a backend's state,
+// with the set's lock held: f must only hand the news on. Call it before the set is
+// used.
+func (s *Set) OnChange(f func()) { s.onChange = f }
+
+// newBackend builds a backend with its own connection pool, its figures in slot (or
+// in its own memory when slot is nil).
+func newBackend(rawURL, key string, cc ClientConfig, up bool, slot *Slot) *Backend {
 	b := &Backend{URL: rawURL, Key: key}
 	b.client.Store(newClient(key, cc))
-	b.queueLength.Store(-1)
+	if slot != nil {
+		s := slot.Words
+		b.inflight, b.queueLength, b.requests, b.failures = s.Inflight(), s.QueueLength(), s.Requests(), s.Failures()
+		b.stale, b.ejectionsTotal, b.latencyNs, b.errorRate = s.Stale(), s.Ejections(), s.LatencyNanos(), s.ErrorRatePPM()
+		b.failsInRow, b.Answers = s.FailsInRow(), (*Answers)(slot.Area)
+	} else {
+		o := &b.own
+		b.inflight, b.queueLength, b.requests, b.failures = &o.inflight, &o.queueLength, &o.requests, &o.failures
+		b.stale, b.ejectionsTotal, b.latencyNs, b.errorRate = &o.stale, &o.ejections, &o.latencyNs, &o.errorPPM
+		b.failsInRow, b.Answers = &o.failsInRow, &o.answers
+		b.queueLength.Store(-1)
+	}
 	b.up.Store(up)
 	b.health.Since = time.Now().UTC()
 	if !up {

@@ -186,3 +186,11 @@ func (b *Backend) Ejected() bool { return b.ejected.Load() }
 
 // Up reports whether the backend passes its active checks.
 func (b *Backend) Up() bool { return b.up.Load() }
+
+// Mirror sets whether the backend takes new requests as the control plane decided
+// it, in a data-plane process that runs no health checks of its own.
+func (b *Backend) Mirror(candidate bool) {
+	b.up.Store(candidate)
+	b.ejected.Store(false)
+	b.drained.Store(false)
+}

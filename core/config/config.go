@@ -48,7 +48,14 @@ type LoadBalancer struct {
 	// system; https backends too), or "" (the default): eventloop where it can serve
 	// the configuration, fasthttp elsewhere.
 	Engine string `json:"engine"`
+	// Processes is the number of data-plane processes of the eventloop engine, each
+	// one event loop sharing the port (0, the default: one per CPU on Linux, 1
+	// elsewhere; 1: everything in the core's own process).
+	Processes int `json:"processes"`
 }
+
+// MaxProcesses bounds LoadBalancer.Processes.
+const MaxProcesses = 256
 
 // The data planes LoadBalancer.Engine selects.
 const (

@@ -218,4 +218,8 @@ func (v *validator) engine(c *Config) {
 	default:
 		v.check(false, "load_balancer.engine", "must be %q, %q or \"\" (the one that serves the configuration best), got %q", EngineEventLoop, EngineFastHTTP, c.LoadBalancer.Engine)
 	}
+	n := c.LoadBalancer.Processes
+	v.check(n >= 0 && n <= MaxProcesses, "load_balancer.processes", "must be 0 (one per CPU), 1 (all in one process) or up to %d, got %d", MaxProcesses, n)
+	v.check(n <= 1 || c.LoadBalancer.Engine != EngineFastHTTP, "load_balancer.processes",
+		"the fasthttp engine runs in one process; use 1 (or 0), or \"engine\": \"eventloop\"")
 }

@@ -107,7 +107,7 @@ func (c *client) complete() {
 	b := c.b
 	c.record(b, c.status, "")
 	c.up, c.b = nil, nil
-	c.finish(&b.Answers, b.URL)
+	c.finish(b.Answers, b.URL)
 }
 
 // finish releases the request's worker, counts and logs its answer, and readies the
@@ -163,7 +163,7 @@ func (c *client) reply(status int, code, msg string, retryAfter bool) {
 // replyFor answers an exchange that failed on b with the proxy's own error.
 func (c *client) replyFor(b *backend.Backend, status int, code, msg string) {
 	c.replyBody(status, code, msg, false)
-	c.finish(&b.Answers, b.URL)
+	c.finish(b.Answers, b.URL)
 }
 
 func (c *client) replyBody(status int, code, msg string, retryAfter bool) {

@@ -56,5 +56,5 @@ func (c *client) endTunnel() {
 	u.c, c.up, c.b = nil, nil, nil
 	u.closeFD()
 	c.keep = false
-	c.finish(&b.Answers, b.URL)
+	c.finish(b.Answers, b.URL)
 }

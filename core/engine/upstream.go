@@ -354,6 +354,6 @@ func (u *upstream) midAnswer(why string) {
 	u.c, c.up, c.b = nil, nil, nil
 	u.closeFD()
 	c.keep = false
-	c.finish(&b.Answers, b.URL)
+	c.finish(b.Answers, b.URL)
 	c.close()
 }

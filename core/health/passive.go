@@ -58,6 +58,14 @@ func (p *Passive) Observe(b *backend.Backend, failed bool, errMsg string) {
 	}
 }
 
+// Eject takes b out as Observe would on its last failure in a row: for failures that
+// another process counted (the data-plane processes share the count in memory).
+func (p *Passive) Eject(b *backend.Backend) {
+	if cfg := p.cfg.Load(); cfg.ConsecutiveFailures > 0 {
+		p.eject(b, cfg)
+	}
+}
+
 // eject takes b out, unless half the pool is out already.
 func (p *Passive) eject(b *backend.Backend, cfg *PassiveConfig) {
 	p.mu.Lock()

@@ -110,7 +110,9 @@ func (l *LB) Apply(next *config.Config) error {
 		old := l.handler.Picker()
 		l.handler.SetPicker(picker)
 		old.Close()
+		l.pluginChanged()
 	}
+	l.eachGroup(func(g planeGroup) { g.configure(next) })
 	if fr != nil {
 		old := l.front
 		l.front = fr

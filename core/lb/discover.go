@@ -157,7 +157,12 @@ func (l *LB) awaitUp(found []config.Backend, grace time.Duration) {
 func (l *LB) updateBackends(cfg *config.Config) {
 	for _, b := range l.backends.Update(l.backendList(cfg), clientConfig(cfg)) {
 		l.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
-		l.wg.Go(func() { backend.Drain(l.ctx, b) })
+		l.wg.Go(func() {
+			backend.Drain(l.ctx, b)
+			if b.Inflight() == 0 {
+				l.shared.release(b.Key)
+			}
+		})
 	}
 	l.checker.Watch(l.backends.Snapshot().All)
 }

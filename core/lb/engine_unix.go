@@ -13,13 +13,22 @@ import (
 // eventLoopRuns: the eventloop engine runs on this system.
 const eventLoopRuns = true
 
-// startEventLoop starts the eventloop engine on addr, with a loop per CPU.
+// startEventLoop starts the eventloop engine on addr: in data-plane processes of a
+// loop each (processesOf), or in this process with a loop per CPU.
 func (l *LB) startEventLoop(cfg *config.Config, addr string) (dataPlane, error) {
+	if n := processesOf(cfg); n > 1 {
+		return l.startPlanes(cfg, addr, n)
+	}
+	return l.startEngine(cfg, addr, runtime.GOMAXPROCS(0), l.source.JSON)
+}
+
+// startEngine starts the eventloop engine in this process.
+func (l *LB) startEngine(cfg *config.Config, addr string, loops int, status func() []byte) (*engine.Engine, error) {
 	lbc := cfg.LoadBalancer
 	t := lbc.Timeouts
 	return engine.Start(engine.Config{
-		Addr: addr, Loops: runtime.GOMAXPROCS(0),
-		Handler: l.handler, Pool: l.pool, Backends: l.backends, Status: l.source.JSON,
+		Addr: addr, Loops: loops,
+		Handler: l.handler, Pool: l.pool, Backends: l.backends, Status: status,
 		Limits: h1.Limits{MaxHeaderBytes: lbc.Limits.MaxHeaderBytes, MaxHeaders: lbc.Limits.MaxHeaders},
 		Timeouts: engine.Timeouts{Connect: t.Connect.D(), ResponseHeader: t.ResponseHeader.D(), Idle: t.Idle.D(),
 			ReadHeader: t.ReadHeader.D(), BodyIdle: t.BodyIdle.D()},

@@ -57,6 +57,7 @@ type frontKey struct {
 	readHeader, idle, bodyIdle time.Duration
 	maxHeaderBytes             int
 	engine                     string
+	processes                  int
 	// The eventloop engine's own: it reads them when it starts.
 	connect, responseHeader time.Duration
 	maxHeaders              int
@@ -67,7 +68,7 @@ func frontKeyOf(cfg *config.Config) frontKey {
 	k := frontKey{
 		addr:       net.JoinHostPort(lbc.Host, strconv.Itoa(int(lbc.Port))),
 		readHeader: lbc.Timeouts.ReadHeader.D(), idle: lbc.Timeouts.Idle.D(), bodyIdle: lbc.Timeouts.BodyIdle.D(),
-		maxHeaderBytes: lbc.Limits.MaxHeaderBytes, engine: engineOf(cfg),
+		maxHeaderBytes: lbc.Limits.MaxHeaderBytes, engine: engineOf(cfg), processes: processesOf(cfg),
 	}
 	if k.engine == config.EngineEventLoop {
 		k.connect, k.responseHeader = lbc.Timeouts.Connect.D(), lbc.Timeouts.ResponseHeader.D()

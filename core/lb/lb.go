@@ -34,7 +34,8 @@ type LB struct {
 	passive  *health.Passive
 	handler  *proxy.Handler
 	source   *status.Source
-	runtime  string // plugin sockets
+	runtime  string  // plugin sockets
+	shared   *shared // the figures shared with data-plane processes
 	// inProcess runs bundled strategies in the core (Options.InProcessStrategy).
 	inProcess bool
 	logJSON   bool      // access log lines as JSON (Options.LogJSON)
@@ -49,6 +50,11 @@ type LB struct {
 	stopScript context.CancelFunc
 	access     *accessLog // nil when off
 	disc       discoveryState
+
+	groupsMu sync.Mutex
+	groups   map[planeGroup]struct{} // running groups of data-plane processes
+	// backendsChanged wakes followBackends; capacity 1.
+	backendsChanged chan struct{}
 
 	ctx    context.Context // of background work; done at Shutdown
 	cancel context.CancelFunc
@@ -81,7 +87,20 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LB{log: log, pool: pool.New(poolConfig(cfg)), backends: backend.NewSet(), cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy, logJSON: opts.LogJSON, overrides: opts.Overrides}
+	sh, err := newShared(runtimeDir, log.Named("shared"))
+	if err != nil {
+		_ = os.RemoveAll(runtimeDir)
+		return nil, err
+	}
+	l := &LB{log: log, pool: pool.NewShared(poolConfig(cfg), sh.seg.Pool(), true), backends: backend.NewSharedSet(sh), shared: sh,
+		cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy, logJSON: opts.LogJSON, overrides: opts.Overrides,
+		groups: map[planeGroup]struct{}{}, backendsChanged: make(chan struct{}, 1)}
+	l.backends.OnChange(func() {
+		select {
+		case l.backendsChanged <- struct{}{}:
+		default:
+		}
+	})
 	picker, err := l.startStrategy(cfg)
 	if err != nil {
 		_ = os.RemoveAll(runtimeDir)
@@ -103,7 +122,7 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 	l.access = access
 	l.handler = proxy.New(proxy.Config{
 		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: l.settings(cfg), Outcomes: l.passive,
-		Status: l.source.ServeFast, Log: log.Named("proxy"),
+		Status: l.source.ServeFast, Own: sh.own(), Log: log.Named("proxy"),
 	})
 	l.source.Own, l.source.Control, l.source.Version = l.handler.OwnAnswers(), control{l}, opts.Version
 	return l, nil
@@ -128,6 +147,7 @@ func (l *LB) Start() error {
 	l.front, l.admin = fr, ad
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Go(func() { l.pool.Run(l.ctx) })
+	l.wg.Go(l.followBackends)
 	l.checker.Start(l.ctx, l.backends.Snapshot().All)
 	l.applied(cfg)
 	l.restartScriptFollow(cfg)
@@ -185,7 +205,9 @@ func (l *LB) Shutdown(ctx context.Context) error {
 }
 
 // Close stops the strategy and removes its runtime directory: for a load balancer
-// that was built but never started, and as the last step of Shutdown.
+// that was built but never started, and as the last step of Shutdown. The shared
+// memory segment's file goes with the directory; its mapping stays until the process
+// exits, for whatever still holds a backend.
 func (l *LB) Close() {
 	l.handler.Picker().Close()
 	l.access.close()
@@ -233,7 +255,7 @@ func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
 			return nil, err
 		}
 	}
-	spec.RuntimeDir, spec.Log = l.runtime, l.log.Named(name)
+	spec.RuntimeDir, spec.Log, spec.Launched = l.runtime, l.log.Named(name), l.pluginChanged
 	spec.StartTimeout = cfg.LoadBalancer.Timeouts.PluginStart.D()
 	return strategy.Start(spec)
 }

@@ -20,6 +20,9 @@ import (
 // TestMain lets this test binary serve as the bundled strategy plugins, as the core's
 // own binary does.
 func TestMain(m *testing.M) {
+	if DataPlaneMode() {
+		os.Exit(RunDataPlane())
+	}
 	if name, ok := strategy.PluginMode(); ok {
 		sdk.Serve(strategy.NewBundled(name))
 		return

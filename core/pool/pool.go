@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-lb/switchyard/core/shm"
 )
 
 var (
@@ -49,13 +51,21 @@ type Stats struct {
 // Pool is safe for use by multiple goroutines. A request that finds a free worker
 // takes it with atomic operations only; the mutex guards the queue and resizing.
 type Pool struct {
-	busy     atomic.Int64 // workers serving a request; may exceed workers after a shrink
-	workers  atomic.Int64 // current size, between MinWorkers and MaxWorkers; written under mu
-	queued   atomic.Int64 // len of the queue, readable without mu
-	peak     atomic.Int64 // most busy workers since the last Shrink
-	admitted atomic.Uint64
-	shedFull atomic.Uint64
-	shedTime atomic.Uint64
+	// The figures point into own, or into a shared memory segment that every process
+	// of the load balancer uses (NewShared).
+	busy     *atomic.Int64 // workers serving a request; may exceed workers after a shrink
+	workers  *atomic.Int64 // current size, between MinWorkers and MaxWorkers
+	queued   *atomic.Int64 // requests queued, in every process sharing the pool
+	peak     *atomic.Int64 // most busy workers since the last Shrink
+	admitted *atomic.Uint64
+	shedFull *atomic.Uint64
+	shedTime *atomic.Uint64
+	own      struct {
+		busy, workers, queued, peak  atomic.Int64
+		admitted, shedFull, shedTime atomic.Uint64
+	}
+	shared  bool
+	polling bool // a goroutine watches for workers freed by other processes; guarded by mu
 
 	mu    sync.Mutex
 	cfg   Config
@@ -75,8 +85,61 @@ var waiterPool = sync.Pool{New: func() any { return &waiter{ready: make(chan str
 // New returns a pool of cfg.MinWorkers workers.
 func New(cfg Config) *Pool {
 	p := &Pool{cfg: cfg}
+	o := &p.own
+	p.busy, p.workers, p.queued, p.peak = &o.busy, &o.workers, &o.queued, &o.peak
+	p.admitted, p.shedFull, p.shedTime = &o.admitted, &o.shedFull, &o.shedTime
 	p.workers.Store(int64(cfg.MinWorkers))
 	return p
+}
+
+// NewShared returns a pool whose figures are sh, shared with the pools of the other
+// processes of one load balancer: its limits (MaxWorkers, QueueCapacity) hold for all
+// of them together. Each process queues its own requests; a worker freed in one
+// process goes to a request queued in another within PollInterval. When create is
+// true, the pool starts at cfg.MinWorkers workers; otherwise it keeps sh's figures.
+func NewShared(cfg Config, sh *shm.Pool, create bool) *Pool {
+	p := &Pool{cfg: cfg, shared: true}
+	p.busy, p.workers, p.queued, p.peak = sh.Busy(), sh.Workers(), sh.QueueLength(), sh.Peak()
+	p.admitted, p.shedFull, p.shedTime = sh.Admitted(), sh.ShedFull(), sh.ShedTimeout()
+	if create {
+		p.workers.Store(int64(cfg.MinWorkers))
+	}
+	return p
+}
+
+// PollInterval is how often a shared pool with requests queued looks for workers
+// freed by other processes.
+const PollInterval = time.Millisecond
+
+// pollLocked starts watching for workers freed elsewhere while requests wait here.
+// p.mu must be held.
+func (p *Pool) pollLocked() {
+	if !p.shared || p.polling || p.len() == 0 {
+		return
+	}
+	p.polling = true
+	go func() {
+		t := time.NewTicker(PollInterval)
+		defer t.Stop()
+		for range t.C {
+			p.mu.Lock()
+			p.dispatchLocked()
+			if p.len() == 0 {
+				p.polling = false
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Unlock()
+		}
+	}()
+}
+
+// grow adds a worker, up to MaxWorkers, when all are busy and a request is about to
+// wait. p.mu must be held.
+func (p *Pool) grow() {
+	if w := p.workers.Load(); w < int64(p.cfg.MaxWorkers) && p.busy.Load() >= w {
+		p.workers.CompareAndSwap(w, w+1) // lost to another process: it grew the pool
+	}
 }
 
 // Acquire takes a worker for one request, waiting in the queue when all are busy.
@@ -94,18 +157,15 @@ func (p *Pool) Acquire() error {
 // acquireSlow grows the pool or queues the request.
 func (p *Pool) acquireSlow() error {
 	p.mu.Lock()
-	if p.len() == 0 {
-		// A request is about to wait: grow instead, up to MaxWorkers.
-		if w := p.workers.Load(); w < int64(p.cfg.MaxWorkers) && p.busy.Load() >= w {
-			p.workers.Store(w + 1)
-		}
+	if p.queued.Load() == 0 {
+		p.grow() // a request is about to wait: grow instead, up to MaxWorkers
 		if p.takeSlot() {
 			p.mu.Unlock()
 			p.admitted.Add(1)
 			return nil
 		}
 	}
-	if p.len() >= p.cfg.QueueCapacity {
+	if int(p.queued.Load()) >= p.cfg.QueueCapacity {
 		p.mu.Unlock()
 		p.shedFull.Add(1)
 		return ErrQueueFull
@@ -114,6 +174,7 @@ func (p *Pool) acquireSlow() error {
 	p.queue = append(p.queue, w)
 	p.queued.Add(1)
 	p.dispatchLocked() // a worker may have been released since takeSlot failed
+	p.pollLocked()
 	timeout := p.cfg.QueueTimeout
 	p.mu.Unlock()
 
@@ -154,16 +215,14 @@ func (p *Pool) AcquireAsync(granted func()) (bool, Waiter, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.len() == 0 {
-		if w := p.workers.Load(); w < int64(p.cfg.MaxWorkers) && p.busy.Load() >= w {
-			p.workers.Store(w + 1)
-		}
+	if p.queued.Load() == 0 {
+		p.grow()
 		if p.takeSlot() {
 			p.admitted.Add(1)
 			return true, Waiter{}, nil
 		}
 	}
-	if p.len() >= p.cfg.QueueCapacity {
+	if int(p.queued.Load()) >= p.cfg.QueueCapacity {
 		p.shedFull.Add(1)
 		return false, Waiter{}, ErrQueueFull
 	}
@@ -174,6 +233,7 @@ func (p *Pool) AcquireAsync(granted func()) (bool, Waiter, error) {
 	p.queue = append(p.queue, w)
 	p.queued.Add(1)
 	p.dispatchLocked()
+	p.pollLocked()
 	return false, Waiter{w}, nil
 }
 
@@ -204,7 +264,7 @@ func (p *Pool) Release() {
 	// queue, so one of the two always sees the other: no waiter is left behind.
 	if p.queued.Load() > 0 {
 		p.mu.Lock()
-		p.dispatchLocked()
+		p.dispatchLocked() // those queued in other processes poll
 		p.mu.Unlock()
 	}
 }
@@ -272,7 +332,7 @@ func (p *Pool) Shrink() {
 	busy := p.busy.Load()
 	peak := max(p.peak.Swap(busy), busy)
 	target := max(int64(p.cfg.MinWorkers), peak)
-	if p.len() == 0 && p.workers.Load() > target {
+	if p.queued.Load() == 0 && p.workers.Load() > target {
 		p.workers.Store(target)
 	}
 }
@@ -284,8 +344,8 @@ func (p *Pool) Resize(cfg Config) {
 	defer p.mu.Unlock()
 	p.cfg = cfg
 	w := min(max(p.workers.Load(), int64(cfg.MinWorkers)), int64(cfg.MaxWorkers))
-	if p.len() > 0 {
-		w = max(w, min(p.busy.Load()+int64(p.len()), int64(cfg.MaxWorkers)))
+	if q := p.queued.Load(); q > 0 {
+		w = max(w, min(p.busy.Load()+q, int64(cfg.MaxWorkers)))
 	}
 	p.workers.Store(w)
 	p.dispatchLocked()
@@ -311,8 +371,9 @@ func (p *Pool) Run(ctx context.Context) {
 // Stats returns the pool's current figures.
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
-	cfg, queued := p.cfg, p.len()
+	cfg := p.cfg
 	p.mu.Unlock()
+	queued := int(max(p.queued.Load(), 0))
 	full, timeout := p.shedFull.Load(), p.shedTime.Load()
 	return Stats{
 		Workers:       int(p.workers.Load()),

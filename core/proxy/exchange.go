@@ -160,7 +160,7 @@ func (x *exchange) release() {
 	h, up := x.h, x.up
 	x.done()
 	if x.ctx != nil {
-		h.finish(x.ctx, &x.b.Answers, x.b.URL, x.out, x.attempts, x.in)
+		h.finish(x.ctx, x.b.Answers, x.b.URL, x.out, x.attempts, x.in)
 	}
 	fasthttp.ReleaseResponse(up)
 	h.pool.Release()

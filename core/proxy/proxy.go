@@ -43,7 +43,9 @@ type Config struct {
 	Outcomes OutcomeObserver
 	// Status answers the status path.
 	Status fasthttp.RequestHandler
-	Log    hclog.Logger
+	// Own counts the answers made without a backend (nil: the Handler's own memory).
+	Own *backend.Answers
+	Log hclog.Logger
 }
 
 // Handler proxies client requests to the backends.
@@ -59,18 +61,21 @@ type Handler struct {
 	outcomes OutcomeObserver
 	log      hclog.Logger
 	// own counts the answers no backend gave: shed, no backend, refused requests.
-	own backend.Answers
+	own *backend.Answers
 }
 
 // OwnAnswers counts the answers the proxy made without a backend.
-func (h *Handler) OwnAnswers() *backend.Answers { return &h.own }
+func (h *Handler) OwnAnswers() *backend.Answers { return h.own }
 
 // pickerBox lets an interface live in an atomic.Pointer.
 type pickerBox struct{ strategy.Picker }
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
-	h := &Handler{pool: cfg.Pool, backends: cfg.Backends, status: cfg.Status, outcomes: cfg.Outcomes, log: cfg.Log}
+	h := &Handler{pool: cfg.Pool, backends: cfg.Backends, status: cfg.Status, outcomes: cfg.Outcomes, log: cfg.Log, own: cfg.Own}
+	if h.own == nil {
+		h.own = new(backend.Answers)
+	}
 	if h.outcomes == nil {
 		h.outcomes = nobody{}
 	}
@@ -204,7 +209,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			fasthttp.ReleaseResponse(up)
 			h.pool.Release()
 			writeUpstreamError(ctx, err)
-			h.finish(ctx, &b.Answers, b.URL, int64(len(ctx.Response.Body())), attempt+1, bytesIn(req, body))
+			h.finish(ctx, b.Answers, b.URL, int64(len(ctx.Response.Body())), attempt+1, bytesIn(req, body))
 			return
 		}
 		exclude = append(exclude, b)
@@ -213,7 +218,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 
 // finishOwn records an answer the proxy made itself, after attempts tries.
 func (h *Handler) finishOwn(ctx *fasthttp.RequestCtx, attempts int) {
-	h.finish(ctx, &h.own, "", int64(len(ctx.Response.Body())), attempts, int64(max(ctx.Request.Header.ContentLength(), 0)))
+	h.finish(ctx, h.own, "", int64(len(ctx.Response.Body())), attempts, int64(max(ctx.Request.Header.ContentLength(), 0)))
 }
 
 // bytesIn is the size of the request body read so far.

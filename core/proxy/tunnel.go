@@ -23,7 +23,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 		b.Finish(time.Since(start), true)
 		h.outcomes.Observe(b, true, err.Error())
 		writeUpstreamError(ctx, err)
-		h.finish(ctx, &b.Answers, b.URL, int64(len(ctx.Response.Body())), 1, 0)
+		h.finish(ctx, b.Answers, b.URL, int64(len(ctx.Response.Body())), 1, 0)
 		return
 	}
 	upstream := &backend.IdleConn{Conn: bc, ReadIdle: s.Idle, WriteIdle: s.Idle}
@@ -56,7 +56,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 		b.Finish(time.Since(start), true)
 		h.outcomes.Observe(b, true, err.Error())
 		writeUpstreamError(ctx, err)
-		h.finish(ctx, &b.Answers, b.URL, int64(len(ctx.Response.Body())), 1, 0)
+		h.finish(ctx, b.Answers, b.URL, int64(len(ctx.Response.Body())), 1, 0)
 		return
 	}
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
@@ -71,7 +71,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 			resp.Header.CopyTo(&ctx.Response.Header) // unreachable: fasthttp wrote it
 		}
 		ctx.Response.Header.ResetConnectionClose()
-		h.finish(ctx, &b.Answers, b.URL, int64(max(resp.Header.ContentLength(), 0)), 1, 0)
+		h.finish(ctx, b.Answers, b.URL, int64(max(resp.Header.ContentLength(), 0)), 1, 0)
 		if code := resp.StatusCode(); code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified || req.Header.IsHead() {
 			ctx.Response.SkipBody = true
 			fasthttp.ReleaseResponse(resp)
@@ -97,7 +97,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 	head := append([]byte(nil), resp.Header.Header()...)
 	fasthttp.ReleaseResponse(resp)
 	ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols) // what the client gets, for the count
-	h.finish(ctx, &b.Answers, b.URL, 0, 1, 0)
+	h.finish(ctx, b.Answers, b.URL, 0, 1, 0)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		defer func() { b.Finish(time.Since(start), false) }()

@@ -3,6 +3,7 @@ package shm
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 )
 
 // Allocator hands out the slots of a segment to backends. It belongs to the control
@@ -34,7 +35,7 @@ func NewAllocator(seg *Segment) *Allocator {
 	return a
 }
 
-// Alloc takes a free slot, resets it (see Backend.Reset) and returns its index and
+// Alloc takes a free slot, resets it (see Backend.Reset) and zeroes its area, and returns its index and
 // new epoch. ok is false when every slot is in use.
 func (a *Allocator) Alloc() (slot int, epoch uint64, ok bool) {
 	a.mu.Lock()
@@ -45,6 +46,7 @@ func (a *Allocator) Alloc() (slot int, epoch uint64, ok bool) {
 	slot = a.free[0]
 	a.free = a.free[1:]
 	a.used[slot] = true
+	clear(unsafe.Slice((*byte)(a.seg.Area(slot)), AreaSize)) // nobody uses a free slot's area
 	return slot, a.seg.Backend(slot).Reset(), true
 }
 

@@ -8,7 +8,7 @@ import (
 
 // Version is the layout version this build reads and writes. It changes whenever a
 // word moves or changes meaning; Open refuses a segment of another version.
-const Version = 1
+const Version = 2
 
 // MaxSlots is the most backend slots a segment holds.
 const MaxSlots = 1 << 16
@@ -29,6 +29,10 @@ const (
 	slotOffset = poolOffset + poolSize
 )
 
+// AreaSize is the size in bytes of one area (see Segment.Area): room for a backend's
+// answer counters by status code and duration.
+const AreaSize = 33 * lineSize
+
 // SlotSize is the size of one backend slot in bytes.
 const SlotSize = 128
 
@@ -42,8 +46,12 @@ var (
 	_ [unsafe.Sizeof(atomic.Uint64{}) - 8]byte
 )
 
-// size returns the size in bytes of a segment with n slots.
-func size(n int) int { return slotOffset + n*SlotSize }
+// size returns the size in bytes of a segment with n slots: the slots, then an area
+// per slot and one more for the load balancer's own answers.
+func size(n int) int { return areaOffset(n) + (n+1)*AreaSize }
+
+// areaOffset is where the areas of a segment with n slots start.
+func areaOffset(n int) int { return slotOffset + n*SlotSize }
 
 // header is the first part of a segment: what Open checks, and the generation.
 type header struct {
@@ -67,8 +75,12 @@ type Pool struct {
 	admitted    atomic.Uint64
 	shedFull    atomic.Uint64
 	shedTimeout atomic.Uint64
-	_           [10]uint64
+	peak        atomic.Int64
+	_           [9]uint64
 }
+
+// Peak is the most workers busy at once since the pool last shrank.
+func (p *Pool) Peak() *atomic.Int64 { return &p.peak }
 
 // Busy is the number of workers serving a request now.
 func (p *Pool) Busy() *atomic.Int64 { return &p.busy }
@@ -102,10 +114,22 @@ type Backend struct {
 	queueLength atomic.Int64
 	latencyNs   atomic.Int64
 	errorPPM    atomic.Uint64
-	_           uint64
+	failsInRow  atomic.Int64
 	epoch       atomic.Uint64 // second line: changes only when the slot is reassigned
-	_           [7]uint64
+	stale       atomic.Uint64
+	ejections   atomic.Uint64
+	_           [5]uint64
 }
+
+// FailsInRow is the number of requests to the backend that failed in a row, across
+// all processes.
+func (b *Backend) FailsInRow() *atomic.Int64 { return &b.failsInRow }
+
+// Stale counts the pooled connections to the backend found unsound before reuse.
+func (b *Backend) Stale() *atomic.Uint64 { return &b.stale }
+
+// Ejections counts the backend's passive ejections.
+func (b *Backend) Ejections() *atomic.Uint64 { return &b.ejections }
 
 // Inflight is the number of requests open on the backend now, across all processes.
 func (b *Backend) Inflight() *atomic.Int64 { return &b.inflight }
@@ -157,6 +181,9 @@ func (b *Backend) Reset() uint64 {
 	b.queueLength.Store(-1)
 	b.latencyNs.Store(0)
 	b.errorPPM.Store(0)
+	b.failsInRow.Store(0)
+	b.stale.Store(0)
+	b.ejections.Store(0)
 	b.state.Store(uint64(StateDown))
 	return b.epoch.Add(1)
 }

@@ -46,14 +46,18 @@ func TestLayout(t *testing.T) {
 		{"Backend.queueLength", unsafe.Offsetof(b.queueLength), 32},
 		{"Backend.latencyNs", unsafe.Offsetof(b.latencyNs), 40},
 		{"Backend.errorPPM", unsafe.Offsetof(b.errorPPM), 48},
+		{"Backend.failsInRow", unsafe.Offsetof(b.failsInRow), 56},
 		{"Backend.epoch", unsafe.Offsetof(b.epoch), 64},
+		{"Backend.stale", unsafe.Offsetof(b.stale), 72},
+		{"Backend.ejections", unsafe.Offsetof(b.ejections), 80},
+		{"Pool.peak", unsafe.Offsetof(p.peak), 48},
 	}
 	for _, o := range offsets {
 		if o.got != o.want {
 			t.Errorf("Offsetof(%s) = %d, want %d", o.name, o.got, o.want)
 		}
 	}
-	if got, want := size(3), 256+3*128; got != want {
+	if got, want := size(3), 256+3*128+4*AreaSize; got != want {
 		t.Errorf("size(3) = %d, want %d", got, want)
 	}
 }
@@ -84,6 +88,9 @@ func TestAlignment(t *testing.T) {
 		if a := uintptr(unsafe.Pointer(seg.Backend(i).Inflight())); a%8 != 0 {
 			t.Errorf("slot %d in-flight word at %#x, not 8-aligned", i, a)
 		}
+	}
+	for i := range seg.Slots() + 1 {
+		check("area", seg.Area(i), uintptr(slotOffset+seg.Slots()*SlotSize+i*AreaSize))
 	}
 }
 

@@ -16,10 +16,11 @@
 //	offset       part     words
 //	0            header   magic, version, slots, slot size, generation, 11 reserved
 //	128          pool     busy, queue length, workers, admitted, shed (queue full),
-//	                      shed (queue timeout), 10 reserved
+//	                      shed (queue timeout), peak, 9 reserved
 //	256 + 128*i  slot i   in-flight, requests, failures, state, queue length,
-//	                      latency (ns), error rate (ppm), 1 reserved;
-//	                      epoch, 7 reserved
+//	                      latency (ns), error rate (ppm), failures in a row;
+//	                      epoch, stale connections, ejections, 5 reserved
+//	256 + 128*n  areas    AreaSize bytes per slot, then one more (see Area)
 //
 // # Slots
 //
@@ -66,7 +67,8 @@ type Segment struct {
 	hdr      *header
 	pool     *Pool
 	backends []Backend
-	creator  bool // Close removes the file
+	areas    unsafe.Pointer // first of Slots()+1 areas
+	creator  bool           // Close removes the file
 	closed   atomic.Bool
 }
 
@@ -168,6 +170,7 @@ func attach(path string, data []byte) (*Segment, error) {
 		hdr:      h,
 		pool:     (*Pool)(unsafe.Pointer(&data[poolOffset])),
 		backends: unsafe.Slice((*Backend)(unsafe.Pointer(&data[slotOffset])), int(n)),
+		areas:    unsafe.Pointer(&data[areaOffset(int(n))]),
 	}, nil
 }
 
@@ -188,6 +191,17 @@ func (s *Segment) Pool() *Pool { return s.pool }
 
 // Backend returns slot i. It panics if i is not in [0, Slots()).
 func (s *Segment) Backend(i int) *Backend { return &s.backends[i] }
+
+// Area returns the AreaSize bytes of memory that go with slot i, zeroed when the
+// segment is created; Area(Slots()) is one more, for the load balancer as a whole.
+// The caller lays out 8-byte atomic words there, as with the slots. It panics if i is
+// not in [0, Slots()].
+func (s *Segment) Area(i int) unsafe.Pointer {
+	if i < 0 || i > len(s.backends) {
+		panic(fmt.Sprintf("shm: area %d of %d", i, len(s.backends)+1))
+	}
+	return unsafe.Add(s.areas, i*AreaSize)
+}
 
 // Close unmaps the segment. For the segment's creator it also removes the file,
 // unless another Create has replaced it since. Processes that have the segment

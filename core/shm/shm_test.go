@@ -159,14 +159,14 @@ func TestOpenRefuses(t *testing.T) {
 	}{
 		{"empty", func([]byte) []byte { return nil }, ErrFormat, "file is 0 bytes, shorter than a segment's header"},
 		{"short", func(b []byte) []byte { return b[:100] }, ErrFormat, "file is 100 bytes, shorter"},
-		{"truncated", func(b []byte) []byte { return b[:len(b)-8] }, ErrFormat, "file is 632 bytes, a segment of 3 slots is 640 (truncated"},
-		{"longer", func(b []byte) []byte { return append(b, 0) }, ErrFormat, "file is 641 bytes, a segment of 3 slots is 640"},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-8] }, ErrFormat, "file is 17528 bytes, a segment of 3 slots is 17536 (truncated"},
+		{"longer", func(b []byte) []byte { return append(b, 0) }, ErrFormat, "file is 17537 bytes, a segment of 3 slots is 17536"},
 		{"magic", word(0, 0x1234), ErrFormat, "magic number 0x1234, want 0x6d68732d64797773"},
 		{"no magic", word(0, 0), ErrFormat, "magic number 0x0"},
-		{"version", word(8, Version+1), ErrVersion, "the file has version 2, this build uses 1"},
+		{"version", word(8, Version+1), ErrVersion, "the file has version 3, this build uses 2"},
 		{"slot size", word(24, 64), ErrFormat, "slots of 64 bytes, want 128"},
 		{"no slots", word(16, 0), ErrFormat, "0 slots, want 1 to 65536"},
-		{"slots", word(16, 2), ErrFormat, "file is 640 bytes, a segment of 2 slots is 512"},
+		{"slots", word(16, 2), ErrFormat, "file is 17536 bytes, a segment of 2 slots is 13184"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

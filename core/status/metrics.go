@@ -91,7 +91,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descStale, b.StaleConns, b.URL)
 	}
 	for _, b := range c.s.Backends.Snapshot().All {
-		collectAnswers(ch, &b.Answers, b.URL)
+		collectAnswers(ch, b.Answers, b.URL)
 		counter(descEjectTotal, b.EjectionsTotal(), b.URL)
 		state := b.Health().State
 		for _, s := range backendStates {

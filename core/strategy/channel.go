@@ -32,6 +32,7 @@ var errChannelDown = errors.New("strategy: pick channel closed")
 // channel is safe for use by multiple goroutines.
 type channel struct {
 	conn      net.Conn
+	sock      string   // the plugin's socket, where more channels may connect
 	headers   []string // request headers the strategy wants, in order
 	observes  bool
 	schedules bool

@@ -52,6 +52,9 @@ type Spec struct {
 	Log hclog.Logger
 	// StartTimeout bounds a start up to the plugin's first answer (default 10s).
 	StartTimeout time.Duration
+	// Launched, when set, is called after each start of the plugin, the first
+	// included, once its pick channel is open (see Plugin.Endpoint).
+	Launched func()
 }
 
 // BundledSpec is the Spec of a bundled strategy: the core's own executable,
@@ -110,6 +113,7 @@ type Plugin struct {
 	lateInRow  atomic.Int64
 	lastLog    atomic.Int64 // unix nanoseconds of the last fallback log line
 
+	attached bool // see Attach
 	cancel   context.CancelFunc
 	done     chan struct{}
 	mu       sync.Mutex
@@ -267,10 +271,17 @@ func (p *Plugin) Observe(_ *backend.Backend, o sdk.Outcome) {
 	}
 }
 
-// Close stops the plugin and its supervision; picks fall back from then on.
+// Close stops the plugin and its supervision; picks fall back from then on. An
+// attached Plugin (Attach) closes its channel; the plugin process is not its own.
 func (p *Plugin) Close() {
 	p.cancel()
 	<-p.done
+	if p.attached {
+		if ch := p.ch.Swap(nil); ch != nil {
+			ch.die(errors.New("closed"))
+		}
+		p.setState(StateStopped)
+	}
 }
 
 // supervise keeps the plugin running: when its channel dies it is killed and started
@@ -405,6 +416,10 @@ func (p *Plugin) launch() (*channel, error) {
 	p.mu.Unlock()
 	p.pid.Store(int64(pid))
 	p.log.Info("strategy plugin running", "pid", pid, "headers", ch.headers, "observes", ch.observes, "schedules", ch.schedules)
+	if p.spec.Launched != nil {
+		p.ch.Store(ch) // Launched reads it through Endpoint
+		p.spec.Launched()
+	}
 	return ch, nil
 }
 
@@ -440,11 +455,19 @@ func (p *Plugin) connect(rpc plugin.ClientProtocol) (*channel, error) {
 		return nil, fmt.Errorf("strategy %q: %w", p.spec.Name, err)
 	}
 	conn, err := net.Dial("unix", sock)
-	_ = os.Remove(sock) // connected (or failed): the name is no longer needed
 	if err != nil {
+		_ = os.Remove(sock)
 		return nil, fmt.Errorf("strategy %q: connecting the pick channel: %w", p.spec.Name, err)
 	}
-	return newChannel(conn, resp.Headers, resp.Observes, resp.Schedules), nil
+	// The socket stays for data-plane processes to connect (see Endpoint), until
+	// the channel ends.
+	ch := newChannel(conn, resp.Headers, resp.Observes, resp.Schedules)
+	ch.sock = sock
+	go func() {
+		<-ch.dead
+		_ = os.Remove(sock)
+	}()
+	return ch, nil
 }
 
 // Interface guards

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 )
 
 // RuntimeDir creates this process's directory for plugin sockets,
@@ -58,3 +59,12 @@ var (
 	spawnOnce sync.Once
 	spawnCh   = make(chan func())
 )
+
+// Spawn runs f on the thread from which the core starts its child processes, so that
+// a process started by f with ChildProcAttr dies with the core, not with a thread.
+func Spawn(f func()) { spawn(f) }
+
+// ChildProcAttr are the attributes of a child process the core supervises: a process
+// group of its own (a terminal's Ctrl-C reaches the core only, which stops its
+// children in order) and, on Linux, death with the core.
+func ChildProcAttr() *syscall.SysProcAttr { return pluginProcAttr() }

@@ -1,0 +1,306 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package lb
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/engine"
+	"github.com/switchyard-lb/switchyard/core/pool"
+	"github.com/switchyard-lb/switchyard/core/proxy"
+	"github.com/switchyard-lb/switchyard/core/shm"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+)
+
+// DataPlaneMode reports whether this process was started by a core as one of its
+// data-plane processes (see RunDataPlane).
+func DataPlaneMode() bool { return os.Getenv(planeEnv) != "" }
+
+// RunDataPlane serves as a data-plane process: one event loop on the port the control
+// plane names, with the backends' figures and the pool in the shared segment, the
+// strategy over a pick channel of its own, and the configuration from the control
+// channel on fd 3. It returns the exit code once told to stop, or at once when the
+// control plane is gone.
+func RunDataPlane() int {
+	f := os.NewFile(3, "control")
+	nc, err := net.FileConn(f)
+	_ = f.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "data-plane process: no control channel on fd 3:", err)
+		return 1
+	}
+	d := &dataPlaneProc{conn: &planeConn{conn: nc}, waiting: map[uint64]chan []byte{}}
+	start, err := d.conn.receive()
+	if err != nil || start.Kind != msgStart {
+		fmt.Fprintln(os.Stderr, "data-plane process: no start message:", err)
+		return 1
+	}
+	if err := d.start(start); err != nil {
+		_ = d.conn.send(&planeMsg{Kind: msgFailed, Error: err.Error()})
+		return 1
+	}
+	_ = d.conn.send(&planeMsg{Kind: msgReady, Addr: d.eng.Addr().String()})
+	return d.serve()
+}
+
+// dataPlaneProc is the state of a data-plane process.
+type dataPlaneProc struct {
+	conn  *planeConn
+	l     *LB // the parts of a load balancer this process runs
+	log   hclog.Logger
+	seg   *shm.Segment
+	slots *planeSlots
+	eng   *engine.Engine
+	out   *planeOutcomes
+
+	cfg      *config.Config
+	attached *strategy.Plugin // nil with an in-process strategy
+
+	mu      sync.Mutex
+	waiting map[uint64]chan []byte // status requests, by ID
+	nextID  atomic.Uint64
+}
+
+// start builds the process's parts from the control plane's start message and
+// listens.
+func (d *dataPlaneProc) start(m *planeMsg) error {
+	level, jsonLog := hclog.Info, false
+	if m.Log != nil {
+		level, jsonLog = hclog.LevelFromString(m.Log.Level), m.Log.JSON
+	}
+	d.log = hclog.New(&hclog.LoggerOptions{Name: "lb.plane", Level: level, JSONFormat: jsonLog, Output: os.Stderr}).
+		With("plane", m.Index, "pid", os.Getpid())
+	cfg, err := config.Parse(m.Config, m.Path)
+	if err != nil {
+		return fmt.Errorf("data-plane process %d: the control plane's configuration: %w", m.Index, err)
+	}
+	d.cfg = cfg
+	if d.seg, err = shm.Open(m.Shm); err != nil {
+		return fmt.Errorf("data-plane process %d: %w", m.Index, err)
+	}
+	d.slots = &planeSlots{seg: d.seg, bykey: map[string]*backend.Slot{}}
+	l := &LB{log: d.log, logJSON: jsonLog, backends: backend.NewSharedSet(d.slots), pool: pool.NewShared(poolConfig(cfg), d.seg.Pool(), false)}
+	d.l = l
+	if l.access, err = l.openAccessLog(cfg); err != nil {
+		return err
+	}
+	d.out = &planeOutcomes{conn: d.conn}
+	d.out.threshold.Store(int64(cfg.HealthCheck.Passive.ConsecutiveFailures))
+	// Until the plugin's endpoint comes, picks fall back to the built-in one.
+	d.attached = strategy.Attach(cfg.LoadBalancer.Strategy, d.log.Named(cfg.LoadBalancer.Strategy))
+	l.handler = proxy.New(proxy.Config{
+		Pool: l.pool, Backends: l.backends, Picker: d.attached, Settings: l.settings(cfg),
+		Outcomes: d.out, Own: (*backend.Answers)(d.seg.Area(d.seg.Slots())), Log: d.log.Named("proxy"),
+	})
+	d.applyBackends(m.Backends)
+	d.usePlugin(m.Plugin)
+	d.eng, err = l.startEngine(cfg, m.Addr, 1, d.status)
+	if err != nil {
+		return fmt.Errorf("data-plane process %d: listening on %s: %w", m.Index, m.Addr, err)
+	}
+	d.log.Debug("data-plane process serving", "addr", d.eng.Addr().String())
+	return nil
+}
+
+// serve applies the control plane's messages until told to stop.
+func (d *dataPlaneProc) serve() int {
+	for {
+		m, err := d.conn.receive()
+		if err != nil {
+			// The control plane is gone: nobody supervises or reports for this
+			// process any more.
+			d.log.Error("control channel closed; stopping", "error", err)
+			return 1
+		}
+		switch m.Kind {
+		case msgConfig:
+			if err := d.configure(m); err != nil {
+				_ = d.conn.send(&planeMsg{Kind: msgFailed, Error: err.Error()})
+				return 1 // replaced by the control plane, not left divergent
+			}
+		case msgBackends:
+			d.applyBackends(m.Backends)
+		case msgPlugin:
+			d.usePlugin(m.Plugin)
+		case msgAnswer:
+			d.mu.Lock()
+			ch := d.waiting[m.ID]
+			delete(d.waiting, m.ID)
+			d.mu.Unlock()
+			if ch != nil {
+				ch <- m.Body
+			}
+		case msgStop:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(m.GraceMS)*time.Millisecond)
+			err := d.eng.Shutdown(ctx)
+			cancel()
+			d.l.handler.Picker().Close()
+			d.l.access.close()
+			if err != nil {
+				d.log.Warn("requests cut off after the drain timeout", "error", err)
+				return 1
+			}
+			return 0
+		}
+	}
+}
+
+// configure applies a new configuration: what the engine read when it started
+// (address, timeouts, limits) is the same, or the control plane would have started
+// other processes.
+func (d *dataPlaneProc) configure(m *planeMsg) error {
+	cfg, err := config.Parse(m.Config, m.Path)
+	if err != nil {
+		return fmt.Errorf("the control plane's configuration: %w", err)
+	}
+	l := d.l
+	if cfg.LoadBalancer.AccessLog != d.cfg.LoadBalancer.AccessLog || cfg.Path != d.cfg.Path {
+		access, err := l.openAccessLog(cfg)
+		if err != nil {
+			return err
+		}
+		old := l.access
+		l.access = access
+		time.AfterFunc(cfg.LoadBalancer.Timeouts.Shutdown.D(), old.close)
+	}
+	l.pool.Resize(poolConfig(cfg))
+	d.out.threshold.Store(int64(cfg.HealthCheck.Passive.ConsecutiveFailures))
+	l.handler.SetSettings(l.settings(cfg))
+	d.cfg = cfg
+	return nil
+}
+
+// applyBackends makes the backend set match the control plane's.
+func (d *dataPlaneProc) applyBackends(list []planeBackend) {
+	d.slots.assign(list)
+	cbs := make([]config.Backend, len(list))
+	candidate := make(map[string]bool, len(list))
+	for i, b := range list {
+		cbs[i] = config.Backend{URL: b.URL, Weight: b.Weight, Source: b.Source}
+		candidate[b.Key] = b.Candidate
+	}
+	d.l.backends.Update(cbs, clientConfig(d.cfg))
+	for _, b := range d.l.backends.Snapshot().All {
+		b.Mirror(candidate[b.Key])
+	}
+	d.l.backends.Rebuild()
+}
+
+// usePlugin picks as the control plane says: over a pick channel to its plugin, or
+// with the bundled strategy in this process.
+func (d *dataPlaneProc) usePlugin(pp *planePlugin) {
+	if pp == nil {
+		return
+	}
+	h := d.l.handler
+	if pp.Local {
+		if cur, ok := h.Picker().(*strategy.Local); !ok || cur.Name() != pp.Name || d.attached != nil {
+			h.SetPicker(strategy.NewLocal(pp.Name, strategy.NewBundled(pp.Name)))
+			if d.attached != nil {
+				d.attached.Close()
+				d.attached = nil
+			}
+		}
+		return
+	}
+	if d.attached == nil || d.attached.Name() != pp.Name {
+		old := d.attached
+		d.attached = strategy.Attach(pp.Name, d.log.Named(pp.Name))
+		h.SetPicker(d.attached)
+		if old != nil {
+			old.Close()
+		}
+	}
+	if pp.Endpoint == nil {
+		return // the plugin is starting: picks fall back until it runs
+	}
+	if cur, ok := d.attached.Endpoint(); ok && cur.Socket == pp.Endpoint.Socket {
+		return
+	}
+	if err := d.attached.Connect(*pp.Endpoint); err != nil {
+		d.log.Warn("strategy plugin unreachable; picks fall back until it runs", "error", err)
+	}
+}
+
+// status asks the control plane for the status JSON, answered on the status path.
+func (d *dataPlaneProc) status() []byte {
+	id := d.nextID.Add(1)
+	ch := make(chan []byte, 1)
+	d.mu.Lock()
+	d.waiting[id] = ch
+	d.mu.Unlock()
+	if err := d.conn.send(&planeMsg{Kind: msgStatus, ID: id}); err == nil {
+		t := time.NewTimer(2 * time.Second)
+		defer t.Stop()
+		select {
+		case body := <-ch:
+			return body
+		case <-t.C:
+		}
+	}
+	d.mu.Lock()
+	delete(d.waiting, id)
+	d.mu.Unlock()
+	return []byte(`{"error": "the control plane did not answer"}` + "\n")
+}
+
+// planeSlots places a data-plane process's backends in the slots the control plane
+// assigned.
+type planeSlots struct {
+	seg   *shm.Segment
+	mu    sync.Mutex
+	bykey map[string]*backend.Slot
+}
+
+func (s *planeSlots) assign(list []planeBackend) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.bykey)
+	for _, b := range list {
+		if b.Slot >= 0 && b.Slot < s.seg.Slots() {
+			s.bykey[b.Key] = &backend.Slot{Index: b.Slot, Epoch: b.Epoch, Words: s.seg.Backend(b.Slot), Area: s.seg.Area(b.Slot)}
+		}
+	}
+}
+
+// Slot returns the slot the control plane assigned to the backend with key.
+func (s *planeSlots) Slot(key string) *backend.Slot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bykey[key]
+}
+
+// planeOutcomes is a data-plane process's passive check: failures in a row are
+// counted in the shared segment, so the threshold holds across processes; the
+// process that sees it crossed asks the control plane to eject the backend.
+type planeOutcomes struct {
+	conn      *planeConn
+	threshold atomic.Int64
+}
+
+// Observe records one request's result on b.
+func (o *planeOutcomes) Observe(b *backend.Backend, failed bool, errMsg string) {
+	if !failed {
+		b.AddSuccess()
+		return
+	}
+	if t := o.threshold.Load(); int64(b.AddFailure("")) == t && t > 0 {
+		go func() { _ = o.conn.send(&planeMsg{Kind: msgEject, Key: b.Key, Error: errMsg}) }()
+	}
+}
+
+// Interface guards
+var (
+	_ backend.Slots         = (*planeSlots)(nil)
+	_ proxy.OutcomeObserver = (*planeOutcomes)(nil)
+)

@@ -1,0 +1,96 @@
+package lb
+
+import (
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/shm"
+)
+
+// sharedSlots is the number of backend slots of the shared memory segment. Slots are
+// mapped lazily: an unused one costs address space, not memory.
+const sharedSlots = 4096
+
+// shared is the load balancer's shared memory segment, where the backends' figures
+// and the pool's live, so that the data-plane processes count into the same words
+// (least-connections reads one in-flight count per backend, whichever process
+// serves the request) and the control plane reads them for status and metrics
+// without asking anyone.
+type shared struct {
+	seg   *shm.Segment
+	alloc *shm.Allocator
+	log   hclog.Logger
+
+	mu    sync.Mutex
+	bykey map[string]*slotRef
+}
+
+// slotRef is a backend's slot and how many Backend values of the control plane use
+// it (a backend removed and added again before its drain ends has two).
+type slotRef struct {
+	slot backend.Slot
+	refs int
+}
+
+// newShared creates the segment in the runtime directory dir.
+func newShared(dir string, log hclog.Logger) (*shared, error) {
+	seg, err := shm.Create(filepath.Join(dir, "shared.shm"), sharedSlots)
+	if err != nil {
+		return nil, err
+	}
+	return &shared{seg: seg, alloc: shm.NewAllocator(seg), log: log, bykey: map[string]*slotRef{}}, nil
+}
+
+// Slot gives the backend with key its slot (backend.Slots).
+func (s *shared) Slot(key string) *backend.Slot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.bykey[key]; r != nil {
+		r.refs++
+		return &r.slot
+	}
+	i, epoch, ok := s.alloc.Alloc()
+	if !ok {
+		s.log.Warn("no shared memory slot left for the backend: its figures stay in the control plane's memory, and data-plane processes count it apart",
+			"backend", key, "slots", sharedSlots)
+		return nil
+	}
+	s.seg.Backend(i).SetState(shm.StateUp)
+	r := &slotRef{slot: backend.Slot{Index: i, Epoch: epoch, Words: s.seg.Backend(i), Area: s.seg.Area(i)}, refs: 1}
+	s.bykey[key] = r
+	return &r.slot
+}
+
+// release gives back the slot of a backend that left the set and has no request in
+// flight any more.
+func (s *shared) release(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.bykey[key]
+	if r == nil {
+		return
+	}
+	if r.refs--; r.refs > 0 {
+		return
+	}
+	delete(s.bykey, key)
+	if err := s.alloc.Free(r.slot.Index); err != nil {
+		s.log.Error("freeing a shared memory slot", "backend", key, "error", err)
+	}
+}
+
+// slotOf returns the slot index and epoch of the backend with key, -1 when it has none.
+func (s *shared) slotOf(key string) (int, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.bykey[key]; r != nil {
+		return r.slot.Index, r.slot.Epoch
+	}
+	return -1, 0
+}
+
+// own is where the load balancer's own answers (made without a backend) are counted.
+func (s *shared) own() *backend.Answers { return (*backend.Answers)(s.seg.Area(s.seg.Slots())) }
