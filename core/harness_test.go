@@ -29,10 +29,13 @@ import (
 // strategy plugin built from its own module (testdata/testplugin).
 var coreBin, serverBin, pluginBin string
 
-// The suite runs once on each data plane: on the default (fasthttp) engine, then again
-// in a child process with SWITCHYARD_TEST_ENGINE=eventloop, which startCore writes
-// into every config it starts a core on.
+// The suite runs on each data plane: on the fasthttp engine, then in child processes
+// with SWITCHYARD_TEST_ENGINE=eventloop, which startCore writes into every config it
+// starts a core on: once in two data-plane processes, once all in one process.
 const engineEnv, binEnv = "SWITCHYARD_TEST_ENGINE", "SWITCHYARD_TEST_BIN"
+
+// processesEnv sets load_balancer.processes in the eventloop engine's runs.
+const processesEnv = "SWITCHYARD_TEST_PROCESSES"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(binEnv); dir != "" { // the second run: the programs are built
@@ -56,13 +59,17 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	if os.Getenv(engineEnv) == "" && eventLoopEngine {
-		fmt.Println("=== the same tests on the eventloop engine")
-		cmd := exec.Command(os.Args[0], os.Args[1:]...)
-		cmd.Env = append(os.Environ(), engineEnv+"=eventloop", binEnv+"="+dir)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "the eventloop engine's run: %v\n", err)
-			code = max(code, 1)
+		// The eventloop engine twice: in data-plane processes (two, whatever the
+		// number of CPUs), and all in the core's process.
+		for _, procs := range []string{"2", "1"} {
+			fmt.Printf("=== the same tests on the eventloop engine, processes %s\n", procs)
+			cmd := exec.Command(os.Args[0], os.Args[1:]...)
+			cmd.Env = append(os.Environ(), engineEnv+"=eventloop", processesEnv+"="+procs, binEnv+"="+dir)
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err := cmd.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "the eventloop engine's run with processes %s: %v\n", procs, err)
+				code = max(code, 1)
+			}
 		}
 	}
 	os.RemoveAll(dir)
@@ -183,6 +190,9 @@ func startCore(t *testing.T, cfg map[string]any) *lbInstance {
 	defaults["engine"] = "fasthttp" // the first run's; the second one's is set below
 	if e := os.Getenv(engineEnv); e != "" {
 		defaults["engine"] = e
+	}
+	if n, err := strconv.Atoi(os.Getenv(processesEnv)); err == nil {
+		defaults["processes"] = n
 	}
 	for k, v := range defaults {
 		if _, ok := lbSection[k]; !ok {

@@ -41,11 +41,14 @@ type Backend struct {
 	latencyNs      *atomic.Int64  // moving average of response latency
 	errorRate      *atomic.Uint64 // moving average of failures, in millionths
 	failsInRow     *atomic.Int64  // failed requests in a row
+	words          *shm.Backend   // the slot, nil when the figures are in own
+	mine           *atomic.Int64  // this process's share of inflight (Slot.Mine)
 	// Answers counts the requests answered through the backend, by status code and
 	// duration, for metrics.
 	Answers *Answers
 	own     struct {
 		inflight, queueLength, latencyNs, failsInRow   atomic.Int64
+		mine                                           atomic.Int64
 		requests, failures, stale, ejections, errorPPM atomic.Uint64
 		answers                                        Answers
 	}
@@ -118,6 +121,7 @@ func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
 // Start records that a request is being sent to the backend.
 func (b *Backend) Start() {
 	b.inflight.Add(1)
+	b.mine.Add(1)
 	b.requests.Add(1)
 }
 
@@ -125,6 +129,7 @@ func (b *Backend) Start() {
 // failed (a transport error or a 5xx answer).
 func (b *Backend) Finish(latency time.Duration, failed bool) {
 	b.inflight.Add(-1)
+	b.mine.Add(-1)
 	var fail uint64
 	if failed {
 		b.failures.Add(1)
@@ -141,7 +146,10 @@ func (b *Backend) Finish(latency time.Duration, failed bool) {
 // Abandon ends a request started with Start that failed through no fault of the
 // backend (the client sent a malformed body or went away): it counts neither as a
 // success nor as a failure.
-func (b *Backend) Abandon() { b.inflight.Add(-1) }
+func (b *Backend) Abandon() {
+	b.inflight.Add(-1)
+	b.mine.Add(-1)
+}
 
 // Snapshot is an immutable view of the backend set, rebuilt on every change and read
 // by each request without locks.
@@ -159,11 +167,16 @@ type Snapshot struct {
 type Set struct {
 	slots    Slots // nil: figures in process memory
 	onChange func()
-	mu       sync.Mutex
-	byKey    map[string]*Backend
-	snap     atomic.Pointer[Snapshot]
-	client   ClientConfig
-	updated  bool // Update has run before
+	// gen counts the changes of the backends' states written to their slots (nil:
+	// the states are this process's own); follow: this set takes them from there.
+	gen     *atomic.Uint64
+	follow  bool
+	seen    atomic.Uint64 // the gen of the snapshot, when following
+	mu      sync.Mutex
+	byKey   map[string]*Backend
+	snap    atomic.Pointer[Snapshot]
+	client  ClientConfig
+	updated bool // Update has run before
 }
 
 // ClientConfig shapes the connection pool to each backend.
@@ -196,6 +209,9 @@ type Slot struct {
 	// Words are the slot's counters; Area holds the backend's Answers.
 	Words *shm.Backend
 	Area  unsafe.Pointer
+	// Mine, when set, is this process's share of the in-flight count, in its
+	// ledger (see shm.Ledger).
+	Mine *atomic.Int64
 }
 
 // Slots places the figures of backends that join a Set.
@@ -217,7 +233,49 @@ func NewSharedSet(slots Slots) *Set {
 }
 
 // Snapshot returns the current view of the set. It never returns nil.
-func (s *Set) Snapshot() *Snapshot { return s.snap.Load() }
+func (s *Set) Snapshot() *Snapshot {
+	if s.follow {
+		if g := s.gen.Load(); g != s.seen.Load() {
+			s.refresh(g)
+		}
+	}
+	return s.snap.Load()
+}
+
+// ShareStates makes the set write its backends' states to their slots and count each
+// change in gen, for other processes to follow; or, with follow, take the states
+// from there: a backend takes new requests when its slot says StateUp, from the first
+// request after the change. Call it before the set is used.
+func (s *Set) ShareStates(gen *atomic.Uint64, follow bool) {
+	s.gen, s.follow = gen, follow
+}
+
+// Refresh takes the backends' states from their slots now, in a set that follows
+// them (ShareStates).
+func (s *Set) Refresh() {
+	if s.follow {
+		s.seen.Store(s.gen.Load() - 1)
+		s.refresh(s.gen.Load())
+	}
+}
+
+// refresh takes the backends' states from their slots. Backends without a slot keep
+// theirs.
+func (s *Set) refresh(g uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen.Load() == g {
+		return
+	}
+	all := s.snap.Load().All
+	for _, b := range all {
+		if b.words != nil {
+			b.Mirror(b.words.State() == shm.StateUp)
+		}
+	}
+	s.seen.Store(g)
+	s.publish(all)
+}
 
 // Update makes the set match the configured backends and returns the ones it
 // removed, which keep serving their in-flight requests (see Drain). Existing backends
@@ -300,6 +358,14 @@ func (s *Set) publish(all []*Backend) {
 		}
 	}
 	s.snap.Store(next)
+	if s.gen != nil && !s.follow {
+		for _, b := range all {
+			if b.words != nil {
+				b.words.SetState(b.sharedState())
+			}
+		}
+		s.gen.Add(1)
+	}
 	if s.onChange != nil {
 		s.onChange()
 	}
@@ -317,14 +383,19 @@ func newBackend(rawURL, key string, cc ClientConfig, up bool, slot *Slot) *Backe
 	b.client.Store(newClient(key, cc))
 	if slot != nil {
 		s := slot.Words
+		b.words = s
 		b.inflight, b.queueLength, b.requests, b.failures = s.Inflight(), s.QueueLength(), s.Requests(), s.Failures()
 		b.stale, b.ejectionsTotal, b.latencyNs, b.errorRate = s.Stale(), s.Ejections(), s.LatencyNanos(), s.ErrorRatePPM()
 		b.failsInRow, b.Answers = s.FailsInRow(), (*Answers)(slot.Area)
+		b.mine = slot.Mine
+		if b.mine == nil {
+			b.mine = &b.own.mine
+		}
 	} else {
 		o := &b.own
 		b.inflight, b.queueLength, b.requests, b.failures = &o.inflight, &o.queueLength, &o.requests, &o.failures
 		b.stale, b.ejectionsTotal, b.latencyNs, b.errorRate = &o.stale, &o.ejections, &o.latencyNs, &o.errorPPM
-		b.failsInRow, b.Answers = &o.failsInRow, &o.answers
+		b.failsInRow, b.Answers, b.mine = &o.failsInRow, &o.answers, &o.mine
 		b.queueLength.Store(-1)
 	}
 	b.up.Store(up)

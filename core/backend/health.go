@@ -2,6 +2,8 @@ package backend
 
 import (
 	"time"
+
+	"github.com/switchyard-lb/switchyard/core/shm"
 )
 
 // Health states of a backend, as the status JSON shows them.
@@ -186,6 +188,19 @@ func (b *Backend) Ejected() bool { return b.ejected.Load() }
 
 // Up reports whether the backend passes its active checks.
 func (b *Backend) Up() bool { return b.up.Load() }
+
+// sharedState is the backend's state as its slot holds it.
+func (b *Backend) sharedState() shm.State {
+	switch {
+	case b.Candidate():
+		return shm.StateUp
+	case b.drained.Load():
+		return shm.StateDrain
+	case b.ejected.Load():
+		return shm.StateEjected
+	}
+	return shm.StateDown
+}
 
 // Mirror sets whether the backend takes new requests as the control plane decided
 // it, in a data-plane process that runs no health checks of its own.

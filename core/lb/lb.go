@@ -95,6 +95,7 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 	l := &LB{log: log, pool: pool.NewShared(poolConfig(cfg), sh.seg.Pool(), true), backends: backend.NewSharedSet(sh), shared: sh,
 		cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy, logJSON: opts.LogJSON, overrides: opts.Overrides,
 		groups: map[planeGroup]struct{}{}, backendsChanged: make(chan struct{}, 1)}
+	l.backends.ShareStates(sh.seg.Generation(), false)
 	l.backends.OnChange(func() {
 		select {
 		case l.backendsChanged <- struct{}{}:
@@ -256,6 +257,7 @@ func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
 		}
 	}
 	spec.RuntimeDir, spec.Log, spec.Launched = l.runtime, l.log.Named(name), l.pluginChanged
+	spec.Counters = l.shared.seg.Strategy()
 	spec.StartTimeout = cfg.LoadBalancer.Timeouts.PluginStart.D()
 	return strategy.Start(spec)
 }

@@ -88,8 +88,14 @@ func (d *dataPlaneProc) start(m *planeMsg) error {
 	if d.seg, err = shm.Open(m.Shm); err != nil {
 		return fmt.Errorf("data-plane process %d: %w", m.Index, err)
 	}
-	d.slots = &planeSlots{seg: d.seg, bykey: map[string]*backend.Slot{}}
+	if m.Ledger < 0 || m.Ledger >= shm.Ledgers {
+		return fmt.Errorf("data-plane process %d: ledger %d out of range", m.Index, m.Ledger)
+	}
+	ledger := d.seg.Ledger(m.Ledger)
+	d.slots = &planeSlots{seg: d.seg, ledger: ledger, bykey: map[string]*backend.Slot{}}
 	l := &LB{log: d.log, logJSON: jsonLog, backends: backend.NewSharedSet(d.slots), pool: pool.NewShared(poolConfig(cfg), d.seg.Pool(), false)}
+	l.pool.Ledger(ledger)
+	l.backends.ShareStates(d.seg.Generation(), true)
 	d.l = l
 	if l.access, err = l.openAccessLog(cfg); err != nil {
 		return err
@@ -97,7 +103,7 @@ func (d *dataPlaneProc) start(m *planeMsg) error {
 	d.out = &planeOutcomes{conn: d.conn}
 	d.out.threshold.Store(int64(cfg.HealthCheck.Passive.ConsecutiveFailures))
 	// Until the plugin's endpoint comes, picks fall back to the built-in one.
-	d.attached = strategy.Attach(cfg.LoadBalancer.Strategy, d.log.Named(cfg.LoadBalancer.Strategy))
+	d.attached = strategy.Attach(cfg.LoadBalancer.Strategy, d.log.Named(cfg.LoadBalancer.Strategy), d.seg.Strategy())
 	l.handler = proxy.New(proxy.Config{
 		Pool: l.pool, Backends: l.backends, Picker: d.attached, Settings: l.settings(cfg),
 		Outcomes: d.out, Own: (*backend.Answers)(d.seg.Area(d.seg.Slots())), Log: d.log.Named("proxy"),
@@ -191,9 +197,10 @@ func (d *dataPlaneProc) applyBackends(list []planeBackend) {
 	}
 	d.l.backends.Update(cbs, clientConfig(d.cfg))
 	for _, b := range d.l.backends.Snapshot().All {
-		b.Mirror(candidate[b.Key])
+		b.Mirror(candidate[b.Key]) // what the slot says wins at the next refresh
 	}
 	d.l.backends.Rebuild()
+	d.l.backends.Refresh()
 }
 
 // usePlugin picks as the control plane says: over a pick channel to its plugin, or
@@ -215,7 +222,7 @@ func (d *dataPlaneProc) usePlugin(pp *planePlugin) {
 	}
 	if d.attached == nil || d.attached.Name() != pp.Name {
 		old := d.attached
-		d.attached = strategy.Attach(pp.Name, d.log.Named(pp.Name))
+		d.attached = strategy.Attach(pp.Name, d.log.Named(pp.Name), d.seg.Strategy())
 		h.SetPicker(d.attached)
 		if old != nil {
 			old.Close()
@@ -257,9 +264,10 @@ func (d *dataPlaneProc) status() []byte {
 // planeSlots places a data-plane process's backends in the slots the control plane
 // assigned.
 type planeSlots struct {
-	seg   *shm.Segment
-	mu    sync.Mutex
-	bykey map[string]*backend.Slot
+	seg    *shm.Segment
+	ledger *shm.Ledger
+	mu     sync.Mutex
+	bykey  map[string]*backend.Slot
 }
 
 func (s *planeSlots) assign(list []planeBackend) {
@@ -268,7 +276,8 @@ func (s *planeSlots) assign(list []planeBackend) {
 	clear(s.bykey)
 	for _, b := range list {
 		if b.Slot >= 0 && b.Slot < s.seg.Slots() {
-			s.bykey[b.Key] = &backend.Slot{Index: b.Slot, Epoch: b.Epoch, Words: s.seg.Backend(b.Slot), Area: s.seg.Area(b.Slot)}
+			s.bykey[b.Key] = &backend.Slot{Index: b.Slot, Epoch: b.Epoch, Words: s.seg.Backend(b.Slot), Area: s.seg.Area(b.Slot),
+				Mine: s.ledger.Inflight(b.Slot)}
 		}
 	}
 }

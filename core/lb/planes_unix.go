@@ -66,6 +66,7 @@ type planes struct {
 // planeProc is one running data-plane process.
 type planeProc struct {
 	index  int
+	ledger int // its ledger in the shared segment
 	pid    int
 	conn   *planeConn
 	ready  chan *planeMsg // its msgReady or msgFailed
@@ -113,14 +114,20 @@ func (g *planes) Addr() net.Addr { return g.addr }
 
 // spawn starts data-plane process i and waits until it listens.
 func (g *planes) spawn(i int) (*planeProc, error) {
+	ledger, err := g.l.shared.takeLedger()
+	if err != nil {
+		return nil, fmt.Errorf("starting data-plane process %d: %w", i, err)
+	}
 	parentEnd, childEnd, err := socketPair()
 	if err != nil {
+		g.l.shared.settle(ledger)
 		return nil, fmt.Errorf("starting data-plane process %d: %w", i, err)
 	}
 	nc, err := net.FileConn(parentEnd)
 	_ = parentEnd.Close()
 	if err != nil {
 		_ = childEnd.Close()
+		g.l.shared.settle(ledger)
 		return nil, fmt.Errorf("starting data-plane process %d: %w", i, err)
 	}
 	cmd := exec.Command(g.self)
@@ -132,17 +139,26 @@ func (g *planes) spawn(i int) (*planeProc, error) {
 	_ = childEnd.Close()
 	if err != nil {
 		_ = nc.Close()
+		g.l.shared.settle(ledger)
 		return nil, fmt.Errorf("starting data-plane process %d: %w", i, err)
 	}
-	p := &planeProc{index: i, pid: cmd.Process.Pid, conn: &planeConn{conn: nc}, ready: make(chan *planeMsg, 1), exited: make(chan struct{})}
+	p := &planeProc{index: i, ledger: ledger, pid: cmd.Process.Pid, conn: &planeConn{conn: nc}, ready: make(chan *planeMsg, 1), exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		p.state = cmd.ProcessState
 		_ = nc.Close()
+		// Requests it had in flight or queued will never end: give them back.
+		if inflight, busy := g.l.shared.settle(ledger); inflight != 0 || busy != 0 {
+			g.log.Warn("data-plane process exited with requests in flight; their counts are given back",
+				"plane", i, "pid", p.pid, "inflight", inflight, "busy_workers", busy)
+		}
 		close(p.exited)
 	}()
 	go g.read(p)
 	start, err := g.startMsg(i)
+	if start != nil {
+		start.Ledger = ledger
+	}
 	if err == nil {
 		err = p.conn.send(start)
 	}

@@ -20,7 +20,7 @@ import (
 // Kinds of planeMsg.
 const (
 	// control plane to data plane
-	msgStart    = "start"    // Config, Path, Addr, Shm, Backends, Plugin, Log
+	msgStart    = "start"    // Index, Ledger, Config, Path, Addr, Shm, Backends, Plugin, Log
 	msgConfig   = "config"   // Config, Path: apply between two loop passes
 	msgBackends = "backends" // Backends: the set and who takes new requests
 	msgPlugin   = "plugin"   // Plugin: where the strategy answers now
@@ -47,6 +47,7 @@ type planeMsg struct {
 	Plugin   *planePlugin    `json:"plugin,omitempty"`
 	Log      *planeLog       `json:"log,omitempty"`
 	Index    int             `json:"index,omitempty"`
+	Ledger   int             `json:"ledger"` // start: the process's ledger in the segment
 	ID       uint64          `json:"id,omitempty"`
 	Body     []byte          `json:"body,omitempty"`
 	Key      string          `json:"key,omitempty"`

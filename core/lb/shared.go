@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"fmt"
 	"path/filepath"
 	"sync"
 
@@ -24,8 +25,9 @@ type shared struct {
 	alloc *shm.Allocator
 	log   hclog.Logger
 
-	mu    sync.Mutex
-	bykey map[string]*slotRef
+	mu      sync.Mutex
+	bykey   map[string]*slotRef
+	ledgers [shm.Ledgers]bool // in use by a data-plane process
 }
 
 // slotRef is a backend's slot and how many Backend values of the control plane use
@@ -94,3 +96,26 @@ func (s *shared) slotOf(key string) (int, uint64) {
 
 // own is where the load balancer's own answers (made without a backend) are counted.
 func (s *shared) own() *backend.Answers { return (*backend.Answers)(s.seg.Area(s.seg.Slots())) }
+
+// takeLedger gives a data-plane process a ledger of its own (see shm.Ledger).
+func (s *shared) takeLedger() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, used := range s.ledgers {
+		if !used {
+			s.ledgers[i] = true
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("all %d ledgers of the shared memory segment are in use: too many data-plane processes at once", shm.Ledgers)
+}
+
+// settle gives back what the data-plane process with ledger i held when it exited,
+// and frees the ledger.
+func (s *shared) settle(i int) (inflight, busy int64) {
+	inflight, busy = s.seg.Settle(i)
+	s.mu.Lock()
+	s.ledgers[i] = false
+	s.mu.Unlock()
+	return inflight, busy
+}

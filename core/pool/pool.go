@@ -60,8 +60,13 @@ type Pool struct {
 	admitted *atomic.Uint64
 	shedFull *atomic.Uint64
 	shedTime *atomic.Uint64
+	// myBusy and myQueued are this process's shares of busy and queued, in its
+	// ledger (see shm.Ledger); they point into own when there is none.
+	myBusy   *atomic.Int64
+	myQueued *atomic.Int64
 	own      struct {
 		busy, workers, queued, peak  atomic.Int64
+		myBusy, myQueued             atomic.Int64
 		admitted, shedFull, shedTime atomic.Uint64
 	}
 	shared  bool
@@ -87,6 +92,7 @@ func New(cfg Config) *Pool {
 	p := &Pool{cfg: cfg}
 	o := &p.own
 	p.busy, p.workers, p.queued, p.peak = &o.busy, &o.workers, &o.queued, &o.peak
+	p.myBusy, p.myQueued = &o.myBusy, &o.myQueued
 	p.admitted, p.shedFull, p.shedTime = &o.admitted, &o.shedFull, &o.shedTime
 	p.workers.Store(int64(cfg.MinWorkers))
 	return p
@@ -99,6 +105,7 @@ func New(cfg Config) *Pool {
 // true, the pool starts at cfg.MinWorkers workers; otherwise it keeps sh's figures.
 func NewShared(cfg Config, sh *shm.Pool, create bool) *Pool {
 	p := &Pool{cfg: cfg, shared: true}
+	p.myBusy, p.myQueued = &p.own.myBusy, &p.own.myQueued
 	p.busy, p.workers, p.queued, p.peak = sh.Busy(), sh.Workers(), sh.QueueLength(), sh.Peak()
 	p.admitted, p.shedFull, p.shedTime = sh.Admitted(), sh.ShedFull(), sh.ShedTimeout()
 	if create {
@@ -106,6 +113,11 @@ func NewShared(cfg Config, sh *shm.Pool, create bool) *Pool {
 	}
 	return p
 }
+
+// Ledger makes the pool count this process's share of the busy workers and queued
+// requests in l, so that they are given back if the process dies (shm.Segment.Settle).
+// Call it before the pool is used.
+func (p *Pool) Ledger(l *shm.Ledger) { p.myBusy, p.myQueued = l.Busy(), l.Queued() }
 
 // PollInterval is how often a shared pool with requests queued looks for workers
 // freed by other processes.
@@ -172,7 +184,7 @@ func (p *Pool) acquireSlow() error {
 	}
 	w := waiterPool.Get().(*waiter)
 	p.queue = append(p.queue, w)
-	p.queued.Add(1)
+	p.addQueued(1)
 	p.dispatchLocked() // a worker may have been released since takeSlot failed
 	p.pollLocked()
 	timeout := p.cfg.QueueTimeout
@@ -231,7 +243,7 @@ func (p *Pool) AcquireAsync(granted func()) (bool, Waiter, error) {
 		granted()
 	}}
 	p.queue = append(p.queue, w)
-	p.queued.Add(1)
+	p.addQueued(1)
 	p.dispatchLocked()
 	p.pollLocked()
 	return false, Waiter{w}, nil
@@ -260,6 +272,7 @@ func (p *Pool) QueueTimeout() time.Duration {
 // Release gives back a worker taken by Acquire, to the first queued request if any.
 func (p *Pool) Release() {
 	p.busy.Add(-1)
+	p.myBusy.Add(-1)
 	// Acquire queues before it checks busy, and we decrement before we check the
 	// queue, so one of the two always sees the other: no waiter is left behind.
 	if p.queued.Load() > 0 {
@@ -267,6 +280,12 @@ func (p *Pool) Release() {
 		p.dispatchLocked() // those queued in other processes poll
 		p.mu.Unlock()
 	}
+}
+
+// addQueued counts d more requests queued here.
+func (p *Pool) addQueued(d int64) {
+	p.queued.Add(d)
+	p.myQueued.Add(d)
 }
 
 // takeSlot marks one more worker busy if one is free.
@@ -277,6 +296,7 @@ func (p *Pool) takeSlot() bool {
 			return false
 		}
 		if p.busy.CompareAndSwap(b, b+1) {
+			p.myBusy.Add(1)
 			if b+1 > p.peak.Load() {
 				p.peak.Store(b + 1) // a lost race here only makes Shrink more cautious
 			}
@@ -291,7 +311,7 @@ func (p *Pool) dispatchLocked() {
 		w := p.queue[p.head]
 		p.queue[p.head] = nil
 		p.head++
-		p.queued.Add(-1)
+		p.addQueued(-1)
 		if p.head == len(p.queue) {
 			p.queue, p.head = p.queue[:0], 0
 		} else if p.head >= 64 && p.head*2 >= len(p.queue) {
@@ -317,7 +337,7 @@ func (p *Pool) remove(w *waiter) bool {
 			copy(p.queue[i:], p.queue[i+1:])
 			p.queue[len(p.queue)-1] = nil
 			p.queue = p.queue[:len(p.queue)-1]
-			p.queued.Add(-1)
+			p.addQueued(-1)
 			return true
 		}
 	}

@@ -22,11 +22,12 @@ const magic uint64 = 0x6d68732d64797773
 // that x86 processors prefetch together, so no two parts share a line and a write to
 // one backend's counters never slows a reader of another's.
 const (
-	lineSize   = 128
-	headerSize = lineSize
-	poolSize   = lineSize
-	poolOffset = headerSize
-	slotOffset = poolOffset + poolSize
+	lineSize       = 128
+	headerSize     = lineSize
+	poolSize       = lineSize
+	poolOffset     = headerSize
+	strategyOffset = poolOffset + poolSize
+	slotOffset     = strategyOffset + lineSize
 )
 
 // AreaSize is the size in bytes of one area (see Segment.Area): room for a backend's
@@ -48,7 +49,17 @@ var (
 
 // size returns the size in bytes of a segment with n slots: the slots, then an area
 // per slot and one more for the load balancer's own answers.
-func size(n int) int { return areaOffset(n) + (n+1)*AreaSize }
+func size(n int) int { return ledgerOffset(n) + Ledgers*ledgerSize(n) }
+
+// ledgerOffset is where the ledgers of a segment with n slots start.
+func ledgerOffset(n int) int { return areaOffset(n) + (n+1)*AreaSize }
+
+// ledgerSize is the size of one ledger of a segment with n slots: a line for the
+// pool's words, then a word per slot, rounded up to whole lines.
+func ledgerSize(n int) int { return lineSize + (n*8+lineSize-1)/lineSize*lineSize }
+
+// Ledgers is the number of ledgers of a segment (see Ledger).
+const Ledgers = 512
 
 // areaOffset is where the areas of a segment with n slots start.
 func areaOffset(n int) int { return slotOffset + n*SlotSize }
@@ -78,6 +89,26 @@ type Pool struct {
 	peak        atomic.Int64
 	_           [9]uint64
 }
+
+// Strategy holds the strategy's figures, counted by every process that picks.
+//
+// A Strategy lives in the segment's memory: it must not be copied, and it must not be
+// used after the segment is closed.
+type Strategy struct {
+	fallbacks  atomic.Uint64
+	timeouts   atomic.Uint64
+	badAnswers atomic.Uint64
+	_          [13]uint64
+}
+
+// Fallbacks counts the picks made by the built-in strategy instead of the plugin.
+func (s *Strategy) Fallbacks() *atomic.Uint64 { return &s.fallbacks }
+
+// Timeouts counts the picks the plugin did not answer in time.
+func (s *Strategy) Timeouts() *atomic.Uint64 { return &s.timeouts }
+
+// BadAnswers counts the plugin's answers that were not a candidate.
+func (s *Strategy) BadAnswers() *atomic.Uint64 { return &s.badAnswers }
 
 // Peak is the most workers busy at once since the pool last shrank.
 func (p *Pool) Peak() *atomic.Int64 { return &p.peak }
@@ -187,6 +218,35 @@ func (b *Backend) Reset() uint64 {
 	b.state.Store(uint64(StateDown))
 	return b.epoch.Add(1)
 }
+
+// Ledger is one process's share of the counts that go up and come down again (the
+// pool's busy workers and queue, each backend's requests in flight). A process adds
+// to its ledger what it adds to the totals; when it dies, Settle takes what it held
+// off the totals, so a crashed process leaves no request in flight behind.
+//
+// A Ledger is a view of the segment's memory: it must not be used after the segment
+// is closed.
+type Ledger struct {
+	pool     *ledgerPool
+	inflight []atomic.Int64
+}
+
+// ledgerPool is the first line of a ledger.
+type ledgerPool struct {
+	busy   atomic.Int64
+	queued atomic.Int64
+	_      [14]uint64
+}
+
+// Busy is the process's share of Pool.Busy.
+func (l *Ledger) Busy() *atomic.Int64 { return &l.pool.busy }
+
+// Queued is the process's share of Pool.QueueLength.
+func (l *Ledger) Queued() *atomic.Int64 { return &l.pool.queued }
+
+// Inflight is the process's share of slot i's in-flight count. It panics if i is out
+// of range.
+func (l *Ledger) Inflight(i int) *atomic.Int64 { return &l.inflight[i] }
 
 // State is a backend's state, as one word of its slot.
 type State uint64

@@ -57,7 +57,7 @@ func TestLayout(t *testing.T) {
 			t.Errorf("Offsetof(%s) = %d, want %d", o.name, o.got, o.want)
 		}
 	}
-	if got, want := size(3), 256+3*128+4*AreaSize; got != want {
+	if got, want := size(3), 384+3*128+4*AreaSize+Ledgers*256; got != want {
 		t.Errorf("size(3) = %d, want %d", got, want)
 	}
 }
@@ -83,6 +83,7 @@ func TestAlignment(t *testing.T) {
 	}
 	check("header", unsafe.Pointer(seg.hdr), 0)
 	check("pool", unsafe.Pointer(seg.Pool()), poolOffset)
+	check("strategy", unsafe.Pointer(seg.Strategy()), strategyOffset)
 	for i := range seg.Slots() {
 		check("slot", unsafe.Pointer(seg.Backend(i)), uintptr(slotOffset+i*SlotSize))
 		if a := uintptr(unsafe.Pointer(seg.Backend(i).Inflight())); a%8 != 0 {

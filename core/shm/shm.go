@@ -17,10 +17,13 @@
 //	0            header   magic, version, slots, slot size, generation, 11 reserved
 //	128          pool     busy, queue length, workers, admitted, shed (queue full),
 //	                      shed (queue timeout), peak, 9 reserved
-//	256 + 128*i  slot i   in-flight, requests, failures, state, queue length,
+//	256          strategy fallbacks, timeouts, bad answers, 13 reserved
+//	384 + 128*i  slot i   in-flight, requests, failures, state, queue length,
 //	                      latency (ns), error rate (ppm), failures in a row;
 //	                      epoch, stale connections, ejections, 5 reserved
-//	256 + 128*n  areas    AreaSize bytes per slot, then one more (see Area)
+//	384 + 128*n  areas    AreaSize bytes per slot, then one more (see Area)
+//	then         ledgers  Ledgers of them: busy, queued, 14 reserved; a word per
+//	                      slot, rounded up to 128 bytes (see Ledger)
 //
 // # Slots
 //
@@ -66,8 +69,10 @@ type Segment struct {
 	m        *mapping
 	hdr      *header
 	pool     *Pool
+	strategy *Strategy
 	backends []Backend
 	areas    unsafe.Pointer // first of Slots()+1 areas
+	ledgers  unsafe.Pointer // first of Ledgers ledgers
 	creator  bool           // Close removes the file
 	closed   atomic.Bool
 }
@@ -169,8 +174,10 @@ func attach(path string, data []byte) (*Segment, error) {
 		path:     path,
 		hdr:      h,
 		pool:     (*Pool)(unsafe.Pointer(&data[poolOffset])),
+		strategy: (*Strategy)(unsafe.Pointer(&data[strategyOffset])),
 		backends: unsafe.Slice((*Backend)(unsafe.Pointer(&data[slotOffset])), int(n)),
 		areas:    unsafe.Pointer(&data[areaOffset(int(n))]),
+		ledgers:  unsafe.Pointer(&data[ledgerOffset(int(n))]),
 	}, nil
 }
 
@@ -189,6 +196,9 @@ func (s *Segment) Generation() *atomic.Uint64 { return &s.hdr.generation }
 // Pool returns the worker pool's figures.
 func (s *Segment) Pool() *Pool { return s.pool }
 
+// Strategy returns the strategy's figures.
+func (s *Segment) Strategy() *Strategy { return s.strategy }
+
 // Backend returns slot i. It panics if i is not in [0, Slots()).
 func (s *Segment) Backend(i int) *Backend { return &s.backends[i] }
 
@@ -203,6 +213,32 @@ func (s *Segment) Area(i int) unsafe.Pointer {
 	return unsafe.Add(s.areas, i*AreaSize)
 }
 
+// Ledger returns ledger i. It panics if i is not in [0, Ledgers).
+func (s *Segment) Ledger(i int) *Ledger {
+	if i < 0 || i >= Ledgers {
+		panic(fmt.Sprintf("shm: ledger %d of %d", i, Ledgers))
+	}
+	p := unsafe.Add(s.ledgers, i*ledgerSize(len(s.backends)))
+	return &Ledger{pool: (*ledgerPool)(p), inflight: unsafe.Slice((*atomic.Int64)(unsafe.Add(p, lineSize)), len(s.backends))}
+}
+
+// Settle takes what ledger i holds off the totals and zeroes it: for a process that
+// died with requests in flight or queued. It returns the in-flight requests and busy
+// workers it gave back. The process must be gone.
+func (s *Segment) Settle(i int) (inflight, busy int64) {
+	l := s.Ledger(i)
+	for slot := range l.inflight {
+		if v := l.inflight[slot].Swap(0); v != 0 {
+			s.backends[slot].inflight.Add(-v)
+			inflight += v
+		}
+	}
+	busy = l.pool.busy.Swap(0)
+	s.pool.busy.Add(-busy)
+	s.pool.queueLength.Add(-l.pool.queued.Swap(0))
+	return inflight, busy
+}
+
 // Close unmaps the segment. For the segment's creator it also removes the file,
 // unless another Create has replaced it since. Processes that have the segment
 // mapped keep it until they close it.
@@ -210,7 +246,7 @@ func (s *Segment) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("shm: close %s: %w", s.path, os.ErrClosed)
 	}
-	s.hdr, s.pool, s.backends = nil, nil, nil
+	s.hdr, s.pool, s.strategy, s.backends = nil, nil, nil, nil
 	if err := s.m.unmap(s.creator); err != nil {
 		return fmt.Errorf("shm: close %s: %w", s.path, err)
 	}

@@ -159,14 +159,14 @@ func TestOpenRefuses(t *testing.T) {
 	}{
 		{"empty", func([]byte) []byte { return nil }, ErrFormat, "file is 0 bytes, shorter than a segment's header"},
 		{"short", func(b []byte) []byte { return b[:100] }, ErrFormat, "file is 100 bytes, shorter"},
-		{"truncated", func(b []byte) []byte { return b[:len(b)-8] }, ErrFormat, "file is 17528 bytes, a segment of 3 slots is 17536 (truncated"},
-		{"longer", func(b []byte) []byte { return append(b, 0) }, ErrFormat, "file is 17537 bytes, a segment of 3 slots is 17536"},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-8] }, ErrFormat, "file is 148728 bytes, a segment of 3 slots is 148736 (truncated"},
+		{"longer", func(b []byte) []byte { return append(b, 0) }, ErrFormat, "file is 148737 bytes, a segment of 3 slots is 148736"},
 		{"magic", word(0, 0x1234), ErrFormat, "magic number 0x1234, want 0x6d68732d64797773"},
 		{"no magic", word(0, 0), ErrFormat, "magic number 0x0"},
 		{"version", word(8, Version+1), ErrVersion, "the file has version 3, this build uses 2"},
 		{"slot size", word(24, 64), ErrFormat, "slots of 64 bytes, want 128"},
 		{"no slots", word(16, 0), ErrFormat, "0 slots, want 1 to 65536"},
-		{"slots", word(16, 2), ErrFormat, "file is 17536 bytes, a segment of 2 slots is 13184"},
+		{"slots", word(16, 2), ErrFormat, "file is 148736 bytes, a segment of 2 slots is 144384"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,5 +255,42 @@ func TestReset(t *testing.T) {
 	}
 	if !b.CompareAndSwapState(StateDown, StateUp) || b.State() != StateUp {
 		t.Errorf("CompareAndSwapState(down, up) on a down slot failed")
+	}
+}
+
+// TestSettleGivesBackWhatADeadProcessHeld: a process's ledger mirrors what it added
+// to the totals, and Settle takes exactly that off them.
+func TestSettleGivesBackWhatADeadProcessHeld(t *testing.T) {
+	seg, err := Create(filepath.Join(t.TempDir(), "shm"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	add := func(ledger, slot int, n int64) {
+		seg.Backend(slot).Inflight().Add(n)
+		seg.Ledger(ledger).Inflight(slot).Add(n)
+	}
+	add(0, 1, 2)
+	add(1, 1, 3)
+	add(1, 2, 1)
+	seg.Pool().Busy().Add(4)
+	seg.Ledger(1).Busy().Add(4)
+	seg.Pool().QueueLength().Add(2)
+	seg.Ledger(1).Queued().Add(2)
+	inflight, busy := seg.Settle(1)
+	if inflight != 4 || busy != 4 {
+		t.Errorf("Settle(1) = %d in flight, %d busy; want 4 and 4", inflight, busy)
+	}
+	if got := seg.Backend(1).Inflight().Load(); got != 2 {
+		t.Errorf("slot 1 in flight after settling ledger 1 = %d, want ledger 0's 2", got)
+	}
+	if got := seg.Backend(2).Inflight().Load(); got != 0 {
+		t.Errorf("slot 2 in flight = %d, want 0", got)
+	}
+	if b, q := seg.Pool().Busy().Load(), seg.Pool().QueueLength().Load(); b != 0 || q != 0 {
+		t.Errorf("pool busy %d, queued %d after settling; want 0 and 0", b, q)
+	}
+	if again, _ := seg.Settle(1); again != 0 {
+		t.Errorf("a second Settle gave back %d, want 0", again)
 	}
 }

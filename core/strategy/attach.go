@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/switchyard-lb/switchyard/core/shm"
 	"github.com/switchyard-lb/switchyard/plugins/leastconn"
 )
 
@@ -33,14 +34,16 @@ func (p *Plugin) Endpoint() (Endpoint, bool) {
 
 // Attach returns a Plugin for a data-plane process: it picks over a pick channel of
 // its own to the plugin process that the control plane runs (see Connect), and
-// falls back to the built-in pick while it has none.
-func Attach(name string, log hclog.Logger) *Plugin {
+// falls back to the built-in pick while it has none. Its figures are counted in c
+// (nil: its own memory).
+func Attach(name string, log hclog.Logger, c *shm.Strategy) *Plugin {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	_, cancel := context.WithCancel(context.Background())
 	p := &Plugin{spec: Spec{Name: name}, log: log, fallback: NewLocal(name, leastconn.New()), cancel: cancel, done: make(chan struct{}), attached: true}
 	close(p.done)
+	p.count(c)
 	p.setState(StateStarting)
 	return p
 }

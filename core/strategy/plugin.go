@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/script"
+	"github.com/switchyard-lb/switchyard/core/shm"
 	"github.com/switchyard-lb/switchyard/plugins/leastconn"
 	"github.com/switchyard-lb/switchyard/sdk"
 	"github.com/switchyard-lb/switchyard/sdk/proto"
@@ -52,6 +53,9 @@ type Spec struct {
 	Log hclog.Logger
 	// StartTimeout bounds a start up to the plugin's first answer (default 10s).
 	StartTimeout time.Duration
+	// Counters, when set, hold the fallbacks, timeouts and bad answers, counted
+	// with those of the data-plane processes; Start zeroes them.
+	Counters *shm.Strategy
 	// Launched, when set, is called after each start of the plugin, the first
 	// included, once its pick channel is open (see Plugin.Endpoint).
 	Launched func()
@@ -106,9 +110,11 @@ type Plugin struct {
 	pid      atomic.Int64
 	launches atomic.Uint64
 
-	fallbacks  atomic.Uint64
-	timeouts   atomic.Uint64
-	badAnswers atomic.Uint64
+	// The figures point into own, or into the shared segment (Spec.Counters).
+	fallbacks  *atomic.Uint64
+	timeouts   *atomic.Uint64
+	badAnswers *atomic.Uint64
+	own        struct{ fallbacks, timeouts, badAnswers atomic.Uint64 }
 	restarts   atomic.Uint64
 	lateInRow  atomic.Int64
 	lastLog    atomic.Int64 // unix nanoseconds of the last fallback log line
@@ -127,6 +133,12 @@ type Plugin struct {
 func Start(spec Spec) (*Plugin, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Plugin{spec: spec, log: spec.Log, fallback: NewLocal(spec.Name, leastconn.New()), cancel: cancel, done: make(chan struct{})}
+	p.count(spec.Counters)
+	if c := spec.Counters; c != nil {
+		c.Fallbacks().Store(0)
+		c.Timeouts().Store(0)
+		c.BadAnswers().Store(0)
+	}
 	p.setState(StateStarting)
 	ch, err := p.launch()
 	if err != nil {
@@ -138,6 +150,15 @@ func Start(spec Spec) (*Plugin, error) {
 	p.setState(StateRunning)
 	go p.supervise(ctx, ch)
 	return p, nil
+}
+
+// count points the plugin's figures at c, or at its own memory when c is nil.
+func (p *Plugin) count(c *shm.Strategy) {
+	if c != nil {
+		p.fallbacks, p.timeouts, p.badAnswers = c.Fallbacks(), c.Timeouts(), c.BadAnswers()
+		return
+	}
+	p.fallbacks, p.timeouts, p.badAnswers = &p.own.fallbacks, &p.own.timeouts, &p.own.badAnswers
 }
 
 // Name is the strategy's name.

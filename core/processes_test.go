@@ -1,0 +1,259 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needProcesses skips a test of the data-plane processes where they do not run:
+// on the fasthttp engine, and in the run that keeps everything in one process (the
+// tests name their own number of processes, so that run would repeat them).
+func needProcesses(t *testing.T) {
+	t.Helper()
+	if os.Getenv(engineEnv) != "eventloop" || os.Getenv(processesEnv) == "1" {
+		t.Skip("data-plane processes belong to the eventloop engine; tested in its run with processes")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux spreads the connections of one port over processes")
+	}
+}
+
+var (
+	planeLineRe = regexp.MustCompile(`data-plane process (?:serving|running): .*`)
+	planeRe     = regexp.MustCompile(`\bplane=(\d+)`)
+	pidRe       = regexp.MustCompile(`\bpid=(\d+)`)
+)
+
+// planePIDs returns the pid of each data-plane process, by index, that the log has
+// announced last.
+func planePIDs(log string) map[int]int {
+	out := map[int]int{}
+	for _, line := range planeLineRe.FindAllString(log, -1) {
+		i, pid := planeRe.FindStringSubmatch(line), pidRe.FindStringSubmatch(line)
+		if i != nil && pid != nil {
+			n, _ := strconv.Atoi(i[1])
+			out[n], _ = strconv.Atoi(pid[1])
+		}
+	}
+	return out
+}
+
+// startHeld sends POST url on a connection of its own and returns the answer's channel.
+func startHeld(url string) <-chan served {
+	ch := make(chan served, 1)
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	go func() { ch <- post(client, url) }()
+	return ch
+}
+
+func TestProcessesKeepLeastConnectionsExact(t *testing.T) {
+	needProcesses(t)
+	_, a := startBackend(t, "-work", "3s", "-workers", "64")
+	_, b := startBackend(t, "-work", "3s", "-workers", "64")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(a, b),
+		"load_balancer": map[string]any{"processes": 2, "strategy": "leastconn"}})
+	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
+
+	// Ten requests, each on a new connection, which the kernel spreads over the two
+	// processes; each starts once the one before is in flight. Counted per process,
+	// least-connections would split each process's share; counted together, it
+	// alternates exactly.
+	var answers []<-chan served
+	for i := range 10 {
+		answers = append(answers, startHeld(lb.url+"/requests"))
+		waitUntil(t, "the request in flight", func() bool {
+			total := 0
+			for _, b := range lb.status(t).Backends {
+				total += b.Inflight
+			}
+			return total == i+1
+		})
+	}
+	for _, b := range lb.status(t).Backends {
+		if b.Inflight != 5 {
+			t.Errorf("backend %s has %d requests in flight, want 5 of 10: %+v", b.URL, b.Inflight, lb.status(t).Backends)
+		}
+	}
+	for _, ch := range answers {
+		if a := <-ch; a.err != nil || a.status != 200 {
+			t.Errorf("answer %d %s, %v; want 200", a.status, a.body, a.err)
+		}
+	}
+	if st := lb.status(t); st.Pool.Admitted != 10 || st.Backends[0].Requests+st.Backends[1].Requests != 10 {
+		t.Errorf("status after 10 requests: pool %+v, backends %+v; want them all counted once", st.Pool, st.Backends)
+	}
+}
+
+func TestProcessesSharePoolLimits(t *testing.T) {
+	needProcesses(t)
+	_, u := startBackend(t, "-work", "2s", "-workers", "64")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u),
+		"load_balancer": map[string]any{"processes": 2},
+		"threadpool":    map[string]any{"min_workers": 1, "max_workers": 2, "queue_capacity": 0}})
+	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
+	var answers []<-chan served
+	for range 2 {
+		answers = append(answers, startHeld(lb.url+"/requests"))
+	}
+	waitUntil(t, "two requests busy", func() bool { return lb.status(t).Pool.Busy == 2 })
+	// Every worker of the load balancer is busy, whichever process serves these.
+	for range 6 {
+		if a := <-startHeld(lb.url + "/requests"); a.status != 503 {
+			t.Errorf("answer with both workers busy = %d %s, %v; want 503", a.status, a.body, a.err)
+		}
+	}
+	for _, ch := range answers {
+		if a := <-ch; a.status != 200 {
+			t.Errorf("held request = %d %s, %v; want 200", a.status, a.body, a.err)
+		}
+	}
+	if st := lb.status(t).Pool; st.ShedFull != 6 || st.Admitted != 2 {
+		t.Errorf("pool status = %+v, want 2 admitted and 6 shed", st)
+	}
+}
+
+func TestKilledDataPlaneProcessIsReplaced(t *testing.T) {
+	needProcesses(t)
+	_, u := startBackend(t, "-work", "0")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u), "load_balancer": map[string]any{"processes": 2}})
+	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
+	before := planePIDs(lb.Log())
+	if err := syscall.Kill(before[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "process 0 replaced", func() bool {
+		pid := planePIDs(lb.Log())[0]
+		return pid != before[0] && alive(pid)
+	})
+	if !strings.Contains(lb.Log(), "data-plane process exited; starting another") {
+		t.Errorf("the log does not tell of the dead process")
+	}
+	// New connections are served, by whichever process the kernel gives them to.
+	for range 20 {
+		if a := <-startHeld(lb.url + "/requests"); a.err != nil || a.status != 200 {
+			t.Errorf("answer after the restart = %d %s, %v; want 200", a.status, a.body, a.err)
+		}
+	}
+	if alive(before[1]) == false {
+		t.Errorf("process 1 (pid %d) died with process 0", before[1])
+	}
+}
+
+func TestProcessesFollowReloadsAndStop(t *testing.T) {
+	needProcesses(t)
+	_, u := startBackend(t, "-work", "0")
+	cfg := map[string]any{"servers": backendsConfig(u), "load_balancer": map[string]any{"processes": 2}}
+	lb := startCore(t, cfg)
+	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
+	first := planePIDs(lb.Log())
+
+	// A live setting reaches every process: the status path moves.
+	section(cfg, "load_balancer")["status_path"] = "/lb-status"
+	lb.applied(t, lb.save(t, cfg))
+	for range 12 {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := client.Get(lb.url + "/lb-status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readBody(t, resp); resp.StatusCode != 200 || !strings.Contains(body, `"backends"`) {
+			t.Errorf("GET /lb-status after the reload = %d %.80s, want the status JSON", resp.StatusCode, body)
+		}
+	}
+	for i, pid := range first {
+		if pid != planePIDs(lb.Log())[i] {
+			t.Errorf("process %d changed (pid %d) for a live setting", i, pid)
+		}
+	}
+
+	// Another number of processes starts a new group and drains the old one.
+	section(cfg, "load_balancer")["processes"] = 3
+	lb.applied(t, lb.save(t, cfg))
+	waitUntil(t, "three processes, the old ones gone", func() bool {
+		now := planePIDs(lb.Log())
+		if len(now) != 3 {
+			return false
+		}
+		for _, pid := range first {
+			if alive(pid) {
+				return false
+			}
+		}
+		return true
+	})
+	third := planePIDs(lb.Log())
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if a := <-startHeld(lb.url + "/requests"); a.status != 200 {
+				t.Errorf("answer with 3 processes = %d %s, %v", a.status, a.body, a.err)
+			}
+		})
+	}
+	wg.Wait()
+
+	if code := lb.stop(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	for i, pid := range third {
+		if alive(pid) {
+			t.Errorf("data-plane process %d (pid %d) outlived the core", i, pid)
+		}
+	}
+}
+
+func TestDeadDataPlaneProcessLeavesNoRequestInFlight(t *testing.T) {
+	needProcesses(t)
+	_, u := startBackend(t, "-work", "3s", "-workers", "64")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u), "load_balancer": map[string]any{"processes": 2}})
+	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
+	var answers []<-chan served
+	for range 8 {
+		answers = append(answers, startHeld(lb.url+"/requests"))
+	}
+	waitUntil(t, "8 requests in flight", func() bool { return lb.status(t).Pool.Busy == 8 })
+	if err := syscall.Kill(planePIDs(lb.Log())[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The dead process's clients lose their connections at once; the others' requests
+	// go on. What the status counts must be exactly the latter.
+	time.Sleep(time.Second)
+	cut := 0
+	var pending []<-chan served
+	for _, ch := range answers {
+		select {
+		case a := <-ch:
+			if a.err == nil {
+				t.Errorf("answer %d %s from a killed process, want a cut connection", a.status, a.body)
+			}
+			cut++
+		default:
+			pending = append(pending, ch)
+		}
+	}
+	st := lb.status(t)
+	inflight := 0
+	for _, b := range st.Backends {
+		inflight += b.Inflight
+	}
+	if inflight != len(pending) || st.Pool.Busy != len(pending) {
+		t.Errorf("after the process died with %d requests: %d in flight, %d workers busy; want %d, the requests still open",
+			cut, inflight, st.Pool.Busy, len(pending))
+	}
+	if cut > 0 && !strings.Contains(lb.Log(), "data-plane process exited with requests in flight") {
+		t.Errorf("the log does not tell of the requests given back")
+	}
+	for _, ch := range pending {
+		if a := <-ch; a.err != nil || a.status != 200 {
+			t.Errorf("request on the live process = %d %s, %v; want 200", a.status, a.body, a.err)
+		}
+	}
+}
