@@ -2,7 +2,8 @@
 # Compares the load balancer with HAProxy, nginx and Caddy on this machine: the same
 # three fast backends behind each, least-connections everywhere, the same wrk load,
 # several rounds, medians; the core on both of its engines (eventloop, fasthttp), with its
-# leastconn plugin and with the strategy in-process. Then 10,000 idle keep-alive
+# leastconn plugin and with the strategy in-process, and the eventloop engine both in
+# data-plane processes (the default: one per CPU) and in one process. Then 10,000 idle keep-alive
 # connections on the core (each engine), on HAProxy and on the bare proxy.
 #
 #   bash bench/compare.sh                 # defaults: 3 rounds of 10s, wrk -t1 -c64
@@ -142,10 +143,12 @@ core_config 19204 ', "engine": "fasthttp"' >"$WORK/core-plugin.json"
 core_config 19205 ', "engine": "fasthttp"' >"$WORK/core-inproc.json"
 core_config 19210 ', "engine": "eventloop"' >"$WORK/core-loop.json"
 core_config 19211 ', "engine": "eventloop"' >"$WORK/core-loop-inproc.json"
+core_config 19212 ', "engine": "eventloop", "processes": 1' >"$WORK/core-loop-one.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
 "$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
 "$WORK/core" -config "$WORK/core-loop.json" -log-level warn & LOOP_PID=$!; PIDS+=($LOOP_PID)
 "$WORK/core" -config "$WORK/core-loop-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
+"$WORK/core" -config "$WORK/core-loop-one.json" -log-level warn & PIDS+=($!)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
 if [ -n "${ACCESS_LOG:-}" ]; then
   core_config 19209 ", \"access_log\": \"$WORK/access.log\"" >"$WORK/core-access.json"
@@ -163,7 +166,7 @@ wait_port() {
   done
   say "nothing listens on port $1"; exit 1
 }
-for p in $B1 19201 19202 19203 19204 19205 19207 19210 19211; do wait_port "$p"; done
+for p in $B1 19201 19202 19203 19204 19205 19207 19210 19211 19212; do wait_port "$p"; done
 [ -z "${BASELINE:-}" ] || wait_port 19208
 [ -z "${ACCESS_LOG:-}" ] || wait_port 19209
 sleep 1 # let health checks mark the backends up
@@ -171,8 +174,9 @@ sleep 1 # let health checks mark the backends up
 # --- load ----------------------------------------------------------------------------
 NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core fasthttp, leastconn plugin" "core fasthttp, in-process" "bare fasthttp proxy (baseline)")
 URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
-NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process"); URLS+=("http://127.0.0.1:19210/" "http://127.0.0.1:19211/")
+NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process" "core eventloop, plugin, 1 process"); URLS+=("http://127.0.0.1:19210/" "http://127.0.0.1:19211/" "http://127.0.0.1:19212/")
 if [ -n "${BASELINE:-}" ]; then
+  BASE_IDX=${#URLS[@]}
   NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/")
 fi
 if [ -n "${ACCESS_LOG:-}" ]; then
@@ -209,8 +213,9 @@ PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}")
 printf '\ncore fasthttp with the plugin / in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
 printf 'core fasthttp in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
 printf 'core eventloop with the plugin / in-process: %.2fx\n' "$(awk -v a="$(median "${RPS[7]}")" -v b="$(median "${RPS[8]}")" 'BEGIN {print a / b}')"
+printf 'core eventloop, data-plane processes / one process: %.2fx\n' "$(awk -v a="$(median "${RPS[7]}")" -v b="$(median "${RPS[9]}")" 'BEGIN {print a / b}')"
 if [ -n "${BASELINE:-}" ]; then
-  printf 'core in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$INPROC" -v b="$(median "${RPS[9]}")" 'BEGIN {print a / b}')"
+  printf 'core in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$INPROC" -v b="$(median "${RPS[$BASE_IDX]}")" 'BEGIN {print a / b}')"
 fi
 if [ -n "${ACCESS_LOG:-}" ]; then
   last=$((${#URLS[@]} - 1))

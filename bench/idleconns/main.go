@@ -1,5 +1,6 @@
 // Command idleconns opens N keep-alive connections to a proxy, sends one request on
-// each, keeps them all open and idle, and prints the proxy's resident memory then.
+// each, keeps them all open and idle, and prints the resident memory of the proxy and
+// of the processes it started, then.
 //
 //	go run ./bench/idleconns -addr 127.0.0.1:8000 -n 10000 -pid PID
 package main
