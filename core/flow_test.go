@@ -204,3 +204,33 @@ func TestBackendStallingMidAnswerGetsNoSecondAnswerAppended(t *testing.T) {
 		t.Errorf("after a 200 head the client read a second answer:\n%s", rest)
 	}
 }
+
+// TestWebSocketFramesWithBlankLines sends a frame whose bytes hold a blank line (the
+// mask key is zero, so the payload goes as it is): a tunnel carries bytes, and no
+// header rule may apply to them.
+func TestWebSocketFramesWithBlankLines(t *testing.T) {
+	_, u := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	c := dialCore(t, lb)
+	fmt.Fprint(c, "GET /ws HTTP/1.1\r\nHost: lb\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade = %v, %v; want 101", resp, err)
+	}
+	for _, payload := range []string{"frame one\n\nframe two\n", "\r\n\r\n", "\n\n\n"} {
+		frame := append([]byte{0x81, 0x80 | byte(len(payload)), 0, 0, 0, 0}, payload...)
+		if _, err := c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 2)
+		if _, err := io.ReadFull(br, head); err != nil {
+			t.Fatalf("echo of %q: %v", payload, err)
+		}
+		got := make([]byte, head[1]&0x7f)
+		if _, err := io.ReadFull(br, got); err != nil || head[0] != 0x81 || string(got) != payload {
+			t.Fatalf("echo = %x %q, %v; want text %q", head, got, err, payload)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,5 +192,22 @@ func TestEngineOf(t *testing.T) {
 		if got := engineOf(cfg); got != tt.want {
 			t.Errorf("%s: engineOf = %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestProcessesNeedTheEventLoop(t *testing.T) {
+	cfg := config.Default()
+	cfg.Servers.Backends = []config.Backend{{URL: "https://127.0.0.1:9443", Weight: 1}}
+	cfg.LoadBalancer.Processes = 2
+	err := Validate(cfg)
+	if err == nil || !strings.Contains(err.Error(), "load_balancer.processes") || !strings.Contains(err.Error(), "fasthttp") {
+		t.Errorf("Validate(https backend, 2 processes) = %v, want load_balancer.processes refused for the fasthttp engine", err)
+	}
+	cfg.LoadBalancer.Processes = 0
+	if err := Validate(cfg); err != nil {
+		t.Errorf("Validate(https backend, default processes) = %v, want nil", err)
+	}
+	if n := processesOf(cfg); n != 1 {
+		t.Errorf("processesOf(fasthttp) = %d, want 1", n)
 	}
 }

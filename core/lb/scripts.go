@@ -3,6 +3,7 @@ package lb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/switchyard-lb/switchyard/core/config"
@@ -17,6 +18,10 @@ func Validate(cfg *config.Config) error {
 		return err
 	}
 	var errs []error
+	if n := cfg.LoadBalancer.Processes; n > 1 && engineOf(cfg) != config.EngineEventLoop {
+		errs = append(errs, &config.Error{File: cfg.Path, Key: "load_balancer.processes",
+			Msg: fmt.Sprintf("%d data-plane processes need the eventloop engine, and this configuration runs on fasthttp (an https backend, or a system without it); use 1 or 0", n)})
+	}
 	for name, p := range cfg.Plugins {
 		if p.Script == "" {
 			continue

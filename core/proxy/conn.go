@@ -106,6 +106,9 @@ func (h *headerScan) start() {
 	*h = headerScan{scanning: true}
 }
 
+// stop ends scanning for good: the connection carries a tunnel now.
+func (h *headerScan) stop() { *h = headerScan{ended: true} }
+
 // next makes the following request's header scanned, once this one is handled.
 func (h *headerScan) next() { *h = headerScan{} }
 

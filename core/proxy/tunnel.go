@@ -98,6 +98,12 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 	fasthttp.ReleaseResponse(resp)
 	ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols) // what the client gets, for the count
 	h.finish(ctx, b.Answers, b.URL, 0, 1, 0)
+	// What the client sends from now on is the tunnel's, not a request: no header
+	// scan may read it as header lines (a blank line in a frame would end the
+	// connection as a bare-LF header).
+	if c, ok := ctx.Conn().(*clientConn); ok {
+		c.headerEnd.stop()
+	}
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		defer func() { b.Finish(time.Since(start), false) }()
