@@ -58,7 +58,7 @@ func (s *sock) fill(hangup bool) bool {
 			s.w = s.pin + copy(s.buf[s.pin:], s.buf[s.r:s.w])
 			s.r = s.pin
 		}
-		n, err := unix.Read(s.fd, s.buf[s.w:])
+		n, err := evloop.Read(s.fd, s.buf[s.w:])
 		switch {
 		case n > 0:
 			short := s.w+n < len(s.buf)
@@ -125,9 +125,9 @@ func (s *sock) send(pieces ...[]byte) bool {
 		var n int
 		var err error
 		if len(pieces) == 1 {
-			n, err = unix.Write(s.fd, pieces[0])
+			n, err = evloop.Write(s.fd, pieces[0])
 		} else {
-			n, err = writev(s.fd, pieces)
+			n, err = evloop.Writev(s.fd, pieces)
 		}
 		if err == unix.EINTR {
 			continue
@@ -161,7 +161,7 @@ func (s *sock) send(pieces ...[]byte) bool {
 // flush writes what send kept. It returns true when nothing is left.
 func (s *sock) flush() bool {
 	for len(s.out) > 0 && s.werr == nil {
-		n, err := unix.Write(s.fd, s.out)
+		n, err := evloop.Write(s.fd, s.out)
 		if err == unix.EINTR {
 			continue
 		}

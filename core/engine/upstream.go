@@ -37,9 +37,7 @@ type upstream struct {
 // sound reports whether nothing arrived on the pooled connection: no byte, no end
 // of stream. It reads nothing.
 func (u *upstream) sound() bool {
-	var b [1]byte
-	_, _, err := unix.Recvfrom(u.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	return err == unix.EAGAIN
+	return evloop.Peek(u.fd)
 }
 
 // dial opens a connection to b on l; it completes with a Writable event.

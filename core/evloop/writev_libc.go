@@ -1,6 +1,6 @@
-//go:build darwin || linux || openbsd
+//go:build darwin || openbsd
 
-package engine
+package evloop
 
 import "golang.org/x/sys/unix"
 

@@ -1,6 +1,6 @@
 //go:build freebsd || netbsd
 
-package engine
+package evloop
 
 import "golang.org/x/sys/unix"
 
