@@ -105,6 +105,7 @@ func (l *LB) startPlanes(cfg *config.Config, addr string, n int) (*planes, error
 	l.groupsMu.Lock()
 	l.groups[g] = struct{}{}
 	l.groupsMu.Unlock()
+	g.catchUp(g.procs...) // what changed while they started
 	g.log.Info("data-plane processes serving", "addr", tcp.String(), "processes", n)
 	return g, nil
 }
@@ -252,9 +253,7 @@ func (g *planes) supervise(i int, p *planeProc) {
 				}
 				g.procs[i] = np
 				g.mu.Unlock()
-				// What changed while it started reaches it now.
-				_ = np.conn.send(&planeMsg{Kind: msgBackends, Backends: g.l.planeBackends()})
-				_ = np.conn.send(&planeMsg{Kind: msgPlugin, Plugin: g.l.planePlugin()})
+				g.catchUp(np)
 				g.log.Info("data-plane process running", "plane", i, "pid", np.pid)
 				p = np
 				break
@@ -264,6 +263,24 @@ func (g *planes) supervise(i int, p *planeProc) {
 		}
 		if time.Since(up) > time.Minute {
 			backoff = 100 * time.Millisecond
+		}
+	}
+}
+
+// catchUp sends procs what may have changed since their start messages were made:
+// the backends, the strategy's endpoint and the configuration.
+func (g *planes) catchUp(procs ...*planeProc) {
+	g.mu.Lock()
+	cfg := g.cfg
+	g.mu.Unlock()
+	raw, err := json.Marshal(cfg)
+	msgs := []*planeMsg{{Kind: msgBackends, Backends: g.l.planeBackends()}, {Kind: msgPlugin, Plugin: g.l.planePlugin()}}
+	if err == nil {
+		msgs = append(msgs, &planeMsg{Kind: msgConfig, Config: raw, Path: cfg.Path})
+	}
+	for _, p := range procs {
+		for _, m := range msgs {
+			_ = p.conn.send(m)
 		}
 	}
 }
