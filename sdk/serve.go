@@ -47,14 +47,14 @@ func exitWhenOrphaned(parent int) {
 
 // acceptMore serves the pick channels that a load balancer's data-plane processes
 // open after the core's own, each a session of its own over the one strategy.
-func acceptMore(ln net.Listener, impl Strategy, mu *sync.Mutex) {
+func acceptMore(ln net.Listener, first *session) {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		go func() {
-			if err := newSession(impl, mu).serve(conn); err != nil {
+			if err := first.another().serve(conn); err != nil {
 				log.Printf("[DEBUG] pick channel of a data-plane process closed: %v", err)
 			}
 		}()
@@ -98,7 +98,7 @@ func (c *controlServer) start(req *proto.StartRequest) (*proto.StartResponse, er
 			log.Printf("[ERROR] pick channel: %v", err)
 			os.Exit(1)
 		}
-		go acceptMore(ln, c.impl, mu)
+		go acceptMore(ln, sess)
 		err = sess.serve(conn)
 		// The core closed its channel: it stopped this plugin, or is gone.
 		if err != nil {

@@ -49,6 +49,16 @@ func newSession(s Strategy, mu *sync.Mutex) *session {
 	return ss
 }
 
+// another returns a session of the same strategy for one more pick channel, with
+// the headers it asked for once.
+func (ss *session) another() *session {
+	next := &session{s: ss.s, mu: ss.mu, observer: ss.observer, scheduler: ss.scheduler, headers: ss.headers}
+	if _, ok := ss.s.(Headerer); ok {
+		next.req.Headers = make(map[string]string, len(ss.headers))
+	}
+	return next
+}
+
 // serve handles messages until conn fails or closes.
 func (ss *session) serve(conn net.Conn) error {
 	defer conn.Close()

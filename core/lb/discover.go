@@ -158,10 +158,12 @@ func (l *LB) updateBackends(cfg *config.Config) {
 	for _, b := range l.backends.Update(l.backendList(cfg), clientConfig(cfg)) {
 		l.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
 		l.wg.Go(func() {
-			backend.Drain(l.ctx, b)
-			if b.Inflight() == 0 {
-				l.shared.release(b.Key)
-			}
+			// A backend added again under the same URL shares the slot, so its
+			// in-flight count may never fall to zero: wait no longer than a drain.
+			ctx, cancel := context.WithTimeout(l.ctx, cfg.LoadBalancer.Timeouts.Shutdown.D())
+			defer cancel()
+			backend.Drain(ctx, b)
+			l.shared.release(b.Key)
 		})
 	}
 	l.checker.Watch(l.backends.Snapshot().All)

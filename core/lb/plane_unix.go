@@ -147,18 +147,26 @@ func (d *dataPlaneProc) serve() int {
 				ch <- m.Body
 			}
 		case msgStop:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(m.GraceMS)*time.Millisecond)
-			err := d.eng.Shutdown(ctx)
-			cancel()
-			d.l.handler.Picker().Close()
-			d.l.access.close()
-			if err != nil {
-				d.log.Warn("requests cut off after the drain timeout", "error", err)
-				return 1
-			}
-			return 0
+			// Drain beside the channel: status requests and the control plane's
+			// messages still need reading while requests finish.
+			go func() { os.Exit(d.stop(m)) }()
 		}
 	}
+}
+
+// stop drains the process within the grace the control plane gave, and returns the
+// exit code.
+func (d *dataPlaneProc) stop(m *planeMsg) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(m.GraceMS)*time.Millisecond)
+	err := d.eng.Shutdown(ctx)
+	cancel()
+	d.l.handler.Picker().Close()
+	d.l.access.close()
+	if err != nil {
+		d.log.Warn("requests cut off after the drain timeout", "error", err)
+		return 1
+	}
+	return 0
 }
 
 // configure applies a new configuration: what the engine read when it started
@@ -188,12 +196,23 @@ func (d *dataPlaneProc) configure(m *planeMsg) error {
 
 // applyBackends makes the backend set match the control plane's.
 func (d *dataPlaneProc) applyBackends(list []planeBackend) {
-	d.slots.assign(list)
-	cbs := make([]config.Backend, len(list))
+	moved := d.slots.assign(list)
+	cbs := make([]config.Backend, 0, len(list))
 	candidate := make(map[string]bool, len(list))
-	for i, b := range list {
-		cbs[i] = config.Backend{URL: b.URL, Weight: b.Weight, Source: b.Source}
+	for _, b := range list {
+		if !moved[b.Key] {
+			cbs = append(cbs, config.Backend{URL: b.URL, Weight: b.Weight, Source: b.Source})
+		}
 		candidate[b.Key] = b.Candidate
+	}
+	if len(moved) > 0 {
+		// A backend the control plane gave another slot (removed, its slot freed,
+		// and added again) starts over here too, counting into its new slot.
+		d.l.backends.Update(cbs, clientConfig(d.cfg))
+		cbs = cbs[:0]
+		for _, b := range list {
+			cbs = append(cbs, config.Backend{URL: b.URL, Weight: b.Weight, Source: b.Source})
+		}
 	}
 	d.l.backends.Update(cbs, clientConfig(d.cfg))
 	for _, b := range d.l.backends.Snapshot().All {
@@ -270,16 +289,28 @@ type planeSlots struct {
 	bykey  map[string]*backend.Slot
 }
 
-func (s *planeSlots) assign(list []planeBackend) {
+// assign records the control plane's slots, and returns the backends whose slot
+// changed since the previous assignment.
+func (s *planeSlots) assign(list []planeBackend) (moved map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	clear(s.bykey)
+	prev := s.bykey
+	s.bykey = make(map[string]*backend.Slot, len(list))
 	for _, b := range list {
+		var slot *backend.Slot
 		if b.Slot >= 0 && b.Slot < s.seg.Slots() {
-			s.bykey[b.Key] = &backend.Slot{Index: b.Slot, Epoch: b.Epoch, Words: s.seg.Backend(b.Slot), Area: s.seg.Area(b.Slot),
+			slot = &backend.Slot{Index: b.Slot, Epoch: b.Epoch, Words: s.seg.Backend(b.Slot), Area: s.seg.Area(b.Slot),
 				Mine: s.ledger.Inflight(b.Slot)}
+			s.bykey[b.Key] = slot
+		}
+		if old, ok := prev[b.Key]; ok && (slot == nil || old.Index != slot.Index || old.Epoch != slot.Epoch) {
+			if moved == nil {
+				moved = map[string]bool{}
+			}
+			moved[b.Key] = true
 		}
 	}
+	return moved
 }
 
 // Slot returns the slot the control plane assigned to the backend with key.

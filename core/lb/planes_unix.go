@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/shm"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
@@ -34,8 +35,8 @@ const planeStartTimeout = 15 * time.Second
 // Linux, where the kernel spreads connections over the processes sharing a port,
 // and 1 elsewhere.
 func processesOf(cfg *config.Config) int {
-	if engineOf(cfg) != config.EngineEventLoop {
-		return 1
+	if engineOf(cfg) != config.EngineEventLoop || !shm.Shared {
+		return 1 // no shared memory between processes here: see shm.Shared
 	}
 	if n := cfg.LoadBalancer.Processes; n > 0 {
 		return n
@@ -65,6 +66,7 @@ type planes struct {
 
 // planeProc is one running data-plane process.
 type planeProc struct {
+	proc   *os.Process
 	index  int
 	ledger int // its ledger in the shared segment
 	pid    int
@@ -143,7 +145,7 @@ func (g *planes) spawn(i int) (*planeProc, error) {
 		g.l.shared.settle(ledger)
 		return nil, fmt.Errorf("starting data-plane process %d: %w", i, err)
 	}
-	p := &planeProc{index: i, ledger: ledger, pid: cmd.Process.Pid, conn: &planeConn{conn: nc}, ready: make(chan *planeMsg, 1), exited: make(chan struct{})}
+	p := &planeProc{proc: cmd.Process, index: i, ledger: ledger, pid: cmd.Process.Pid, conn: &planeConn{conn: nc}, ready: make(chan *planeMsg, 1), exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		p.state = cmd.ProcessState
@@ -349,9 +351,7 @@ func (g *planes) Shutdown(ctx context.Context) error {
 
 // kill ends p at once and waits until it is gone.
 func (p *planeProc) kill() {
-	if proc, err := os.FindProcess(p.pid); err == nil {
-		_ = proc.Signal(syscall.SIGKILL)
-	}
+	_ = p.proc.Signal(syscall.SIGKILL) // a no-op once it has been waited for
 	<-p.exited
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/script"
+	"github.com/switchyard-lb/switchyard/core/shm"
 )
 
 // Validate checks cfg as config.Validate does, and that each strategy script loads:
@@ -21,6 +22,9 @@ func Validate(cfg *config.Config) error {
 	if n := cfg.LoadBalancer.Processes; n > 1 && engineOf(cfg) != config.EngineEventLoop {
 		errs = append(errs, &config.Error{File: cfg.Path, Key: "load_balancer.processes",
 			Msg: fmt.Sprintf("%d data-plane processes need the eventloop engine, and this configuration runs on fasthttp (an https backend, or a system without it); use 1 or 0", n)})
+	} else if n > 1 && !shm.Shared {
+		errs = append(errs, &config.Error{File: cfg.Path, Key: "load_balancer.processes",
+			Msg: fmt.Sprintf("%d data-plane processes need memory shared between processes, which this system's 64-bit atomics do not allow; use 1 or 0", n)})
 	}
 	for name, p := range cfg.Plugins {
 		if p.Script == "" {

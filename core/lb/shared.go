@@ -66,8 +66,8 @@ func (s *shared) Slot(key string) *backend.Slot {
 	return &r.slot
 }
 
-// release gives back the slot of a backend that left the set and has no request in
-// flight any more.
+// release gives back the slot of a backend that left the set, once no Backend of
+// the control plane uses it and it has no request in flight.
 func (s *shared) release(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -76,6 +76,14 @@ func (s *shared) release(key string) {
 		return
 	}
 	if r.refs--; r.refs > 0 {
+		return
+	}
+	if n := r.slot.Words.Inflight().Load(); n != 0 {
+		// Requests that outlived the drain would count into the slot's next
+		// backend: the slot stays taken.
+		s.log.Warn("backend removed with requests still in flight after the drain; its shared memory slot is kept",
+			"backend", key, "inflight", n)
+		r.refs = 1
 		return
 	}
 	delete(s.bykey, key)

@@ -105,10 +105,9 @@ type Plugin struct {
 	log      hclog.Logger
 	fallback *Local
 
-	ch       atomic.Pointer[channel] // nil while the plugin is down
-	state    atomic.Pointer[string]
-	pid      atomic.Int64
-	launches atomic.Uint64
+	ch    atomic.Pointer[channel] // nil while the plugin is down
+	state atomic.Pointer[string]
+	pid   atomic.Int64
 
 	// The figures point into own, or into the shared segment (Spec.Counters).
 	fallbacks  *atomic.Uint64
@@ -126,6 +125,9 @@ type Plugin struct {
 	client   *plugin.Client // guarded by mu
 	groupPID int            // the plugin's process group; guarded by mu
 }
+
+// launches numbers the plugin starts of this process, for their socket names.
+var launches atomic.Uint64
 
 // Start launches the plugin and returns once it answers, or with the error that kept
 // it from starting (its options refused, its command failing). It then keeps the
@@ -468,7 +470,9 @@ func (p *Plugin) connect(rpc plugin.ClientProtocol) (*channel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("strategy %q: %w", p.spec.Name, err)
 	}
-	sock := filepath.Join(p.spec.RuntimeDir, fmt.Sprintf("%s-%d.sock", p.spec.Name, p.launches.Add(1)))
+	// Unique in the process: a plugin replaced on reload keeps its socket until its
+	// channel ends, and its successor may have the same name.
+	sock := filepath.Join(p.spec.RuntimeDir, fmt.Sprintf("%s-%d.sock", p.spec.Name, launches.Add(1)))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := raw.(proto.StrategyClient).Start(ctx, &proto.StartRequest{Options: p.spec.Options, SocketPath: sock})

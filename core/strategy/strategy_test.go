@@ -462,3 +462,43 @@ func TestPluginPickAsyncAnswersLaterWithoutBlocking(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginReplacedBesideTheRunningOne starts a second plugin of the same strategy
+// in the same runtime directory while the first runs, as a reload that changes the
+// strategy's options does; then a data-plane process's channel attaches to it.
+func TestPluginReplacedBesideTheRunningOne(t *testing.T) {
+	spec, err := BundledSpec("leastconn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.RuntimeDir, spec.Log = t.TempDir(), hclog.NewNullLogger()
+	first, err := Start(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := Start(spec)
+	if err != nil {
+		t.Fatalf("a second plugin beside the first: %v", err)
+	}
+	defer second.Close()
+	ep, ok := second.Endpoint()
+	if !ok {
+		t.Fatal("the running plugin has no endpoint")
+	}
+	attached := Attach("leastconn", nil, nil)
+	defer attached.Close()
+	if err := attached.Connect(ep); err != nil {
+		t.Fatal(err)
+	}
+	cands := candidates(t, 3)
+	req := &Request{Method: []byte("GET"), Path: []byte("/")}
+	for range 10 {
+		if b, err := attached.Pick(req, cands, nil); err != nil || b == nil {
+			t.Fatalf("pick through the attached channel = %v, %v", b, err)
+		}
+	}
+	if st := attached.Status(); st.Fallbacks != 0 || st.State != StateRunning {
+		t.Errorf("attached status = %+v, want running with no fallback", st)
+	}
+}
