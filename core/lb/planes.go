@@ -2,7 +2,6 @@ package lb
 
 import (
 	"github.com/switchyard-lb/switchyard/core/config"
-	"github.com/switchyard-lb/switchyard/core/health"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
@@ -90,6 +89,3 @@ func (l *LB) ejectFrom(key, lastErr string) {
 		}
 	}
 }
-
-// Interface guard
-var _ = health.NewPassive
