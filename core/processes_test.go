@@ -56,8 +56,8 @@ func startHeld(url string) <-chan served {
 
 func TestProcessesKeepLeastConnectionsExact(t *testing.T) {
 	needProcesses(t)
-	_, a := startBackend(t, "-work", "3s", "-workers", "64")
-	_, b := startBackend(t, "-work", "3s", "-workers", "64")
+	_, a := startBackend(t, "-work", "10s", "-workers", "64")
+	_, b := startBackend(t, "-work", "10s", "-workers", "64")
 	lb := startCore(t, map[string]any{"servers": backendsConfig(a, b),
 		"load_balancer": map[string]any{"processes": 2, "strategy": "leastconn"}})
 	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
@@ -94,7 +94,7 @@ func TestProcessesKeepLeastConnectionsExact(t *testing.T) {
 
 func TestProcessesSharePoolLimits(t *testing.T) {
 	needProcesses(t)
-	_, u := startBackend(t, "-work", "2s", "-workers", "64")
+	_, u := startBackend(t, "-work", "10s", "-workers", "64")
 	lb := startCore(t, map[string]any{"servers": backendsConfig(u),
 		"load_balancer": map[string]any{"processes": 2},
 		"threadpool":    map[string]any{"min_workers": 1, "max_workers": 2, "queue_capacity": 0}})
@@ -212,7 +212,7 @@ func TestProcessesFollowReloadsAndStop(t *testing.T) {
 
 func TestDeadDataPlaneProcessLeavesNoRequestInFlight(t *testing.T) {
 	needProcesses(t)
-	_, u := startBackend(t, "-work", "3s", "-workers", "64")
+	_, u := startBackend(t, "-work", "10s", "-workers", "64")
 	lb := startCore(t, map[string]any{"servers": backendsConfig(u), "load_balancer": map[string]any{"processes": 2}})
 	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
 	var answers []<-chan served
