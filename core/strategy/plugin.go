@@ -404,6 +404,13 @@ func (p *Plugin) launch() (*channel, error) {
 	// The plugin leads a process group of its own, so that stopping it stops what
 	// it started; on Linux it also dies with the core (see spawn).
 	cmd.SysProcAttr = pluginProcAttr()
+	// go-plugin hands its socket directory to the plugin only when it runs the
+	// command itself through a RunnerFunc; without this the plugin listens in the
+	// system's temporary directory, and a plugin killed with SIGKILL leaves its
+	// socket file there for good. In the runtime directory it goes with the core.
+	if p.spec.RuntimeDir != "" {
+		cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+p.spec.RuntimeDir)
+	}
 	timeout := p.spec.StartTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -415,7 +422,6 @@ func (p *Plugin) launch() (*channel, error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Logger:           onceNamed{p.log},
-		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: p.spec.RuntimeDir},
 		StartTimeout:     timeout,
 	})
 	var rpc plugin.ClientProtocol

@@ -502,3 +502,50 @@ func TestPluginReplacedBesideTheRunningOne(t *testing.T) {
 		t.Errorf("attached status = %+v, want running with no fallback", st)
 	}
 }
+
+// A plugin's go-plugin socket lives in the core's runtime directory, so that a
+// plugin killed with SIGKILL leaves nothing behind in the system's temporary
+// directory.
+func TestPluginSocketInRuntimeDir(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // the plugin's os.TempDir, had it no other
+	spec, err := BundledSpec("weighted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimeDir := filepath.Join(tmp, "run")
+	if err := os.Mkdir(runtimeDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	spec.RuntimeDir, spec.Log = runtimeDir, hclog.NewNullLogger()
+	p, err := Start(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	sockets := func(dir string) []string {
+		var names []string
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Type()&os.ModeSocket != 0 {
+				names = append(names, e.Name())
+			}
+		}
+		return names
+	}
+	if got := sockets(tmp); len(got) != 0 {
+		t.Errorf("sockets in the temporary directory: %v, want none", got)
+	}
+	var goPlugin int
+	for _, name := range sockets(runtimeDir) {
+		if strings.HasPrefix(name, "plugin") {
+			goPlugin++
+		}
+	}
+	if goPlugin != 1 {
+		t.Errorf("go-plugin sockets in the runtime directory: %v, want one plugin*", sockets(runtimeDir))
+	}
+}
