@@ -66,7 +66,7 @@ fi
 
 # --- backends and proxies ------------------------------------------------------------
 B1=19101 B2=19102 B3=19103
-"$WORK/fastbackend" $B1 $B2 $B3 >/dev/null & PIDS+=($!)
+"$WORK/fastbackend" $B1 $B2 $B3 >/dev/null & BACKEND_PID=$!; PIDS+=($BACKEND_PID)
 
 cat >"$WORK/haproxy.cfg" <<CFG
 global
@@ -115,7 +115,7 @@ http {
   }
 }
 CFG
-nginx -c "$WORK/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 & PIDS+=($!)
+nginx -c "$WORK/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 & NGINX_PID=$!; PIDS+=($NGINX_PID)
 
 cat >"$WORK/Caddyfile" <<CFG
 {
@@ -128,7 +128,7 @@ http://127.0.0.1:19203 {
   }
 }
 CFG
-"$CADDY" run --config "$WORK/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & PIDS+=($!)
+"$CADDY" run --config "$WORK/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID)
 
 core_config() { # port, extra load_balancer keys
   cat <<CFG
@@ -145,18 +145,18 @@ core_config 19210 ', "engine": "eventloop"' >"$WORK/core-loop.json"
 core_config 19211 ', "engine": "eventloop"' >"$WORK/core-loop-inproc.json"
 core_config 19212 ', "engine": "eventloop", "processes": 1' >"$WORK/core-loop-one.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
-"$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
+"$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & INPROC_PID=$!; PIDS+=($INPROC_PID)
 "$WORK/core" -config "$WORK/core-loop.json" -log-level warn & LOOP_PID=$!; PIDS+=($LOOP_PID)
-"$WORK/core" -config "$WORK/core-loop-inproc.json" -log-level warn -in-process-strategy & PIDS+=($!)
-"$WORK/core" -config "$WORK/core-loop-one.json" -log-level warn & PIDS+=($!)
+"$WORK/core" -config "$WORK/core-loop-inproc.json" -log-level warn -in-process-strategy & LOOP_INPROC_PID=$!; PIDS+=($LOOP_INPROC_PID)
+"$WORK/core" -config "$WORK/core-loop-one.json" -log-level warn & LOOP_ONE_PID=$!; PIDS+=($LOOP_ONE_PID)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
 if [ -n "${ACCESS_LOG:-}" ]; then
   core_config 19209 ", \"access_log\": \"$WORK/access.log\"" >"$WORK/core-access.json"
-  "$WORK/core" -config "$WORK/core-access.json" -log-level warn -in-process-strategy & PIDS+=($!)
+  "$WORK/core" -config "$WORK/core-access.json" -log-level warn -in-process-strategy & ACCESS_PID=$!; PIDS+=($ACCESS_PID)
 fi
 if [ -n "${BASELINE:-}" ]; then
   core_config 19208 >"$WORK/core-baseline.json"
-  "$WORK/core-baseline" -config "$WORK/core-baseline.json" -log-level warn -in-process-strategy & PIDS+=($!)
+  "$WORK/core-baseline" -config "$WORK/core-baseline.json" -log-level warn -in-process-strategy & BASE_PID=$!; PIDS+=($BASE_PID)
 fi
 
 wait_port() {
@@ -173,25 +173,46 @@ sleep 1 # let health checks mark the backends up
 
 # --- load ----------------------------------------------------------------------------
 NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core fasthttp, leastconn plugin" "core fasthttp, in-process" "bare fasthttp proxy (baseline)")
+TREES=("$BACKEND_PID" "$HAPROXY_PID" "$NGINX_PID" "$CADDY_PID" "$CORE_PID" "$INPROC_PID" "$BARE_PID" "$LOOP_PID" "$LOOP_INPROC_PID" "$LOOP_ONE_PID")
 URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
 NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process" "core eventloop, plugin, 1 process"); URLS+=("http://127.0.0.1:19210/" "http://127.0.0.1:19211/" "http://127.0.0.1:19212/")
 if [ -n "${BASELINE:-}" ]; then
   BASE_IDX=${#URLS[@]}
-  NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/")
+  NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/"); TREES+=("$BASE_PID")
 fi
 if [ -n "${ACCESS_LOG:-}" ]; then
-  NAMES+=("core in-process, access log on"); URLS+=("http://127.0.0.1:19209/")
+  NAMES+=("core in-process, access log on"); URLS+=("http://127.0.0.1:19209/"); TREES+=("$ACCESS_PID")
 fi
 
 to_ms() { # wrk latency such as 812.00us, 1.23ms, 2.01s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
 }
 
+# cpu_ticks prints the CPU time (user + system, in clock ticks) used so far by a process
+# and all its live descendants: a proxy's workers, data-plane processes and plugin.
+cpu_ticks() {
+  local total=0 p
+  for p in $(tree_pids "$1"); do
+    total=$((total + $(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+tree_pids() {
+  local c
+  echo "$1"
+  for c in $(pgrep -P "$1" || true); do tree_pids "$c"; done
+}
+HZ=$(getconf CLK_TCK)
+
 for i in "${!URLS[@]}"; do wrk -t1 -c"$CONNS" -d2s "${URLS[$i]}" >/dev/null; done # warm up
-declare -A RPS P50 P99
+declare -A RPS P50 P99 CPU
 for r in $(seq 1 "$ROUNDS"); do
   for i in "${!URLS[@]}"; do
+    t0=$(cpu_ticks "${TREES[$i]}")
     out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${URLS[$i]}")
+    t1=$(cpu_ticks "${TREES[$i]}")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    CPU[$i]+="$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}') "
     if grep -q "Non-2xx\|Socket errors" <<<"$out"; then say "round $r ${NAMES[$i]}: $(grep 'Non-2xx\|Socket errors' <<<"$out")"; fi
     RPS[$i]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
     P50[$i]+="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") "
@@ -201,13 +222,14 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-HA=$(median "${RPS[1]}")
+HA=$(median "${RPS[1]}") HACPU=$(median "${CPU[1]}")
 printf '\n%s rounds of wrk -t1 -c%s -d%s, medians (a shared machine: read the ratios)\n\n' "$ROUNDS" "$CONNS" "$DURATION"
-printf '| %-34s | %10s | %8s | %8s | %11s |\n' proxy "requests/s" "p50 ms" "p99 ms" "vs haproxy"
-printf '|%s|%s|%s|%s|%s|\n' "------------------------------------" "------------" "----------" "----------" "-------------"
+printf '| %-34s | %10s | %8s | %8s | %11s | %10s | %11s |\n' proxy "requests/s" "p50 ms" "p99 ms" "vs haproxy" "CPU µs/req" "vs haproxy"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' "------------------------------------" "------------" "----------" "----------" "-------------" "------------" "-------------"
 for i in "${!URLS[@]}"; do
   rps=$(median "${RPS[$i]}")
-  printf '| %-34s | %10.0f | %8s | %8s | %10.2fx |\n' "${NAMES[$i]}" "$rps" "$(median "${P50[$i]}")" "$(median "${P99[$i]}")" "$(awk -v a="$rps" -v b="$HA" 'BEGIN {print a / b}')"
+  cpu=$(median "${CPU[$i]}")
+  printf '| %-34s | %10.0f | %8s | %8s | %10.2fx | %10s | %10.2fx |\n' "${NAMES[$i]}" "$rps" "$(median "${P50[$i]}")" "$(median "${P99[$i]}")" "$(awk -v a="$rps" -v b="$HA" 'BEGIN {print a / b}')" "$cpu" "$(awk -v a="$cpu" -v b="$HACPU" 'BEGIN {print a / b}')"
 done
 PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}")
 printf '\ncore fasthttp with the plugin / in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
