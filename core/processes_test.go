@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -255,5 +257,67 @@ func TestDeadDataPlaneProcessLeavesNoRequestInFlight(t *testing.T) {
 		if a := <-ch; a.err != nil || a.status != 200 {
 			t.Errorf("request on the live process = %d %s, %v; want 200", a.status, a.body, a.err)
 		}
+	}
+}
+
+// A data-plane process asks the control plane for the status JSON without holding up
+// its loop: with the control plane stopped, the status request waits (up to its
+// bound) while requests on new connections, in either process, are served.
+func TestStatusWaitsAloneForTheControlPlane(t *testing.T) {
+	needProcesses(t)
+	_, u := startBackend(t, "-work", "0")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u), "load_balancer": map[string]any{"processes": 2}})
+	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
+	// Warm each process's pick channel and backend connections.
+	for range 8 {
+		<-startHeld(lb.url + "/requests")
+	}
+
+	core := lb.cmd.Process.Pid
+	if err := syscall.Kill(core, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = syscall.Kill(core, syscall.SIGCONT)
+		}
+	}
+	defer resume()
+
+	statusDone := make(chan served, 1)
+	go func() {
+		client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := client.Get(lb.url + "/queue/status")
+		if err != nil {
+			statusDone <- served{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		statusDone <- served{status: resp.StatusCode, body: body, err: err}
+	}()
+	// Twelve requests on connections of their own, which the kernel spreads over both
+	// processes, one of them the process holding the status request.
+	var answers []<-chan served
+	for range 12 {
+		answers = append(answers, startHeld(lb.url+"/requests"))
+	}
+	for i, ch := range answers {
+		if a := <-ch; a.err != nil || a.status != 200 {
+			t.Errorf("request %d with the control plane stopped = %d %s, %v; want 200", i, a.status, a.body, a.err)
+		}
+	}
+	select {
+	case a := <-statusDone:
+		t.Fatalf("the status request was answered (%d %s, %v) before requests sent after it: a loop waited for the control plane",
+			a.status, a.body, a.err)
+	default:
+	}
+	resume()
+	a := <-statusDone
+	if a.err != nil || a.status != 200 || !json.Valid(a.body) {
+		t.Errorf("status with the control plane back = %d %s, %v; want 200 and JSON", a.status, a.body, a.err)
 	}
 }

@@ -215,9 +215,26 @@ func (c *client) skipBody() {
 	}
 }
 
-// answerStatus answers the status path with the status JSON.
+// answerStatus asks for the status JSON and answers the status path with it once it
+// comes. The JSON of a data-plane process comes from the control plane, one local
+// round trip away: the loop does not wait for it.
 func (c *client) answerStatus() {
-	body := c.l.e.cfg.Status()
+	c.st = stStatus
+	c.picker = nil
+	c.setTimer(phNone) // the question is bounded by whoever answers it
+	c.pickSeq++
+	seq := c.pickSeq
+	c.l.e.cfg.Status(func(body []byte) {
+		c.l.ev.Execute(func() {
+			if c.st == stStatus && c.pickSeq == seq {
+				c.sendStatus(body)
+			}
+		})
+	})
+}
+
+// sendStatus answers the status path with body.
+func (c *client) sendStatus(body []byte) {
 	head := make([]byte, 0, 128)
 	head = append(head, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: "...)
 	head = strconv.AppendInt(head, int64(len(body)), 10)
@@ -226,7 +243,6 @@ func (c *client) answerStatus() {
 	}
 	head = append(head, "\r\n\r\n"...)
 	c.status, c.bytesOut = 200, int64(len(body))
-	c.picker = nil
 	c.sendOut(head, body)
 	if c.st != stClosed {
 		c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")

@@ -21,6 +21,7 @@ const (
 	stIdle       state = iota // waiting for a request head
 	stQueued                  // waiting for a worker
 	stPicking                 // the strategy is asked for a backend
+	stStatus                  // the status JSON is asked for
 	stConnecting              // a backend connection is being opened
 	stSending                 // the head went to the backend; the body follows
 	stAwaiting                // the request went whole; the answer is awaited or streams
@@ -77,7 +78,7 @@ type client struct {
 	status   int
 	attempts int
 	hdrs     headerList
-	pickSeq  uint64 // picks asked so far; an answer for an older one is dropped
+	pickSeq  uint64 // picks and status questions asked so far; an answer to an older one is dropped
 }
 
 func (l *loop) open(fd int, remote netip.AddrPort) {

@@ -46,8 +46,10 @@ type Config struct {
 	Handler  *proxy.Handler
 	Pool     *pool.Pool
 	Backends *backend.Set
-	// Status returns the status JSON answered on the status path.
-	Status   func() []byte
+	// Status asks for the status JSON answered on the status path. It calls answer
+	// exactly once with it, from any goroutine, during the call or later; the loop
+	// serves its other connections meanwhile.
+	Status   func(answer func(body []byte))
 	Limits   h1.Limits
 	Timeouts Timeouts
 	Log      hclog.Logger

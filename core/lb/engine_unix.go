@@ -19,11 +19,11 @@ func (l *LB) startEventLoop(cfg *config.Config, addr string) (dataPlane, error) 
 	if n := processesOf(cfg); n > 1 {
 		return l.startPlanes(cfg, addr, n)
 	}
-	return l.startEngine(cfg, addr, runtime.GOMAXPROCS(0), l.source.JSON)
+	return l.startEngine(cfg, addr, runtime.GOMAXPROCS(0), func(answer func([]byte)) { answer(l.source.JSON()) })
 }
 
 // startEngine starts the eventloop engine in this process.
-func (l *LB) startEngine(cfg *config.Config, addr string, loops int, status func() []byte) (*engine.Engine, error) {
+func (l *LB) startEngine(cfg *config.Config, addr string, loops int, status func(answer func([]byte))) (*engine.Engine, error) {
 	lbc := cfg.LoadBalancer
 	t := lbc.Timeouts
 	return engine.Start(engine.Config{

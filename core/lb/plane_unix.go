@@ -39,7 +39,7 @@ func RunDataPlane() int {
 		fmt.Fprintln(os.Stderr, "data-plane process: no control channel on fd 3:", err)
 		return 1
 	}
-	d := &dataPlaneProc{conn: &planeConn{conn: nc}, waiting: map[uint64]chan []byte{}}
+	d := &dataPlaneProc{conn: &planeConn{conn: nc}, waiting: map[uint64]func([]byte){}}
 	start, err := d.conn.receive()
 	if err != nil || start.Kind != msgStart {
 		fmt.Fprintln(os.Stderr, "data-plane process: no start message:", err)
@@ -67,7 +67,7 @@ type dataPlaneProc struct {
 	attached *strategy.Plugin // nil with an in-process strategy
 
 	mu      sync.Mutex
-	waiting map[uint64]chan []byte // status requests, by ID
+	waiting map[uint64]func([]byte) // status requests' answers, by ID
 	nextID  atomic.Uint64
 }
 
@@ -139,13 +139,7 @@ func (d *dataPlaneProc) serve() int {
 		case msgPlugin:
 			d.usePlugin(m.Plugin)
 		case msgAnswer:
-			d.mu.Lock()
-			ch := d.waiting[m.ID]
-			delete(d.waiting, m.ID)
-			d.mu.Unlock()
-			if ch != nil {
-				ch <- m.Body
-			}
+			d.answered(m.ID, m.Body)
 		case msgStop:
 			// Drain beside the channel: status requests and the control plane's
 			// messages still need reading while requests finish.
@@ -258,26 +252,39 @@ func (d *dataPlaneProc) usePlugin(pp *planePlugin) {
 	}
 }
 
+// statusWait bounds the wait for the control plane's status JSON.
+const statusWait = 2 * time.Second
+
+// noStatus is answered on the status path when the control plane does not answer.
+var noStatus = []byte(`{"error": "the control plane did not answer"}` + "\n")
+
 // status asks the control plane for the status JSON, answered on the status path.
-func (d *dataPlaneProc) status() []byte {
+// The question goes out and the answer comes back off the loop, so a slow control
+// plane holds up the status request alone.
+func (d *dataPlaneProc) status(answer func([]byte)) {
 	id := d.nextID.Add(1)
-	ch := make(chan []byte, 1)
 	d.mu.Lock()
-	d.waiting[id] = ch
+	d.waiting[id] = answer
 	d.mu.Unlock()
-	if err := d.conn.send(&planeMsg{Kind: msgStatus, ID: id}); err == nil {
-		t := time.NewTimer(2 * time.Second)
-		defer t.Stop()
-		select {
-		case body := <-ch:
-			return body
-		case <-t.C:
+	t := time.AfterFunc(statusWait, func() { d.answered(id, noStatus) })
+	go func() {
+		if err := d.conn.send(&planeMsg{Kind: msgStatus, ID: id}); err != nil {
+			t.Stop()
+			d.answered(id, noStatus)
 		}
-	}
+	}()
+}
+
+// answered hands the status JSON of request id to its asker, unless it was
+// answered already.
+func (d *dataPlaneProc) answered(id uint64, body []byte) {
 	d.mu.Lock()
+	answer := d.waiting[id]
 	delete(d.waiting, id)
 	d.mu.Unlock()
-	return []byte(`{"error": "the control plane did not answer"}` + "\n")
+	if answer != nil {
+		answer(body)
+	}
 }
 
 // planeSlots places a data-plane process's backends in the slots the control plane
