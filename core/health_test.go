@@ -177,3 +177,28 @@ func TestGrowingQueueGetsLessTraffic(t *testing.T) {
 		t.Errorf("with its queue reported full the busy backend got %d of 50, want almost none (counts %v)", counts[hostOf(busy)], counts)
 	}
 }
+
+// A failed request shows as its backend's last_error in status at once, whichever
+// process served it, long before any ejection.
+func TestFailedRequestShowsAsLastError(t *testing.T) {
+	_, bad := startBackend(t, "-work", "0", "-fail-rate", "1")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(bad),
+		"health_check": fastChecks(map[string]any{"passive": map[string]any{"consecutive_failures": 1000, "ejection_time": "1s"}})})
+	client := &http.Client{Timeout: 10 * time.Second}
+	if a := post(client, lb.url+"/requests"); a.status != 500 {
+		t.Fatalf("request to a backend answering 500 = %d %s, %v", a.status, a.body, a.err)
+	}
+	waitUntil(t, "last_error of the failed request", func() bool {
+		for _, b := range lb.status(t).Backends {
+			if b.URL == bad {
+				return b.LastError == "status 500"
+			}
+		}
+		return false
+	})
+	for _, b := range lb.status(t).Backends {
+		if b.State != "up" || b.Failures != 1 {
+			t.Errorf("backend after one failed request = %+v, want up with 1 failure", b)
+		}
+	}
+}

@@ -100,8 +100,7 @@ func (d *dataPlaneProc) start(m *planeMsg) error {
 	if l.access, err = l.openAccessLog(cfg); err != nil {
 		return err
 	}
-	d.out = &planeOutcomes{conn: d.conn}
-	d.out.threshold.Store(int64(cfg.HealthCheck.Passive.ConsecutiveFailures))
+	d.out = newPlaneOutcomes(d.conn, cfg.HealthCheck.Passive.ConsecutiveFailures)
 	// Until the plugin's endpoint comes, picks fall back to the built-in one.
 	d.attached = strategy.Attach(cfg.LoadBalancer.Strategy, d.log.Named(cfg.LoadBalancer.Strategy), d.seg.Strategy())
 	l.handler = proxy.New(proxy.Config{
@@ -333,9 +332,37 @@ func (s *planeSlots) Slot(key string) *backend.Slot {
 type planeOutcomes struct {
 	conn      *planeConn
 	threshold atomic.Int64
+
+	errors chan *planeMsg // failures to tell of, in order, by one goroutine
+
+	mu       sync.Mutex
+	reported map[*backend.Backend]errorReport // the last error told of each backend
 }
 
-// Observe records one request's result on b.
+func newPlaneOutcomes(conn *planeConn, threshold int) *planeOutcomes {
+	o := &planeOutcomes{conn: conn, errors: make(chan *planeMsg, 256)}
+	o.threshold.Store(int64(threshold))
+	go func() {
+		for m := range o.errors {
+			_ = o.conn.send(m)
+		}
+	}()
+	return o
+}
+
+// errorReport is a backend's last error told to the control plane, and when.
+type errorReport struct {
+	err string
+	at  time.Time
+}
+
+// reportEvery bounds how often a data-plane process tells the control plane of
+// one backend's failures, for its last_error, when the error's text does not change.
+const reportEvery = time.Second
+
+// Observe records one request's result on b. The control plane, which shows each
+// backend's last_error, hears of a failure when its text differs from the last one
+// told, and at least once a second while the same one repeats.
 func (o *planeOutcomes) Observe(b *backend.Backend, failed bool, errMsg string) {
 	if !failed {
 		b.AddSuccess()
@@ -343,7 +370,33 @@ func (o *planeOutcomes) Observe(b *backend.Backend, failed bool, errMsg string) 
 	}
 	if t := o.threshold.Load(); int64(b.AddFailure("")) == t && t > 0 {
 		go func() { _ = o.conn.send(&planeMsg{Kind: msgEject, Key: b.Key, Error: errMsg}) }()
+		o.noteReported(b, errMsg, time.Now())
+		return
 	}
+	if errMsg == "" {
+		return
+	}
+	now := time.Now()
+	o.mu.Lock()
+	last, ok := o.reported[b]
+	tell := !ok || last.err != errMsg || now.Sub(last.at) >= reportEvery
+	o.mu.Unlock()
+	if tell {
+		o.noteReported(b, errMsg, now)
+		select {
+		case o.errors <- &planeMsg{Kind: msgError, Key: b.Key, Error: errMsg}:
+		default: // the control plane is behind: last_error can wait for the next one
+		}
+	}
+}
+
+func (o *planeOutcomes) noteReported(b *backend.Backend, errMsg string, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.reported == nil || len(o.reported) >= sharedSlots { // backends gone since
+		o.reported = map[*backend.Backend]errorReport{}
+	}
+	o.reported[b] = errorReport{err: errMsg, at: now}
 }
 
 // Interface guards

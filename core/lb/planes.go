@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
@@ -79,13 +80,20 @@ func (l *LB) pluginChanged() {
 // ejectFrom ejects the backend with key whose failures in a row a data-plane process
 // saw cross the threshold.
 func (l *LB) ejectFrom(key, lastErr string) {
+	if b := l.backendByKey(key); b != nil {
+		if lastErr != "" {
+			b.NoteError(lastErr)
+		}
+		l.passive.Eject(b)
+	}
+}
+
+// backendByKey is the backend of the set with key, nil when there is none.
+func (l *LB) backendByKey(key string) *backend.Backend {
 	for _, b := range l.backends.Snapshot().All {
 		if b.Key == key {
-			if lastErr != "" {
-				b.NoteError(lastErr)
-			}
-			l.passive.Eject(b)
-			return
+			return b
 		}
 	}
+	return nil
 }

@@ -224,6 +224,10 @@ func (g *planes) read(p *planeProc) {
 			}
 		case msgEject:
 			g.l.ejectFrom(m.Key, m.Error)
+		case msgError:
+			if b := g.l.backendByKey(m.Key); b != nil {
+				b.NoteError(m.Error)
+			}
 		case msgStatus:
 			_ = p.conn.send(&planeMsg{Kind: msgAnswer, ID: m.ID, Body: g.l.source.JSON()})
 		}

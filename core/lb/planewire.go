@@ -30,6 +30,7 @@ const (
 	msgReady  = "ready"  // Addr: serving
 	msgFailed = "failed" // Error: could not start or apply; the process exits
 	msgEject  = "eject"  // Key, Error: the passive check's threshold was crossed
+	msgError  = "error"  // Key, Error: a request to the backend failed so
 	msgStatus = "status" // ID: the status JSON, please
 )
 
