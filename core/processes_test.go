@@ -321,3 +321,44 @@ func TestStatusWaitsAloneForTheControlPlane(t *testing.T) {
 		t.Errorf("status with the control plane back = %d %s, %v; want 200 and JSON", a.status, a.body, a.err)
 	}
 }
+
+// The pool's queue is one FIFO queue for the whole load balancer (DESIGN section 5):
+// with one worker, requests queued in either process are served in the order they
+// queued, whichever process frees the worker.
+func TestProcessesServeTheQueueInOrder(t *testing.T) {
+	needProcesses(t)
+	_, u := startBackend(t, "-work", "300ms", "-workers", "64")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u),
+		"load_balancer": map[string]any{"processes": 2},
+		"threadpool":    map[string]any{"min_workers": 1, "max_workers": 1, "queue_capacity": 20, "queue_timeout": "60s"}})
+	waitUntil(t, "two data-plane processes", func() bool { return len(planePIDs(lb.Log())) == 2 })
+
+	first := startHeld(lb.url + "/requests")
+	waitUntil(t, "the worker busy", func() bool { return lb.status(t).Pool.Busy == 1 })
+	// Eight more, each on a new connection (so spread over both processes), each
+	// sent once the one before is queued.
+	const n = 8
+	done := make(chan int, n)
+	for i := range n {
+		ch := startHeld(lb.url + "/requests")
+		go func() {
+			if a := <-ch; a.err != nil || a.status != 200 {
+				t.Errorf("queued request %d = %d %s, %v; want 200", i, a.status, a.body, a.err)
+			}
+			done <- i
+		}()
+		waitUntil(t, "the request queued", func() bool { return lb.status(t).Pool.QueueLength == i+1 })
+	}
+	if a := <-first; a.status != 200 {
+		t.Errorf("the first request = %d %s, %v; want 200", a.status, a.body, a.err)
+	}
+	var order []int
+	for range n {
+		order = append(order, <-done)
+	}
+	for i, got := range order {
+		if got != i {
+			t.Fatalf("queued requests were served in the order %v, want the order they queued in", order)
+		}
+	}
+}

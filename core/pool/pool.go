@@ -71,6 +71,11 @@ type Pool struct {
 	}
 	shared  bool
 	polling bool // a goroutine watches for workers freed by other processes; guarded by mu
+	// tickets numbers queued requests across processes, and ledger publishes the
+	// ticket at the head of this process's queue (see shm.Ledger.Head), so that a
+	// freed worker goes to the request that has waited longest, wherever it waits.
+	tickets *atomic.Uint64
+	ledger  *shm.Ledger
 
 	mu    sync.Mutex
 	cfg   Config
@@ -83,6 +88,7 @@ type Pool struct {
 type waiter struct {
 	ready   chan struct{}
 	granted func()
+	ticket  uint64 // its place in the queue of all processes (see Pool.tickets)
 }
 
 var waiterPool = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
@@ -108,6 +114,7 @@ func NewShared(cfg Config, sh *shm.Pool, create bool) *Pool {
 	p.myBusy, p.myQueued = &p.own.myBusy, &p.own.myQueued
 	p.busy, p.workers, p.queued, p.peak = sh.Busy(), sh.Workers(), sh.QueueLength(), sh.Peak()
 	p.admitted, p.shedFull, p.shedTime = sh.Admitted(), sh.ShedFull(), sh.ShedTimeout()
+	p.tickets = sh.Tickets()
 	if create {
 		p.workers.Store(int64(cfg.MinWorkers))
 	}
@@ -115,9 +122,15 @@ func NewShared(cfg Config, sh *shm.Pool, create bool) *Pool {
 }
 
 // Ledger makes the pool count this process's share of the busy workers and queued
-// requests in l, so that they are given back if the process dies (shm.Segment.Settle).
-// Call it before the pool is used.
-func (p *Pool) Ledger(l *shm.Ledger) { p.myBusy, p.myQueued = l.Busy(), l.Queued() }
+// requests in l, so that they are given back if the process dies (shm.Segment.Settle),
+// and keep one FIFO queue with the other processes' pools: a worker freed here is
+// left to a request that has waited longer in another process, which takes it
+// within PollInterval. Call it before the pool is used.
+func (p *Pool) Ledger(l *shm.Ledger) { p.myBusy, p.myQueued, p.ledger = l.Busy(), l.Queued(), l }
+
+// staleAfter is how long a process may go without looking at its queue before the
+// others stop leaving freed workers to its requests: it is stopped or stuck.
+const staleAfter = 50 * PollInterval
 
 // PollInterval is how often a shared pool with requests queued looks for workers
 // freed by other processes.
@@ -183,8 +196,7 @@ func (p *Pool) acquireSlow() error {
 		return ErrQueueFull
 	}
 	w := waiterPool.Get().(*waiter)
-	p.queue = append(p.queue, w)
-	p.addQueued(1)
+	p.enqueueLocked(w)
 	p.dispatchLocked() // a worker may have been released since takeSlot failed
 	p.pollLocked()
 	timeout := p.cfg.QueueTimeout
@@ -242,8 +254,7 @@ func (p *Pool) AcquireAsync(granted func()) (bool, Waiter, error) {
 		p.admitted.Add(1)
 		granted()
 	}}
-	p.queue = append(p.queue, w)
-	p.addQueued(1)
+	p.enqueueLocked(w)
 	p.dispatchLocked()
 	p.pollLocked()
 	return false, Waiter{w}, nil
@@ -305,9 +316,51 @@ func (p *Pool) takeSlot() bool {
 	}
 }
 
-// dispatchLocked hands free workers to queued requests in order. p.mu must be held.
+// enqueueLocked queues w behind every request queued before, in any process. p.mu
+// must be held.
+func (p *Pool) enqueueLocked(w *waiter) {
+	w.ticket = 0
+	if p.tickets != nil {
+		w.ticket = p.tickets.Add(1)
+	}
+	p.queue = append(p.queue, w)
+	p.addQueued(1)
+	p.publishLocked()
+}
+
+// publishLocked writes the ticket at the head of the queue to the ledger, and that
+// the process is looking at its queue. p.mu must be held.
+func (p *Pool) publishLocked() {
+	if p.ledger == nil {
+		return
+	}
+	var head uint64
+	if p.len() > 0 {
+		head = p.queue[p.head].ticket
+	}
+	p.ledger.Head().Store(head)
+	p.ledger.Seen().Store(time.Now().UnixNano())
+}
+
+// waitsElsewhere reports whether a request queued in another process has waited
+// longer than the head of this one's queue. p.mu must be held, and the queue must
+// not be empty.
+func (p *Pool) waitsElsewhere() bool {
+	if p.ledger == nil {
+		return false
+	}
+	oldest := p.ledger.OldestElsewhere(time.Now().Add(-staleAfter).UnixNano())
+	return oldest != 0 && oldest < p.queue[p.head].ticket
+}
+
+// dispatchLocked hands free workers to queued requests in order, leaving them to
+// requests that have waited longer in other processes. p.mu must be held.
 func (p *Pool) dispatchLocked() {
-	for p.len() > 0 && p.takeSlot() {
+	if p.len() == 0 {
+		return
+	}
+	defer p.publishLocked()
+	for p.len() > 0 && !p.waitsElsewhere() && p.takeSlot() {
 		w := p.queue[p.head]
 		p.queue[p.head] = nil
 		p.head++
@@ -338,6 +391,7 @@ func (p *Pool) remove(w *waiter) bool {
 			p.queue[len(p.queue)-1] = nil
 			p.queue = p.queue[:len(p.queue)-1]
 			p.addQueued(-1)
+			p.publishLocked()
 			return true
 		}
 	}

@@ -8,7 +8,7 @@ import (
 
 // Version is the layout version this build reads and writes. It changes whenever a
 // word moves or changes meaning; Open refuses a segment of another version.
-const Version = 2
+const Version = 3
 
 // MaxSlots is the most backend slots a segment holds.
 const MaxSlots = 1 << 16
@@ -71,7 +71,8 @@ type header struct {
 	slots      atomic.Uint64 // number of backend slots
 	slotSize   atomic.Uint64 // SlotSize
 	generation atomic.Uint64 // see Segment.Generation
-	_          [11]uint64
+	ledgers    atomic.Uint64 // one more than the highest ledger handed out (see Segment.Ledger)
+	_          [10]uint64
 }
 
 // Pool holds the worker pool's figures, shared by every process: the admission
@@ -87,7 +88,8 @@ type Pool struct {
 	shedFull    atomic.Uint64
 	shedTimeout atomic.Uint64
 	peak        atomic.Int64
-	_           [9]uint64
+	tickets     atomic.Uint64
+	_           [8]uint64
 }
 
 // Strategy holds the strategy's figures, counted by every process that picks.
@@ -130,6 +132,10 @@ func (p *Pool) ShedFull() *atomic.Uint64 { return &p.shedFull }
 
 // ShedTimeout counts the requests refused after waiting too long in the queue.
 func (p *Pool) ShedTimeout() *atomic.Uint64 { return &p.shedTimeout }
+
+// Tickets numbers the requests that queue, in every process: the lower a queued
+// request's ticket, the longer it has waited (see Ledger.Head).
+func (p *Pool) Tickets() *atomic.Uint64 { return &p.tickets }
 
 // Backend is one backend slot: the live figures of the backend that the control
 // plane assigned to it, shared by every process. The words written on every request
@@ -227,6 +233,8 @@ func (b *Backend) Reset() uint64 {
 // A Ledger is a view of the segment's memory: it must not be used after the segment
 // is closed.
 type Ledger struct {
+	seg      *Segment
+	index    int
 	pool     *ledgerPool
 	inflight []atomic.Int64
 }
@@ -235,7 +243,9 @@ type Ledger struct {
 type ledgerPool struct {
 	busy   atomic.Int64
 	queued atomic.Int64
-	_      [14]uint64
+	head   atomic.Uint64
+	seen   atomic.Int64
+	_      [12]uint64
 }
 
 // Busy is the process's share of Pool.Busy.
@@ -243,6 +253,31 @@ func (l *Ledger) Busy() *atomic.Int64 { return &l.pool.busy }
 
 // Queued is the process's share of Pool.QueueLength.
 func (l *Ledger) Queued() *atomic.Int64 { return &l.pool.queued }
+
+// Head is the ticket (see Pool.Tickets) of the request that has waited longest in the
+// process's queue, 0 when none waits.
+func (l *Ledger) Head() *atomic.Uint64 { return &l.pool.head }
+
+// Seen is when the process last looked at its queue, in nanoseconds since the Unix
+// epoch: a Head whose process has not looked for a while belongs to a process that is
+// stopped or stuck.
+func (l *Ledger) Seen() *atomic.Int64 { return &l.pool.seen }
+
+// OldestElsewhere returns the lowest Head of the other ledgers handed out whose
+// process looked at its queue at notBefore or later, 0 when none has a request waiting.
+func (l *Ledger) OldestElsewhere(notBefore int64) uint64 {
+	var oldest uint64
+	for i := range int(l.seg.hdr.ledgers.Load()) {
+		if i == l.index {
+			continue
+		}
+		o := l.seg.ledgerPool(i)
+		if h := o.head.Load(); h != 0 && (oldest == 0 || h < oldest) && o.seen.Load() >= notBefore {
+			oldest = h
+		}
+	}
+	return oldest
+}
 
 // Inflight is the process's share of slot i's in-flight count. It panics if i is out
 // of range.

@@ -14,15 +14,16 @@
 // boundary.
 //
 //	offset       part     words
-//	0            header   magic, version, slots, slot size, generation, 11 reserved
+//	0            header   magic, version, slots, slot size, generation, ledgers
+//	                      handed out, 10 reserved
 //	128          pool     busy, queue length, workers, admitted, shed (queue full),
-//	                      shed (queue timeout), peak, 9 reserved
+//	                      shed (queue timeout), peak, tickets, 8 reserved
 //	256          strategy fallbacks, timeouts, bad answers, 13 reserved
 //	384 + 128*i  slot i   in-flight, requests, failures, state, queue length,
 //	                      latency (ns), error rate (ppm), failures in a row;
 //	                      epoch, stale connections, ejections, 5 reserved
 //	384 + 128*n  areas    AreaSize bytes per slot, then one more (see Area)
-//	then         ledgers  Ledgers of them: busy, queued, 14 reserved; a word per
+//	then         ledgers  Ledgers of them: busy, queued, head, seen, 12 reserved; a word per
 //	                      slot, rounded up to 128 bytes (see Ledger)
 //
 // # Slots
@@ -218,8 +219,20 @@ func (s *Segment) Ledger(i int) *Ledger {
 	if i < 0 || i >= Ledgers {
 		panic(fmt.Sprintf("shm: ledger %d of %d", i, Ledgers))
 	}
-	p := unsafe.Add(s.ledgers, i*ledgerSize(len(s.backends)))
-	return &Ledger{pool: (*ledgerPool)(p), inflight: unsafe.Slice((*atomic.Int64)(unsafe.Add(p, lineSize)), len(s.backends))}
+	for {
+		n := s.hdr.ledgers.Load()
+		if n >= uint64(i+1) || s.hdr.ledgers.CompareAndSwap(n, uint64(i+1)) {
+			break
+		}
+	}
+	p := s.ledgerPool(i)
+	return &Ledger{seg: s, index: i, pool: p,
+		inflight: unsafe.Slice((*atomic.Int64)(unsafe.Add(unsafe.Pointer(p), lineSize)), len(s.backends))}
+}
+
+// ledgerPool is the first line of ledger i.
+func (s *Segment) ledgerPool(i int) *ledgerPool {
+	return (*ledgerPool)(unsafe.Add(s.ledgers, i*ledgerSize(len(s.backends))))
 }
 
 // Settle takes what ledger i holds off the totals and zeroes it: for a process that
@@ -236,6 +249,8 @@ func (s *Segment) Settle(i int) (inflight, busy int64) {
 	busy = l.pool.busy.Swap(0)
 	s.pool.busy.Add(-busy)
 	s.pool.queueLength.Add(-l.pool.queued.Swap(0))
+	l.pool.head.Store(0)
+	l.pool.seen.Store(0)
 	return inflight, busy
 }
 
