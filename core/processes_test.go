@@ -286,18 +286,24 @@ func TestStatusWaitsAloneForTheControlPlane(t *testing.T) {
 	}
 	defer resume()
 
-	statusDone := make(chan served, 1)
-	go func() {
+	// Twenty status requests, each on a connection of its own: while the control
+	// plane is stopped they wait, sharing one question to it per process.
+	getStatus := func() served {
 		client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		resp, err := client.Get(lb.url + "/queue/status")
 		if err != nil {
-			statusDone <- served{err: err}
-			return
+			return served{err: err}
 		}
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
-		statusDone <- served{status: resp.StatusCode, body: body, err: err}
-	}()
+		return served{status: resp.StatusCode, body: body, err: err}
+	}
+	const asks = 20
+	statusDone := make(chan served, asks)
+	for range asks {
+		go func() { statusDone <- getStatus() }()
+	}
+	time.Sleep(200 * time.Millisecond) // let them reach the loops first
 	// Twelve requests on connections of their own, which the kernel spreads over both
 	// processes, one of them the process holding the status request.
 	var answers []<-chan served
@@ -316,9 +322,19 @@ func TestStatusWaitsAloneForTheControlPlane(t *testing.T) {
 	default:
 	}
 	resume()
-	a := <-statusDone
-	if a.err != nil || a.status != 200 || !json.Valid(a.body) {
-		t.Errorf("status with the control plane back = %d %s, %v; want 200 and JSON", a.status, a.body, a.err)
+	// Each is answered: with the status, or with the news that the control plane
+	// did not answer in time.
+	for range asks {
+		if a := <-statusDone; a.err != nil || a.status != 200 || !json.Valid(a.body) {
+			t.Errorf("status asked while the control plane was stopped = %d %s, %v; want 200 and JSON", a.status, a.body, a.err)
+		}
+	}
+	// With the control plane back, the status path serves the status again.
+	var st struct {
+		Backends []json.RawMessage `json:"backends"`
+	}
+	if a := getStatus(); a.err != nil || a.status != 200 || json.Unmarshal(a.body, &st) != nil || len(st.Backends) != 1 {
+		t.Errorf("status with the control plane back = %d %s, %v; want the status of one backend", a.status, a.body, a.err)
 	}
 }
 

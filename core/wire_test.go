@@ -642,3 +642,34 @@ func TestKeepAlivePOSTBodiesWithLineBreaksPass(t *testing.T) {
 		}
 	}
 }
+
+// A client that asks for the status and then closes its side of the connection (a
+// half-close, as `printf ... | nc -N` does) still gets its answer, though the answer
+// comes from the control plane.
+func TestHalfClosedClientGetsStatus(t *testing.T) {
+	_, u := startBackend(t, "-work", "0")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+	addr := strings.TrimPrefix(lb.url, "http://")
+	ask := func(raw string) (string, error) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.WriteString(c, raw); err != nil {
+			return "", err
+		}
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			return "", err
+		}
+		all, err := io.ReadAll(c)
+		return string(all), err
+	}
+	for i := range 50 {
+		got, err := ask("GET /queue/status HTTP/1.1\r\nHost: lb\r\n\r\n")
+		if err != nil || !strings.HasPrefix(got, "HTTP/1.1 200 ") || !strings.Contains(got, `"backends"`) {
+			t.Fatalf("status request %d, then a half-close: %q, %v; want 200 and the status JSON", i, got, err)
+		}
+	}
+}

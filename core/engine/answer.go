@@ -235,6 +235,9 @@ func (c *client) answerStatus() {
 
 // sendStatus answers the status path with body.
 func (c *client) sendStatus(body []byte) {
+	if c.l.draining {
+		c.keep = false
+	}
 	head := make([]byte, 0, 128)
 	head = append(head, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: "...)
 	head = strconv.AppendInt(head, int64(len(body)), 10)

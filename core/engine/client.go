@@ -186,6 +186,17 @@ func (c *client) advance() {
 		c.forwardBody()
 	case stTunnel:
 		c.tunnelOut()
+	case stStatus:
+		// The status JSON is on its way. A client that only finished sending (a
+		// half-close, as `nc -N` does) still gets it; one whose connection failed
+		// has left.
+		if c.eof && c.r == c.w {
+			if c.rerr != nil {
+				c.abort()
+				return
+			}
+			c.keep = false
+		}
 	default:
 		// Awaiting an answer: bytes are the next request, kept for later. A client
 		// that closes now has left: its exchange ends (nginx's default).

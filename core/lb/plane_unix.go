@@ -39,7 +39,7 @@ func RunDataPlane() int {
 		fmt.Fprintln(os.Stderr, "data-plane process: no control channel on fd 3:", err)
 		return 1
 	}
-	d := &dataPlaneProc{conn: &planeConn{conn: nc}, waiting: map[uint64]func([]byte){}}
+	d := &dataPlaneProc{conn: &planeConn{conn: nc}}
 	start, err := d.conn.receive()
 	if err != nil || start.Kind != msgStart {
 		fmt.Fprintln(os.Stderr, "data-plane process: no start message:", err)
@@ -66,9 +66,12 @@ type dataPlaneProc struct {
 	cfg      *config.Config
 	attached *strategy.Plugin // nil with an in-process strategy
 
-	mu      sync.Mutex
-	waiting map[uint64]func([]byte) // status requests' answers, by ID
-	nextID  atomic.Uint64
+	// The status question in flight to the control plane (see status).
+	mu       sync.Mutex
+	askID    uint64         // 0 when none is
+	asking   []func([]byte) // the status requests waiting for its answer
+	askTimer *time.Timer    // answers them with noStatus after statusWait
+	nextID   atomic.Uint64
 }
 
 // start builds the process's parts from the control plane's start message and
@@ -259,29 +262,40 @@ var noStatus = []byte(`{"error": "the control plane did not answer"}` + "\n")
 
 // status asks the control plane for the status JSON, answered on the status path.
 // The question goes out and the answer comes back off the loop, so a slow control
-// plane holds up the status request alone.
+// plane holds up the status requests alone. One question is in flight at a time:
+// requests that come meanwhile share its answer, so a flood of them costs the control
+// plane one answer per round trip.
 func (d *dataPlaneProc) status(answer func([]byte)) {
-	id := d.nextID.Add(1)
 	d.mu.Lock()
-	d.waiting[id] = answer
+	d.asking = append(d.asking, answer)
+	if d.askID != 0 {
+		d.mu.Unlock()
+		return
+	}
+	id := d.nextID.Add(1)
+	d.askID = id
+	d.askTimer = time.AfterFunc(statusWait, func() { d.answered(id, noStatus) })
 	d.mu.Unlock()
-	t := time.AfterFunc(statusWait, func() { d.answered(id, noStatus) })
 	go func() {
 		if err := d.conn.send(&planeMsg{Kind: msgStatus, ID: id}); err != nil {
-			t.Stop()
 			d.answered(id, noStatus)
 		}
 	}()
 }
 
-// answered hands the status JSON of request id to its asker, unless it was
-// answered already.
+// answered hands the answer to question id to the status requests waiting for it,
+// unless they were answered already.
 func (d *dataPlaneProc) answered(id uint64, body []byte) {
 	d.mu.Lock()
-	answer := d.waiting[id]
-	delete(d.waiting, id)
+	if id != d.askID {
+		d.mu.Unlock()
+		return
+	}
+	waiting := d.asking
+	d.askID, d.asking = 0, nil
+	d.askTimer.Stop()
 	d.mu.Unlock()
-	if answer != nil {
+	for _, answer := range waiting {
 		answer(body)
 	}
 }
@@ -336,7 +350,7 @@ type planeOutcomes struct {
 	errors chan *planeMsg // failures to tell of, in order, by one goroutine
 
 	mu       sync.Mutex
-	reported map[*backend.Backend]errorReport // the last error told of each backend
+	reported map[string]errorReport // the last error told of each backend, by key
 }
 
 func newPlaneOutcomes(conn *planeConn, threshold int) *planeOutcomes {
@@ -356,20 +370,26 @@ type errorReport struct {
 	at  time.Time
 }
 
-// reportEvery bounds how often a data-plane process tells the control plane of
-// one backend's failures, for its last_error, when the error's text does not change.
-const reportEvery = time.Second
+// How often a data-plane process tells the control plane of one backend's failures,
+// for its last_error: at most every reportChanged when the error's text changes, and
+// every reportEvery while it does not.
+const (
+	reportChanged = 50 * time.Millisecond
+	reportEvery   = time.Second
+)
 
 // Observe records one request's result on b. The control plane, which shows each
 // backend's last_error, hears of a failure when its text differs from the last one
-// told, and at least once a second while the same one repeats.
+// told, and once a second while the same one repeats; an ejection always, after the
+// failures told before it.
 func (o *planeOutcomes) Observe(b *backend.Backend, failed bool, errMsg string) {
 	if !failed {
 		b.AddSuccess()
 		return
 	}
 	if t := o.threshold.Load(); int64(b.AddFailure("")) == t && t > 0 {
-		go func() { _ = o.conn.send(&planeMsg{Kind: msgEject, Key: b.Key, Error: errMsg}) }()
+		m := &planeMsg{Kind: msgEject, Key: b.Key, Error: errMsg}
+		go func() { o.errors <- m }() // never dropped; behind the failures queued before
 		o.noteReported(b, errMsg, time.Now())
 		return
 	}
@@ -378,8 +398,9 @@ func (o *planeOutcomes) Observe(b *backend.Backend, failed bool, errMsg string) 
 	}
 	now := time.Now()
 	o.mu.Lock()
-	last, ok := o.reported[b]
-	tell := !ok || last.err != errMsg || now.Sub(last.at) >= reportEvery
+	last, ok := o.reported[b.Key]
+	since := now.Sub(last.at)
+	tell := !ok || last.err != errMsg && since >= reportChanged || since >= reportEvery
 	o.mu.Unlock()
 	if tell {
 		o.noteReported(b, errMsg, now)
@@ -394,9 +415,9 @@ func (o *planeOutcomes) noteReported(b *backend.Backend, errMsg string, now time
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.reported == nil || len(o.reported) >= sharedSlots { // backends gone since
-		o.reported = map[*backend.Backend]errorReport{}
+		o.reported = map[string]errorReport{}
 	}
-	o.reported[b] = errorReport{err: errMsg, at: now}
+	o.reported[b.Key] = errorReport{err: errMsg, at: now}
 }
 
 // Interface guards

@@ -408,6 +408,11 @@ func (p *Plugin) launch() (*channel, error) {
 	// command itself through a RunnerFunc; without this the plugin listens in the
 	// system's temporary directory, and a plugin killed with SIGKILL leaves its
 	// socket file there for good. In the runtime directory it goes with the core.
+	// The environment is built here, whole (SkipHostEnv), so that the directory is
+	// the last word even where the core's own environment names another.
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
 	if p.spec.RuntimeDir != "" {
 		cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+p.spec.RuntimeDir)
 	}
@@ -421,6 +426,7 @@ func (p *Plugin) launch() (*channel, error) {
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		SkipHostEnv:      true,
 		Logger:           onceNamed{p.log},
 		StartTimeout:     timeout,
 	})

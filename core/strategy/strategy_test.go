@@ -509,6 +509,8 @@ func TestPluginReplacedBesideTheRunningOne(t *testing.T) {
 func TestPluginSocketInRuntimeDir(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // the plugin's os.TempDir, had it no other
+	// and a directory in the core's own environment does not win either
+	t.Setenv("PLUGIN_UNIX_SOCKET_DIR", tmp)
 	spec, err := BundledSpec("weighted")
 	if err != nil {
 		t.Fatal(err)
