@@ -390,20 +390,10 @@ func (o *planeOutcomes) Observe(b *backend.Backend, failed bool, errMsg string) 
 	if t := o.threshold.Load(); int64(b.AddFailure("")) == t && t > 0 {
 		m := &planeMsg{Kind: msgEject, Key: b.Key, Error: errMsg}
 		go func() { o.errors <- m }() // never dropped; behind the failures queued before
-		o.noteReported(b, errMsg, time.Now())
+		o.report(b.Key, errMsg, true)
 		return
 	}
-	if errMsg == "" {
-		return
-	}
-	now := time.Now()
-	o.mu.Lock()
-	last, ok := o.reported[b.Key]
-	since := now.Sub(last.at)
-	tell := !ok || last.err != errMsg && since >= reportChanged || since >= reportEvery
-	o.mu.Unlock()
-	if tell {
-		o.noteReported(b, errMsg, now)
+	if errMsg != "" && o.report(b.Key, errMsg, false) {
 		select {
 		case o.errors <- &planeMsg{Kind: msgError, Key: b.Key, Error: errMsg}:
 		default: // the control plane is behind: last_error can wait for the next one
@@ -411,13 +401,22 @@ func (o *planeOutcomes) Observe(b *backend.Backend, failed bool, errMsg string) 
 	}
 }
 
-func (o *planeOutcomes) noteReported(b *backend.Backend, errMsg string, now time.Time) {
+// report decides whether the control plane is told of errMsg on the backend with
+// key now (always when told is true), and records it when so.
+func (o *planeOutcomes) report(key, errMsg string, told bool) bool {
+	now := time.Now()
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	last, ok := o.reported[key]
+	since := now.Sub(last.at)
+	if !told && ok && (last.err == errMsg || since < reportChanged) && since < reportEvery {
+		return false
+	}
 	if o.reported == nil || len(o.reported) >= sharedSlots { // backends gone since
 		o.reported = map[string]errorReport{}
 	}
-	o.reported[b.Key] = errorReport{err: errMsg, at: now}
+	o.reported[key] = errorReport{err: errMsg, at: now}
+	return true
 }
 
 // Interface guards

@@ -105,10 +105,14 @@ func startTest(t testing.TB, name string) *Plugin {
 	return startSpec(t, spec)
 }
 
+// startSpec starts spec, in a runtime directory of the test's unless it names one.
 func startSpec(t testing.TB, spec Spec) *Plugin {
 	t.Helper()
 	name := spec.Name
-	spec.RuntimeDir, spec.Log = t.TempDir(), hclog.NewNullLogger()
+	if spec.RuntimeDir == "" {
+		spec.RuntimeDir = t.TempDir()
+	}
+	spec.Log = hclog.NewNullLogger()
 	p, err := Start(spec)
 	if err != nil {
 		t.Fatalf("Start(%s): %v", name, err)
@@ -519,12 +523,8 @@ func TestPluginSocketInRuntimeDir(t *testing.T) {
 	if err := os.Mkdir(runtimeDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	spec.RuntimeDir, spec.Log = runtimeDir, hclog.NewNullLogger()
-	p, err := Start(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	spec.RuntimeDir = runtimeDir
+	startSpec(t, spec)
 	sockets := func(dir string) []string {
 		var names []string
 		entries, err := os.ReadDir(dir)
