@@ -48,11 +48,23 @@ type LoadBalancer struct {
 	// system; https backends too), or "" (the default): eventloop where it can serve
 	// the configuration, fasthttp elsewhere.
 	Engine string `json:"engine"`
+	// Reuse is which idle backend connection a request may take, as HAProxy's
+	// http-reuse: "safe" (the default) never sends the first request of a client
+	// connection on a backend connection another client's request used last, so a
+	// backend that answers twice, late, can confuse no other client; "always" takes
+	// any sound idle connection.
+	Reuse string `json:"reuse"`
 	// Processes is the number of data-plane processes of the eventloop engine, each
 	// one event loop sharing the port (0, the default: one per CPU on Linux, 1
 	// elsewhere; 1: everything in the core's own process).
 	Processes int `json:"processes"`
 }
+
+// The backend connection reuse policies of LoadBalancer.Reuse.
+const (
+	ReuseSafe   = "safe"
+	ReuseAlways = "always"
+)
 
 // MaxProcesses bounds LoadBalancer.Processes.
 const MaxProcesses = 256
@@ -207,6 +219,7 @@ func defaults() *Config {
 			StatusPath: "/queue/status",
 			AdminAddr:  "127.0.0.1:8001",
 			Retries:    2,
+			Reuse:      ReuseSafe,
 			Timeouts: Timeouts{
 				Connect:        Duration(2 * time.Second),
 				ResponseHeader: Duration(30 * time.Second),

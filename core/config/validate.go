@@ -24,6 +24,7 @@ func (c *Config) Validate(bundled []string) error {
 		v.check(err == nil, "load_balancer.admin_addr", "must be host:port (or \"\" to turn it off), got %q", lb.AdminAddr)
 	}
 	v.check(lb.Retries >= 0 && lb.Retries <= 10, "load_balancer.retries", "must be from 0 to 10, got %d", lb.Retries)
+	v.check(lb.Reuse == ReuseSafe || lb.Reuse == ReuseAlways, "load_balancer.reuse", "must be %q or %q, got %q", ReuseSafe, ReuseAlways, lb.Reuse)
 	t := &lb.Timeouts
 	for _, d := range []struct {
 		key string

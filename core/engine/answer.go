@@ -125,6 +125,7 @@ func (c *client) finish(answers *backend.Answers, url string) {
 			Backend: url, In: c.bytesIn, Out: c.bytesOut, Duration: d, Attempts: c.attempts})
 	}
 	c.picker = nil
+	c.served = true
 	c.view = strategy.Request{}
 	clear(c.triedArr[:])
 	c.st = stIdle

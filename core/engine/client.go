@@ -55,6 +55,7 @@ type client struct {
 	phase   phase
 	st      state
 	keep    bool // the connection stays open after this answer
+	served  bool // a request of this connection was answered: the next is not its first
 	closing bool // closes once its last answer is written
 
 	req      h1.Request
@@ -168,6 +169,9 @@ func (c *client) drained() {
 	if c.paused && c.st != stSending && c.st != stTunnel { // a full buffer of pipelined requests
 		c.resume()
 	}
+	if c.st == stTunnel && c.up != nil && c.up.eof {
+		c.tunnelEnds() // what the backend sent before its end has left
+	}
 }
 
 // advance moves the exchange on with what was read.
@@ -199,9 +203,15 @@ func (c *client) advance() {
 		}
 	default:
 		// Awaiting an answer: bytes are the next request, kept for later. A client
-		// that closes now has left: its exchange ends (nginx's default).
+		// whose connection failed has left: its exchange ends. One that only
+		// closed its side (a half-close, or a close that a write will find out)
+		// still gets its answer, then the connection closes (HAProxy's default).
 		if c.eof && c.r == c.w {
-			c.abort()
+			if c.rerr != nil {
+				c.abort()
+				return
+			}
+			c.keep = false
 		}
 	}
 }
@@ -333,9 +343,14 @@ func (c *client) use(b *backend.Backend, err error) {
 	c.attempts++
 	b.Start()
 	c.sentAt = c.l.ev.Now()
-	if u := c.l.takeIdle(b); u != nil {
-		c.transmit(u)
-		return
+	// A connection's first request goes on a backend connection of its own unless
+	// reuse is "always": one that another client used last may still bring that
+	// client's late answer (DESIGN section 11, HAProxy's http-reuse safe).
+	if c.served || c.settings().ReuseAlways {
+		if u := c.l.takeIdle(b); u != nil {
+			c.transmit(u)
+			return
+		}
 	}
 	u, err := c.l.dial(b)
 	if err != nil {
@@ -365,12 +380,12 @@ func (c *client) transmit(u *upstream) {
 		}
 		return
 	}
-	body := c.bodyPiece()
+	body, used := c.bodyPiece()
 	if !u.send(head, body) {
 		c.failed(sendError(u))
 		return
 	}
-	c.consumeBody(body)
+	c.consumeBody(used)
 	c.forwardBody()
 }
 
@@ -383,28 +398,31 @@ func sendError(u *upstream) *upstreamError {
 	return errNotSent
 }
 
-// bodyPiece is the request body at hand, up to its end.
-func (c *client) bodyPiece() []byte {
+// bodyPiece is what goes to the backend of the request body at hand, up to its end:
+// p, made of the first used bytes read (a chunked body loses its extensions and
+// framing trailers on the way, see h1.Chunked.Forward).
+func (c *client) bodyPiece() (p []byte, used int) {
 	buf := c.unread()
 	switch c.req.Framing {
 	case h1.BodyLength:
-		return buf[:min(int64(len(buf)), c.left)]
+		n := int(min(int64(len(buf)), c.left))
+		return buf[:n], n
 	case h1.BodyChunked:
-		n, _, err := c.chunk.Scan(buf)
+		p, n, _, err := c.chunk.Forward(c.l.rewriteBuf(), buf)
 		if err != nil {
 			c.chunkErr = err
 		}
-		return buf[:n]
+		return p, n
 	}
-	return nil
+	return nil, 0
 }
 
-// consumeBody marks the piece forwarded.
-func (c *client) consumeBody(p []byte) {
-	c.consume(len(p))
-	c.bytesIn += int64(len(p))
+// consumeBody marks used bytes of the body forwarded.
+func (c *client) consumeBody(used int) {
+	c.consume(used)
+	c.bytesIn += int64(used)
 	if c.req.Framing == h1.BodyLength {
-		c.left -= int64(len(p))
+		c.left -= int64(used)
 	}
 }
 
@@ -432,8 +450,8 @@ func (c *client) forwardBody() {
 			c.bodyTimer(phBackendIn)
 			return
 		}
-		p := c.bodyPiece()
-		if len(p) == 0 {
+		p, used := c.bodyPiece()
+		if used == 0 {
 			if c.chunkErr != nil {
 				continue
 			}
@@ -449,7 +467,7 @@ func (c *client) forwardBody() {
 			c.failed(errConnReset)
 			return
 		}
-		c.consumeBody(p)
+		c.consumeBody(used)
 		c.bodyTimer(phBodyIn)
 	}
 	c.st = stAwaiting

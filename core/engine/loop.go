@@ -36,6 +36,7 @@ type loop struct {
 	idle     map[*backend.Backend][]*upstream
 	bufs     [][]byte // free read buffers
 	scratch  []byte   // heads being built; copied by a write that cannot send them whole
+	rewrite  []byte   // chunked framing rewritten (see rewriteBuf)
 	draining bool
 }
 
@@ -89,6 +90,16 @@ func (l *loop) getBuf() []byte {
 		return b
 	}
 	return make([]byte, max(bufSize, l.e.cfg.Limits.MaxHeaderBytes+4<<10))
+}
+
+// rewriteBuf is where a chunked body piece whose framing is rewritten is built,
+// large enough for a whole read buffer's worth. Like scratch, it is free again once
+// the write that sends it returns.
+func (l *loop) rewriteBuf() []byte {
+	if l.rewrite == nil {
+		l.rewrite = make([]byte, 0, max(bufSize, l.e.cfg.Limits.MaxHeaderBytes+4<<10))
+	}
+	return l.rewrite[:0]
 }
 
 // putBuf keeps b for another connection; a few are kept, the rest go to the collector.

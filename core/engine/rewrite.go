@@ -4,6 +4,7 @@ package engine
 
 import (
 	"bytes"
+	"strconv"
 
 	"github.com/switchyard-lb/switchyard/core/h1"
 )
@@ -92,12 +93,15 @@ func appendRequestHead(dst []byte, r *h1.Request, ip, fallback []byte) []byte {
 	dst = append(dst, host...)
 	dst = append(dst, "\r\n"...)
 	for _, h := range r.Headers {
-		if len(h.Name) == 4 && h1.EqualFold(h.Name, "host") || forwarded(h.Name) ||
+		if len(h.Name) == 4 && h1.EqualFold(h.Name, "host") || contentLength(h.Name) || forwarded(h.Name) ||
 			hopByHop(h.Name, true) && !(r.Upgrade && h1.EqualFold(h.Name, "upgrade")) ||
 			len(r.Connection) > 0 && named(r.Connection, h.Name) && !protected(h.Name) {
 			continue
 		}
 		dst = appendField(dst, h)
+	}
+	if r.Framing == h1.BodyLength {
+		dst = appendLength(dst, r.ContentLength)
 	}
 	if r.Upgrade {
 		dst = append(dst, "Connection: Upgrade\r\n"...)
@@ -115,19 +119,25 @@ func appendRequestHead(dst []byte, r *h1.Request, ip, fallback []byte) []byte {
 
 // appendResponseHead appends the head sent to the client for the answer r, whose raw
 // head is raw: HTTP/1.1, the backend's status and reason, its fields but the hop-by-hop
-// ones, and the client connection's own Connection field.
+// ones, Content-Length as one value (none for 1xx, 204 and 304, which lose their
+// Transfer-Encoding too), and the client connection's own Connection field.
 func appendResponseHead(dst, raw []byte, r *h1.Response, keep, clientHTTP10, upgrade bool) []byte {
 	line := raw[:bytes.IndexByte(raw, '\n')]
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	dst = append(dst, "HTTP/1.1"...)
 	dst = append(dst, line[8:]...)
 	dst = append(dst, "\r\n"...)
+	bodiless := r.Bodiless()
 	for _, h := range r.Headers {
-		if hopByHop(h.Name, false) && !(upgrade && h1.EqualFold(h.Name, "upgrade")) ||
+		if contentLength(h.Name) || bodiless && len(h.Name) == 17 && h1.EqualFold(h.Name, "transfer-encoding") ||
+			hopByHop(h.Name, false) && !(upgrade && h1.EqualFold(h.Name, "upgrade")) ||
 			len(r.Connection) > 0 && named(r.Connection, h.Name) && !protected(h.Name) {
 			continue
 		}
 		dst = appendField(dst, h)
+	}
+	if !bodiless && r.Length >= 0 {
+		dst = appendLength(dst, r.Length)
 	}
 	switch {
 	case upgrade:
@@ -150,6 +160,18 @@ func dropField(head []byte, lower string) []byte {
 		out = append(out, line...)
 	}
 	return out
+}
+
+// contentLength reports whether name is Content-Length: it goes on as one value
+// however it came (a list of equal values, repeated lines), so that every recipient
+// reads the one the proxy framed the message by (RFC 9110 section 8.6).
+func contentLength(name []byte) bool { return len(name) == 14 && h1.EqualFold(name, "content-length") }
+
+// appendLength appends a Content-Length field of n.
+func appendLength(dst []byte, n int64) []byte {
+	dst = append(dst, "Content-Length: "...)
+	dst = strconv.AppendInt(dst, n, 10)
+	return append(dst, "\r\n"...)
 }
 
 func appendField(dst []byte, h h1.Header) []byte {

@@ -24,6 +24,7 @@ type sock struct {
 	rerr   error  // the read error, nil at a clean end of stream
 	werr   error  // the first write error
 	wrote  bool   // a write has taken bytes since the last expectHead
+	shut   bool   // writing was shut down: the peer read the end of the stream
 }
 
 // unread is what was read and not consumed.
@@ -186,6 +187,15 @@ const backlog = 256 << 10
 // congested reports whether enough is waiting to be sent that reading more for this
 // socket should stop.
 func (s *sock) congested() bool { return len(s.out) >= backlog }
+
+// shutWrite ends the stream towards the peer (a FIN), keeping the other direction
+// open.
+func (s *sock) shutWrite() {
+	if !s.shut && s.fd >= 0 {
+		s.shut = true
+		_ = unix.Shutdown(s.fd, unix.SHUT_WR)
+	}
+}
 
 // closeFD removes the socket from the loop and closes it.
 func (s *sock) closeFD() {

@@ -3,8 +3,11 @@
 package engine
 
 // An upgraded connection (WebSocket): once the backend answered 101, bytes pass both
-// ways as they come, each side read only as fast as the other takes them, until
-// either side closes or both stay silent for the idle timeout.
+// ways as they come, each side read only as fast as the other takes them. A side
+// that closes its direction has its end passed on once the other has read all it
+// sent (a FIN for a FIN), and the other direction stays open; the tunnel ends when
+// both directions have ended, when a connection fails, or when both stay silent for
+// the idle timeout (DESIGN section 11).
 
 // startTunnel switches the exchange to passing bytes both ways.
 func (c *client) startTunnel() {
@@ -37,11 +40,34 @@ func (c *client) tunnelOut() {
 		c.setTimer(phTunnel)
 	}
 	if c.eof {
-		c.endTunnel()
+		c.tunnelEnds()
 		return
 	}
 	if u.congested() {
 		c.pause()
+	}
+}
+
+// tunnelEnds passes on the end of each direction whose sender has closed it, once
+// the receiver has everything before it, and ends the tunnel when both directions
+// have ended or either connection failed.
+func (c *client) tunnelEnds() {
+	u := c.up
+	if c.st != stTunnel || u == nil {
+		return
+	}
+	if c.eof && c.rerr != nil || u.eof && u.rerr != nil || c.werr != nil || u.werr != nil {
+		c.endTunnel()
+		return
+	}
+	if c.eof && c.r == c.w && len(u.out) == 0 {
+		u.shutWrite()
+	}
+	if u.eof && u.r == u.w && len(c.out) == 0 {
+		c.shutWrite()
+	}
+	if c.shut && u.shut {
+		c.endTunnel()
 	}
 }
 

@@ -151,7 +151,7 @@ func (u *upstream) process() {
 				c.setTimer(phTunnel)
 			}
 			if u.eof {
-				c.endTunnel()
+				c.tunnelEnds()
 			} else if c.congested() {
 				u.pause()
 			}
@@ -297,8 +297,7 @@ func (u *upstream) bodyPiece() (p []byte, used int, done bool, err error) {
 		if u.dechunk {
 			return u.dechunked(buf)
 		}
-		n, done, err := u.chunk.Scan(buf)
-		return buf[:n], n, done, err
+		return u.chunk.Forward(u.l.rewriteBuf(), buf)
 	}
 	return buf, len(buf), false, nil // until close
 }

@@ -13,6 +13,12 @@ type Chunked struct {
 	left    int64 // data bytes left in the current chunk
 	trailer int   // bytes of the trailer section so far
 	inValue bool  // past the colon of the current trailer line
+	// What Forward needs to rewrite the framing.
+	edit    bool             // the scan met an extension or a trailer field
+	hold    [maxFraming]byte // the start of a trailer field's name, until it is known
+	held    uint8            // bytes in hold; 0 when not holding
+	holding bool             // a trailer field's name is being held
+	drop    bool             // the current trailer line is dropped
 	// MaxTrailerBytes bounds the trailer section (0: 16 KiB).
 	MaxTrailerBytes int
 }
@@ -89,9 +95,9 @@ func (c *Chunked) step(b byte) error {
 		case c.state == chSizeStart:
 			return ErrChunk
 		case b == ' ' || b == '\t':
-			c.state = chSizeWS
+			c.state, c.edit = chSizeWS, true
 		case b == ';':
-			c.state = chExt
+			c.state, c.edit = chExt, true
 		case b == '\r':
 			c.state = chSizeLF
 		default:
@@ -139,7 +145,7 @@ func (c *Chunked) step(b byte) error {
 		case b == '\r':
 			c.state = chEndLF
 		case tchar[b]:
-			c.state, c.inValue = chTrailer, false
+			c.state, c.inValue, c.edit = chTrailer, false, true
 			return c.countTrailer()
 		default: // folded, or not a field name
 			return ErrChunk
@@ -193,4 +199,102 @@ func unhex(b byte) (byte, bool) {
 		return b - 'A' + 10, true
 	}
 	return 0, false
+}
+
+// maxFraming is the length of the longest field name a trailer may not carry.
+const maxFraming = len("transfer-encoding")
+
+// Forward consumes the prefix of buf that belongs to the body, as Scan does, and
+// returns what goes on in its place: the same bytes without chunk extensions (and
+// white space after a size), and without trailer fields that frame or route a
+// message (Content-Length, Transfer-Encoding, Host), which a recipient could take
+// for the message's own (RFC 9112 section 7.1.1, RFC 9110 section 6.5.1). out is
+// buf[:n] itself when nothing was dropped, the common case; else it is built in dst.
+func (c *Chunked) Forward(dst, buf []byte) (out []byte, n int, done bool, err error) {
+	saved := *c
+	c.edit = false
+	n, done, err = c.Scan(buf)
+	if !c.edit && !saved.holding && !saved.drop && (saved.state != chSizeWS && saved.state != chExt) {
+		return buf[:n], n, done, err
+	}
+	*c = saved
+	return c.rewrite(dst[:0], buf)
+}
+
+// rewrite is Forward's slow path: it steps through buf, keeping what goes on.
+func (c *Chunked) rewrite(dst, buf []byte) (out []byte, n int, done bool, err error) {
+	for n < len(buf) {
+		switch c.state {
+		case chData:
+			k := int(min(int64(len(buf)-n), c.left))
+			dst = append(dst, buf[n:n+k]...)
+			n += k
+			if c.left -= int64(k); c.left == 0 {
+				c.state = chDataCR
+			}
+			continue
+		case chDone:
+			return dst, n, true, nil
+		}
+		prev, b := c.state, buf[n]
+		if err := c.step(b); err != nil {
+			return dst, n, false, err
+		}
+		n++
+		dst = c.keep(dst, prev, b)
+	}
+	return dst, n, c.state == chDone, nil
+}
+
+// keep appends b, a framing byte read in state prev, to dst unless it is dropped.
+func (c *Chunked) keep(dst []byte, prev uint8, b byte) []byte {
+	switch prev {
+	case chSizeStart, chSize, chSizeWS, chExt:
+		if c.state == chSize || c.state == chSizeLF { // a digit, or the line's CR
+			return append(dst, b)
+		}
+		return dst // an extension, or white space before one
+	case chTrailerStart:
+		if c.state == chTrailer { // a field name starts: held until it is known
+			c.holding, c.held, c.drop = true, 0, false
+			return c.holdByte(dst, b)
+		}
+	case chTrailer:
+		switch {
+		case c.holding && b == ':':
+			c.holding = false
+			if framing(c.hold[:c.held]) {
+				c.drop = true
+				return dst
+			}
+			return append(append(dst, c.hold[:c.held]...), b)
+		case c.holding:
+			return c.holdByte(dst, b)
+		case c.drop:
+			return dst
+		}
+	case chTrailerLF:
+		if c.drop {
+			c.drop = false
+			return dst
+		}
+	}
+	return append(dst, b)
+}
+
+// holdByte adds b to a held field name; a name longer than any dropped one goes on.
+func (c *Chunked) holdByte(dst []byte, b byte) []byte {
+	if int(c.held) == len(c.hold) {
+		c.holding = false
+		return append(append(dst, c.hold[:c.held]...), b)
+	}
+	c.hold[c.held] = b
+	c.held++
+	return dst
+}
+
+// framing reports whether a trailer field called name would frame or route the
+// message.
+func framing(name []byte) bool {
+	return equalFold(name, "content-length") || equalFold(name, "transfer-encoding") || equalFold(name, "host")
 }

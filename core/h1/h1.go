@@ -45,6 +45,7 @@ var (
 	ErrTransferEncoding = errf(501, "Transfer-Encoding must end in chunked")
 	ErrHTTP10Chunked    = errf(400, "Transfer-Encoding in an HTTP/1.0 message")
 	ErrHost             = errf(400, "missing or repeated Host")
+	ErrUserInfo         = errf(400, "user information in the request target")
 	ErrChunk            = errf(400, "invalid chunked framing")
 	ErrTrailerTooLarge  = errf(431, "trailer section too large")
 )

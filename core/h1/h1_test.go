@@ -217,3 +217,59 @@ func TestTrailerLimit(t *testing.T) {
 		t.Fatalf("Scan: %v, want ErrTrailerTooLarge", err)
 	}
 }
+
+func TestChunkedForwardDropsExtensionsAndFramingTrailers(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"5\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n"},
+		{"5;a=\"unclosed\r\nhello\r\n6 ; b=1\r\n world\r\n0;end\r\n\r\n", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"},
+		{"005 \r\nhello\r\n0\r\n\r\n", "005\r\nhello\r\n0\r\n\r\n"},
+		{"1\r\na\r\n0\r\nContent-Length: 3\r\nX-Sum: 2\r\nHOST: evil\r\nTransfer-Encoding: gzip\r\nX-Really-Long-Trailer-Name: v\r\n\r\n",
+			"1\r\na\r\n0\r\nX-Sum: 2\r\nX-Really-Long-Trailer-Name: v\r\n\r\n"},
+		{"0\r\nHosts: kept\r\nHost: dropped\r\n\r\n", "0\r\nHosts: kept\r\n\r\n"},
+	} {
+		// Every split of the input into two reads gives the same output.
+		for cut := 0; cut <= len(tc.in); cut++ {
+			var c Chunked
+			var got []byte
+			done := false
+			for _, piece := range []string{tc.in[:cut], tc.in[cut:]} {
+				out, n, d, err := c.Forward(nil, []byte(piece))
+				if err != nil || n != len(piece) {
+					t.Fatalf("Forward(%q) split at %d: n %d err %v", tc.in, cut, n, err)
+				}
+				got, done = append(got, out...), d
+			}
+			if string(got) != tc.want || !done {
+				t.Errorf("Forward(%q) split at %d = %q (done %v), want %q", tc.in, cut, got, done, tc.want)
+			}
+		}
+	}
+}
+
+func TestChunkedForwardPassesPlainBodiesWithoutCopy(t *testing.T) {
+	var c Chunked
+	in := []byte("5\r\nhello\r\n0\r\n\r\nNEXT")
+	out, n, done, err := c.Forward(make([]byte, 0, 64), in)
+	if err != nil || !done || n != len(in)-4 || &out[0] != &in[0] {
+		t.Errorf("Forward(plain) = %q n %d done %v err %v, want the input's own bytes up to NEXT", out, n, done, err)
+	}
+}
+
+func TestUserInfoInTargetRefused(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		err    error
+	}{
+		{"http://u:p@evil.example/", ErrUserInfo},
+		{"http://u@evil.example", ErrUserInfo},
+		{"http://good.example/a@b", nil},
+		{"/path@x", nil},
+		{"http://good.example/?q=a@b", nil},
+	} {
+		var r Request
+		_, err := ParseRequest([]byte("GET "+tc.target+" HTTP/1.1\r\nHost: h\r\n\r\n"), DefaultLimits, &r)
+		if err != tc.err && !(err == nil && tc.err == nil) {
+			t.Errorf("ParseRequest(GET %s) error %v, want %v", tc.target, err, tc.err)
+		}
+	}
+}

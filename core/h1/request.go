@@ -79,6 +79,9 @@ func (r *Request) parseLine(line []byte) error {
 			return ErrRequestLine
 		}
 	}
+	if userInfo(r.Target) {
+		return ErrUserInfo
+	}
 	minor, err := parseVersion(line)
 	if err != nil {
 		return err
@@ -97,6 +100,21 @@ func parseVersion(v []byte) (int, error) {
 		return 0, ErrVersion
 	}
 	return int(v[7] - '0'), nil
+}
+
+// userInfo reports whether an absolute-form target names user information
+// (http://user:pass@host/): its authority is not a Host a backend should be sent, and
+// proxies read it differently (RFC 9110 section 4.2.4 deprecates it).
+func userInfo(target []byte) bool {
+	i := bytes.Index(target, []byte("://"))
+	if i <= 0 || target[0] == '/' {
+		return false
+	}
+	authority := target[i+3:]
+	if j := bytes.IndexAny(authority, "/?#"); j >= 0 {
+		authority = authority[:j]
+	}
+	return bytes.IndexByte(authority, '@') >= 0
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -7,12 +7,20 @@ type Response struct {
 	Headers       []Header
 	Framing       Framing
 	ContentLength int64 // with BodyLength
+	// Length is the Content-Length field's value, one value however it was written
+	// (a list of equal values, repeated lines), -1 when there is none. A HEAD
+	// answer's describes the body a GET would have.
+	Length int64
 	// KeepAlive: the connection may carry another exchange after this answer.
 	KeepAlive bool
 	// Connection lists the names the Connection field gives besides close, keep-alive
 	// and upgrade.
 	Connection [][]byte
 }
+
+// Bodiless reports whether the status rules out a body whatever the request
+// (1xx, 204, 304): such an answer carries no body framing.
+func (r *Response) Bodiless() bool { return r.Status < 200 || r.Status == 204 || r.Status == 304 }
 
 // Interim reports whether the answer is informational (1xx other than 101): the final
 // answer follows it on the same exchange.
@@ -72,11 +80,12 @@ func (r *Response) parseLine(line []byte) bool {
 // that sent it frames messages in a way someone may read differently.
 func (r *Response) frame(f *fields, head bool) bool {
 	r.KeepAlive = !f.close && (r.Minor == 1 || f.keep)
+	r.Length = f.contentLength
 	if f.transfer > 0 && f.contentLength >= 0 {
 		return false
 	}
 	switch {
-	case head || r.Status < 200 || r.Status == 204 || r.Status == 304:
+	case head || r.Bodiless():
 		r.Framing = BodyNone
 	case f.transfer > 0:
 		if !f.chunkedLast || f.chunkedTwice || r.Minor == 0 {

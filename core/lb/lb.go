@@ -323,7 +323,7 @@ func clientConfig(cfg *config.Config) backend.ClientConfig {
 func (l *LB) settings(cfg *config.Config) proxy.Settings {
 	lbc := cfg.LoadBalancer
 	s := proxy.Settings{
-		StatusPath: lbc.StatusPath, Retries: lbc.Retries, MaxHeaders: lbc.Limits.MaxHeaders,
+		StatusPath: lbc.StatusPath, Retries: lbc.Retries, ReuseAlways: lbc.Reuse == config.ReuseAlways, MaxHeaders: lbc.Limits.MaxHeaders,
 		ConnectTimeout: lbc.Timeouts.Connect.D(), Idle: lbc.Timeouts.Idle.D(),
 	}
 	if l.access != nil {

@@ -19,8 +19,12 @@ import (
 
 // Settings are the live-changeable knobs of the request path.
 type Settings struct {
-	StatusPath     string        // answered by Status, GET or POST
-	Retries        int           // more backends a failed request may try
+	StatusPath string // answered by Status, GET or POST
+	Retries    int    // more backends a failed request may try
+	// ReuseAlways lets a client connection's first request take an idle backend
+	// connection another client used last (load_balancer.reuse "always"); by default
+	// ("safe") it goes on a connection of its own.
+	ReuseAlways    bool
 	MaxHeaders     int           // more request header fields get 431
 	ConnectTimeout time.Duration // dialing a backend for a WebSocket
 	Idle           time.Duration // longest silence of an upgraded (WebSocket) connection
