@@ -175,9 +175,21 @@ func (l *loop) putIdle(u *upstream) {
 	u.releaseBuf()
 	u.resume()
 	u.pooledAt = l.ev.Now()
-	l.idle[u.b] = append(l.idle[u.b], u)
+	us := l.idle[u.b]
+	if len(us) == maxIdle { // the oldest goes: it is the likeliest to be closed soon
+		old := us[0]
+		us = append(us[:0], us[1:]...)
+		old.timer.Stop()
+		old.closeFD()
+	}
+	l.idle[u.b] = append(us, u)
 	u.timer.Reset(l.e.cfg.Timeouts.Idle)
 }
+
+// maxIdle bounds a loop's idle connections to one backend. Under "safe" reuse a
+// client that opens a connection per request never takes an idle one, so without a
+// bound its load would pool a connection per request until the idle timeout.
+const maxIdle = 256
 
 // dropIdle forgets u, which was pooled.
 func (l *loop) dropIdle(u *upstream) {
