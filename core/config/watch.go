@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -14,6 +15,10 @@ import (
 // Debounce is how long a watcher waits after the last event of a burst before it reads
 // the file: one save by an editor is several events.
 const Debounce = 100 * time.Millisecond
+
+// MaxDelay bounds how long a burst of events about the file can put its read off: a
+// file written without a pause of Debounce is still read (DESIGN section 12).
+const MaxDelay = 500 * time.Millisecond
 
 // Watcher reports each change of a file's content once, however it was saved: in
 // place, by truncate-and-write, by rename over it (vim and most editors), or by a
@@ -25,6 +30,10 @@ type Watcher struct {
 	w    *fsnotify.Watcher
 	last []byte // the content last reported, or read at start
 	dirs map[string]bool
+	// names are the base names whose events concern the file: its own, and that of
+	// the file a symlink leads to. Events about other files in the watched
+	// directories (an access log beside the config) are not waited for.
+	names map[string]bool
 	// Changed receives the new content after each change.
 	Changed chan []byte
 	// Errors receives the watcher's own failures (not the file's content errors).
@@ -38,7 +47,7 @@ func Watch(path string, content []byte) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watching %s: %w", path, err)
 	}
-	w := &Watcher{path: path, w: fw, last: content, dirs: map[string]bool{},
+	w := &Watcher{path: path, w: fw, last: content, dirs: map[string]bool{}, names: map[string]bool{},
 		Changed: make(chan []byte, 1), Errors: make(chan error, 1)}
 	if err := w.watchDirs(); err != nil {
 		fw.Close()
@@ -50,8 +59,10 @@ func Watch(path string, content []byte) (*Watcher, error) {
 // watchDirs watches the directory of path and of the file it resolves to.
 func (w *Watcher) watchDirs() error {
 	dirs := []string{filepath.Dir(w.path)}
+	w.names[filepath.Base(w.path)] = true
 	if real, err := filepath.EvalSymlinks(w.path); err == nil {
 		dirs = append(dirs, filepath.Dir(real))
+		w.names[filepath.Base(real)] = true
 	}
 	for _, d := range dirs {
 		if w.dirs[d] {
@@ -70,24 +81,42 @@ func (w *Watcher) Run(ctx context.Context) {
 	defer w.w.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var burst time.Time // when the pending burst's first event came; zero: none
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-w.w.Events:
+		case ev, ok := <-w.w.Events:
 			if !ok {
 				return
 			}
-			timer.Reset(Debounce) // any event in the directory: read after the burst
+			if !w.concerns(ev.Name) {
+				continue
+			}
+			// Read after the burst, but no later than MaxDelay after it began.
+			now := time.Now()
+			if burst.IsZero() {
+				burst = now
+			}
+			timer.Reset(max(0, min(Debounce, burst.Add(MaxDelay).Sub(now))))
 		case err, ok := <-w.w.Errors:
 			if !ok {
 				return
 			}
 			w.report(err)
 		case <-timer.C:
+			burst = time.Time{}
 			w.check(ctx)
 		}
 	}
+}
+
+// concerns reports whether an event about name may change the file: one about the
+// file itself, the file a symlink leads to, or the hidden "..data" links and
+// directories through which a Kubernetes ConfigMap volume swaps its files.
+func (w *Watcher) concerns(name string) bool {
+	base := filepath.Base(name)
+	return w.names[base] || strings.HasPrefix(base, "..")
 }
 
 // Check reads the file now and reports it if it changed (for SIGHUP).
