@@ -378,3 +378,19 @@ func TestProcessesServeTheQueueInOrder(t *testing.T) {
 		}
 	}
 }
+
+// The default number of data-plane processes follows the CPUs this process may use
+// (GOMAXPROCS: a container's CPU limit, or the variable), not the host's.
+func TestProcessesFollowTheCPUsTheCoreMayUse(t *testing.T) {
+	needProcesses(t)
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs a machine with two CPUs or more")
+	}
+	t.Setenv("GOMAXPROCS", "1") // as a container's one-CPU limit gives
+	_, u := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u), "load_balancer": map[string]any{"processes": 0}})
+	if !strings.Contains(lb.Log(), "processes=1 ") || len(planePIDs(lb.Log())) != 0 {
+		t.Errorf("with GOMAXPROCS=1 on %d CPUs the core runs %d data-plane processes, want 1 (everything in its own):\n%s",
+			runtime.NumCPU(), len(planePIDs(lb.Log())), lb.Log())
+	}
+}

@@ -55,8 +55,9 @@ type LoadBalancer struct {
 	// any sound idle connection.
 	Reuse string `json:"reuse"`
 	// Processes is the number of data-plane processes of the eventloop engine, each
-	// one event loop sharing the port (0, the default: one per CPU on Linux, 1
-	// elsewhere; 1: everything in the core's own process).
+	// one event loop sharing the port (0, the default: one per CPU the core may use on
+	// Linux, GOMAXPROCS, which follows a container's CPU limit; 1 elsewhere; 1:
+	// everything in the core's own process).
 	Processes int `json:"processes"`
 }
 

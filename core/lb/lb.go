@@ -153,7 +153,7 @@ func (l *LB) Start() error {
 	l.applied(cfg)
 	l.restartScriptFollow(cfg)
 	l.watchDiscovery(cfg)
-	l.log.Info("listening", "addr", fr.addr().String(), "engine", engineOf(cfg), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
+	l.log.Info("listening", "addr", fr.addr().String(), "engine", engineOf(cfg), "processes", processesOf(cfg), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
 		"backends", len(cfg.Servers.Backends), "config", cfg.Path)
 	return nil
 }

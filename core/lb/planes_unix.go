@@ -31,9 +31,10 @@ const planeEnv = "SWITCHYARD_DATAPLANE"
 const planeStartTimeout = 15 * time.Second
 
 // processesOf is the number of data-plane processes that serve cfg: 1 for the
-// fasthttp engine; else load_balancer.processes, whose default (0) is one per CPU on
-// Linux, where the kernel spreads connections over the processes sharing a port,
-// and 1 elsewhere.
+// fasthttp engine; else load_balancer.processes, whose default (0) is one per CPU this
+// process may use on Linux (GOMAXPROCS: a container's CPU limit, or the GOMAXPROCS
+// variable, not the host's CPUs), where the kernel spreads connections over the
+// processes sharing a port, and 1 elsewhere.
 func processesOf(cfg *config.Config) int {
 	if engineOf(cfg) != config.EngineEventLoop || !shm.Shared {
 		return 1 // no shared memory between processes here: see shm.Shared
@@ -42,7 +43,7 @@ func processesOf(cfg *config.Config) int {
 		return n
 	}
 	if runtime.GOOS == "linux" {
-		return runtime.NumCPU()
+		return runtime.GOMAXPROCS(0)
 	}
 	return 1
 }
