@@ -307,7 +307,14 @@ func TestHeadersForwarded(t *testing.T) {
 		t.Errorf("backend saw Host %q, want the client's app.example", got.Host)
 	}
 	for _, k := range []string{"X-Secret", "Keep-Alive", "Proxy-Authorization", "Connection"} {
-		if v := h.Values(k); len(v) > 0 {
+		v := h.Values(k)
+		// The fasthttp engine sends a client connection's first request on a backend
+		// connection of its own with its own Connection: close (load_balancer.reuse
+		// "safe"); nothing of the client's passes.
+		if k == "Connection" && onFastHTTP() && len(v) == 1 && v[0] == "close" {
+			continue
+		}
+		if len(v) > 0 {
 			t.Errorf("hop-by-hop %s = %q reached the backend", k, v)
 		}
 	}
@@ -347,8 +354,14 @@ func TestKeepAliveBothSides(t *testing.T) {
 	if reused != 4 {
 		t.Errorf("client connection reused %d times of 4", reused)
 	}
-	if len(upstream) != 1 {
-		t.Errorf("the backend saw %d proxy connections for 5 sequential requests, want 1: %v", len(upstream), upstream)
+	// Under load_balancer.reuse "safe" the fasthttp engine sends the first request on
+	// a connection it closes after the answer; the other four share one.
+	want := 1
+	if onFastHTTP() {
+		want = 2
+	}
+	if len(upstream) != want {
+		t.Errorf("the backend saw %d proxy connections for 5 sequential requests, want %d: %v", len(upstream), want, upstream)
 	}
 }
 

@@ -76,6 +76,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// onFastHTTP reports whether this run's cores serve on the fasthttp engine.
+func onFastHTTP() bool { e := os.Getenv(engineEnv); return e == "" || e == "fasthttp" }
+
 // proc is a program started by a test; it is killed when the test ends.
 type proc struct {
 	cmd    *exec.Cmd

@@ -112,7 +112,9 @@ func TestStrayBytesNeverReachAnotherClient(t *testing.T) {
 				}
 				return true
 			})
-			lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
+			// "always": every request may take the pooled connection, so only the
+			// soundness check stands between the stray bytes and the next client.
+			lb := startCore(t, map[string]any{"servers": backendsConfig(u), "load_balancer": map[string]any{"reuse": "always"}})
 			client := &http.Client{Timeout: 10 * time.Second}
 			if got := get(t, client, lb.url+"/first"); got != "/first" {
 				t.Fatalf("first answer %q, want /first", got)

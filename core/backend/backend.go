@@ -27,6 +27,9 @@ type Backend struct {
 	// Key is the normalized URL, the backend's identity (see config.NormalizeURL).
 	Key    string
 	client atomic.Pointer[fasthttp.HostClient]
+	// fresh dials a connection for each request and closes it after the answer: a
+	// client connection's first request goes there under load_balancer.reuse "safe".
+	fresh  atomic.Pointer[fasthttp.HostClient]
 	source atomic.Pointer[string] // "config" or "dns"
 
 	weight atomic.Int64
@@ -107,7 +110,23 @@ const maxStale = 64
 // discarded before any byte of req is written to them, and the next one is tried:
 // they cost the request nothing, whatever its method.
 func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
-	c := b.Client()
+	return b.do(b.Client(), req, resp)
+}
+
+// DoFresh is Do on a connection dialled for req alone, which no other request has
+// used and none will: req goes with Connection: close, and the connection closes
+// after the answer. A backend that sends an answer twice, late, can then at worst
+// confuse the client that asked (load_balancer.reuse "safe", DESIGN section 11).
+func (b *Backend) DoFresh(req *fasthttp.Request, resp *fasthttp.Response) error {
+	// The client closes a connection after a request that carries Connection:
+	// close instead of pooling it (fasthttp transport.RoundTrip), and the backend
+	// knows not to wait for another request on it.
+	req.SetConnectionClose()
+	return b.do(b.fresh.Load(), req, resp)
+}
+
+// do sends req through c, skipping unsound pooled connections.
+func (b *Backend) do(c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) error {
 	for range maxStale {
 		err := c.Do(req, resp)
 		if !errors.Is(err, ErrStaleConn) {
@@ -306,7 +325,8 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Bac
 			}
 			b = newBackend(cb.URL, key, cc, first, slot)
 		case newClients:
-			b.client.Store(newClient(key, cc))
+			b.client.Store(newClient(key, cc, true))
+			b.fresh.Store(newClient(key, cc, false))
 		}
 		b.weight.Store(int64(cb.Weight))
 		src := cb.Source
@@ -380,7 +400,8 @@ func (s *Set) OnChange(f func()) { s.onChange = f }
 // in its own memory when slot is nil).
 func newBackend(rawURL, key string, cc ClientConfig, up bool, slot *Slot) *Backend {
 	b := &Backend{URL: rawURL, Key: key}
-	b.client.Store(newClient(key, cc))
+	b.client.Store(newClient(key, cc, true))
+	b.fresh.Store(newClient(key, cc, false))
 	if slot != nil {
 		s := slot.Words
 		b.words = s

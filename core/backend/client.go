@@ -10,8 +10,9 @@ import (
 )
 
 // newClient returns the keep-alive connection pool to the backend at key
-// (scheme://host:port).
-func newClient(key string, cc ClientConfig) *fasthttp.HostClient {
+// (scheme://host:port). With pooled false its connections each carry one request
+// (see Backend.DoFresh): they are never checked before reuse.
+func newClient(key string, cc ClientConfig, pooled bool) *fasthttp.HostClient {
 	isTLS := strings.HasPrefix(key, "https://")
 	addr := key[strings.Index(key, "://")+3:]
 	dialer := &net.Dialer{Timeout: cc.Connect, KeepAlive: 30 * time.Second}
@@ -30,7 +31,7 @@ func newClient(key string, cc ClientConfig) *fasthttp.HostClient {
 			ic := &IdleConn{Conn: c, ReadIdle: cc.ReadIdle, WriteIdle: cc.ReadIdle}
 			// A TLS connection's records (session tickets) may be pending while it
 			// is sound: only plain connections are checked before reuse.
-			if !isTLS {
+			if !isTLS && pooled {
 				ic.peek = newPeeker(c)
 			}
 			return ic, nil

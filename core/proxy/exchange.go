@@ -77,6 +77,7 @@ func (x *exchange) answer(ctx *fasthttp.RequestCtx, clientClose bool) {
 	}
 	x.body = up.BodyStream()
 	if x.body == nil { // no body: HEAD, 204, 304
+		dropBodyFraming(&ctx.Response.Header, x.status)
 		ctx.Response.SkipBody = true
 		x.release()
 		return

@@ -98,6 +98,19 @@ func prepareResponse(h *fasthttp.ResponseHeader) {
 	}
 }
 
+// dropBodyFraming removes Content-Length and Transfer-Encoding from h, the client's
+// header of an answer with status, when status is 204 or 304: such an answer has no
+// body, and a length or coding it announces is for a body that does not follow
+// (DESIGN section 11). fasthttp itself keeps both on a 304 (RFC 9110 section 8.6
+// lets a 304 describe the 200 it stands for), and a client that reads them as this
+// answer's framing would wait for a body or take the next answer for one.
+func dropBodyFraming(h *fasthttp.ResponseHeader, status int) {
+	if status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
+		h.Del(fasthttp.HeaderContentLength)
+		h.Del(fasthttp.HeaderTransferEncoding)
+	}
+}
+
 // copyTrailers gives dst, whose header announced them, the trailers src received.
 func copyTrailers(dst, src *fasthttp.ResponseHeader) {
 	for k := range src.Trailers() {
@@ -138,6 +151,30 @@ func kept(name []byte) bool {
 		}
 	}
 	return false
+}
+
+// hasUserinfo reports whether the request's target names user information
+// (http://user:pass@host/), or its Host field does, which fasthttp reads the same
+// way. RFC 9110 section 4.2.4 has a recipient treat it as an error: it hides the
+// authority the request is for, and fasthttp's client would turn it into an
+// Authorization header of its own. Only a target that is not origin-form has an
+// authority to look into: an origin-form request costs three comparisons.
+func hasUserinfo(req *fasthttp.Request) bool {
+	if u := req.URI(); len(u.Username()) > 0 || len(u.Password()) > 0 {
+		return true
+	}
+	target := req.Header.RequestURI()
+	if len(target) == 0 || target[0] == '/' {
+		return false
+	}
+	_, authority, ok := bytes.Cut(target, []byte("://"))
+	if !ok {
+		return false
+	}
+	if end := bytes.IndexAny(authority, "/?#"); end >= 0 {
+		authority = authority[:end]
+	}
+	return bytes.IndexByte(authority, '@') >= 0 // an empty user, as in http://@host/
 }
 
 // isUpgrade reports whether the request asks to switch protocols (WebSocket).

@@ -126,6 +126,13 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if hasUserinfo(req) {
+		WriteError(ctx, fasthttp.StatusBadRequest, CodeBadRequest, "user information in the request target or Host")
+		ctx.SetConnectionClose()
+		h.finishOwn(ctx, 0)
+		return
+	}
+
 	// 3. Admission: a worker, or 503 at once when the queue is full.
 	if err := h.pool.Acquire(); err != nil {
 		writeShed(ctx, err)
@@ -190,7 +197,13 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		setScheme(req, b)
 		x := acquireExchange(h, b, picker, up)
-		err = b.Do(req, up)
+		if s.ReuseAlways || ctx.ConnRequestNum() > 1 {
+			err = b.Do(req, up)
+		} else {
+			// A client connection's first request takes no idle connection that
+			// another client used last (load_balancer.reuse "safe").
+			err = b.DoFresh(req, up)
+		}
 		if err == nil {
 			x.ctx, x.attempts, x.in = ctx, attempt+1, bytesIn(req, body)
 			x.answer(ctx, clientClose)

@@ -12,8 +12,8 @@ import (
 )
 
 // tunnel passes an Upgrade (WebSocket) request to b and, when b switches protocols,
-// joins the two connections byte for byte until either side closes. The worker is
-// released once the tunnel is up: an open WebSocket holds a backend slot, not a worker.
+// joins the two connections byte for byte until both sides have closed (see join).
+// The worker is released once the tunnel is up: an open WebSocket holds a backend slot, not a worker.
 func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []byte, s *Settings, body *clientBody) {
 	defer h.pool.Release()
 	b.Start()
@@ -73,6 +73,7 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 		ctx.Response.Header.ResetConnectionClose()
 		h.finish(ctx, b.Answers, b.URL, int64(max(resp.Header.ContentLength(), 0)), 1, 0)
 		if code := resp.StatusCode(); code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified || req.Header.IsHead() {
+			dropBodyFraming(&ctx.Response.Header, code)
 			ctx.Response.SkipBody = true
 			fasthttp.ReleaseResponse(resp)
 			bc.Close()
@@ -115,11 +116,62 @@ func (h *Handler) tunnel(ctx *fasthttp.RequestCtx, b *backend.Backend, proto []b
 		if _, err := client.Write(head); err != nil {
 			return
 		}
-		done := make(chan struct{}, 2)
-		go func() { pipe(upstream, client); done <- struct{}{} }()
-		go func() { pipe(client, br); done <- struct{}{} }()
-		<-done
+		join(client, upstream, br)
 	})
+}
+
+// join passes bytes both ways between client and upstream (whose reads go through
+// fromUpstream) until both directions have ended. A side that ends its stream has
+// its end passed on, and the other direction goes on until it ends too (DESIGN
+// section 11): a client may send its last message and its FIN and still read the
+// answers. An error in either direction, an idle timeout among them, ends both.
+func join(client, upstream net.Conn, fromUpstream io.Reader) {
+	errs := make(chan error, 2)
+	go func() { errs <- pass(upstream, client) }()
+	go func() { errs <- pass(client, fromUpstream) }()
+	broken := false
+	for range 2 {
+		if err := <-errs; err != nil && !broken {
+			// The server's hijacked connection ignores Close (the server closes
+			// it after the hijack handler): close the socket under it, so that
+			// the other direction's read or write returns now.
+			broken = true
+			_ = socket(client).Close()
+			_ = upstream.Close()
+		}
+	}
+}
+
+// pass copies src to dst until src ends, then shuts dst's write side down so that
+// its peer reads the end of the stream too, while dst may still be read.
+func pass(dst net.Conn, src io.Reader) error {
+	if _, err := io.Copy(dst, src); err != nil {
+		return err
+	}
+	if cw, ok := socket(dst).(interface{ CloseWrite() error }); ok { // *net.TCPConn, *tls.Conn
+		return cw.CloseWrite()
+	}
+	// A connection that cannot be half-closed ends whole: the other direction's
+	// next read or write on it then fails, and ends the tunnel.
+	return socket(dst).Close()
+}
+
+// socket returns the connection under c's wrappers: idle deadlines, the server's
+// hijacked connection and the client connection's own. Only the socket can be
+// half-closed, and only a close of it reaches a hijacked connection.
+func socket(c net.Conn) net.Conn {
+	for {
+		switch v := c.(type) {
+		case *backend.IdleConn:
+			c = v.Conn
+		case *clientConn:
+			c = v.Conn
+		case interface{ UnsafeConn() net.Conn }: // fasthttp's hijacked connection
+			c = v.UnsafeConn()
+		default:
+			return c
+		}
+	}
 }
 
 // dedicatedBody is the body of an answer read on a connection of its own: closing
@@ -135,14 +187,4 @@ func (d *dedicatedBody) Read(p []byte) (int, error) { return d.resp.BodyStream()
 func (d *dedicatedBody) Close() error {
 	fasthttp.ReleaseResponse(d.resp)
 	return d.conn.Close()
-}
-
-// pipe copies src to dst, then closes dst's write side so the peer sees the end.
-func pipe(dst net.Conn, src io.Reader) {
-	_, _ = io.Copy(dst, src)
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	} else {
-		_ = dst.Close()
-	}
 }
