@@ -163,25 +163,27 @@ func run(path string, opts lb.Options) error {
 		l.Close()
 		return err
 	}
+	reloads := startReloader(l, path)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
 		case data := <-changes(w):
 			log.Info("config file changed", "file", path)
-			_ = l.Reload(data, path)
+			reloads.submit(data)
 		case <-hup:
 			log.Info("SIGHUP: reloading the config file", "file", path)
 			if data, err := os.ReadFile(path); err != nil {
 				log.Error("config refused; the running configuration is unchanged", "file", path, "error", err)
 			} else {
-				_ = l.Reload(data, path)
+				reloads.submit(data)
 			}
 		case err := <-watchErrors(w):
 			log.Warn("watching the config file", "error", err)
 		}
 	}
 	stop() // a second signal kills at once
+	reloads.stop()
 	drain := l.Config().LoadBalancer.Timeouts.Shutdown.D()
 	log.Info("shutting down: draining in-flight requests", "timeout", drain)
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
@@ -191,6 +193,63 @@ func run(path string, opts lb.Options) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// errSuperseded is why an edit still applying is abandoned when a later one comes.
+var errSuperseded = errors.New("a later edit supersedes it")
+
+// reloader applies the config file's contents one at a time and in order, off the
+// main loop, so that a later edit supersedes one still applying: a strategy plugin
+// that never starts holds up no later edit until its start timeout.
+type reloader struct {
+	l      *lb.LB
+	path   string
+	queue  chan reload             // capacity 1: the latest content not yet taken
+	cancel context.CancelCauseFunc // abandons the content submitted last
+	done   chan struct{}           // closed when the reloads have ended (stop)
+}
+
+// reload is one content of the config file to apply, abandoned when ctx ends.
+type reload struct {
+	ctx  context.Context
+	data []byte
+}
+
+// startReloader starts applying the contents submitted to l, read from path.
+func startReloader(l *lb.LB, path string) *reloader {
+	r := &reloader{l: l, path: path, queue: make(chan reload, 1), cancel: func(error) {}, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for next := range r.queue {
+			_ = r.l.ReloadContext(next.ctx, next.data, r.path)
+		}
+	}()
+	return r
+}
+
+// submit applies data after, and instead of, what was submitted before: a content
+// still applying is abandoned (a plugin it starts is stopped), one not yet taken is
+// dropped. Only one goroutine submits.
+func (r *reloader) submit(data []byte) {
+	r.cancel(errSuperseded)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r.cancel = cancel
+	select {
+	case <-r.queue:
+	default:
+	}
+	r.queue <- reload{ctx: ctx, data: data}
+}
+
+// stop abandons the content still applying and waits until the reloads have ended.
+func (r *reloader) stop() {
+	r.cancel(errors.New("shutting down"))
+	select {
+	case <-r.queue:
+	default:
+	}
+	close(r.queue)
+	<-r.done
 }
 
 // changes is w's channel of new content; nil (never ready) without a watcher.

@@ -3,12 +3,15 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // testPluginConfig runs the testplugin strategy with options.
@@ -191,5 +194,60 @@ func TestPluginWithoutOptionsGetsNull(t *testing.T) {
 	waitUntil(t, "the plugin's configure line", func() bool { return strings.Contains(lb.Log(), "testplugin configured") })
 	if !strings.Contains(lb.Log(), `testplugin configured: mode="" prefer="" options=null`) {
 		t.Errorf("a plugin entry without options: the strategy's Configure did not get the JSON null:\n%s", lb.Log())
+	}
+}
+
+// TestLaterEditSupersedesAPluginStillStarting: while an edit's plugin starts, the
+// status says so under strategy.pending; a plugin that never answers holds up no
+// later edit until its start timeout: the later good edit applies at once, and
+// the pending plugin goes, with what it started.
+func TestLaterEditSupersedesAPluginStillStarting(t *testing.T) {
+	_, a := startBackend(t)
+	lb := startCore(t, map[string]any{"servers": backendsConfig(a)})
+	gen, _ := lb.generation(t)
+	script := t.TempDir() + "/sleepy.sh"
+	// The marker makes the script's child findable among the machine's processes,
+	// and tells it from those of other runs.
+	marker := fmt.Sprintf("318.%06d", time.Now().UnixNano()%1e6)
+	writeFile(t, script, "#!/bin/sh\nsleep "+marker+"\n", 0o755)
+	within := func(d time.Duration, what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				st, _ := json.Marshal(lb.status(t).Strategy)
+				t.Fatalf("not within %s: %s (strategy %s)", d, what, st)
+			}
+		}
+	}
+
+	cfg := lb.cfg
+	section(cfg, "load_balancer")["strategy"] = "sleepy"
+	section(cfg, "load_balancer")["timeouts"] = map[string]any{"plugin_start": "10s"}
+	cfg["plugins"] = map[string]any{"sleepy": map[string]any{"command": script}}
+	lb.save(t, cfg)
+	within(2*time.Second, "the starting plugin shown as pending", func() bool { return lb.status(t).Strategy.Pending != nil })
+	st := lb.status(t)
+	if p := st.Strategy.Pending; p.Name != "sleepy" || !strings.Contains(p.Reason, "10s") || time.Since(p.Since) > time.Minute {
+		t.Errorf("pending = %+v, want sleepy, since just now, with its 10s timeout", *p)
+	}
+	if st.Strategy.Name == "sleepy" || st.Strategy.State != "running" || st.Config.Generation != gen {
+		t.Errorf("while sleepy starts: strategy %+v, generation %d; want the previous one running, generation %d", st.Strategy, st.Config.Generation, gen)
+	}
+	within(2*time.Second, "the plugin's process running", func() bool { return len(processesWith(marker)) > 0 })
+
+	section(cfg, "load_balancer")["strategy"] = "weighted"
+	delete(cfg, "plugins")
+	lb.save(t, cfg)
+	within(3*time.Second, "the later edit applied", func() bool {
+		st := lb.status(t)
+		return st.Strategy.Name == "weighted" && st.Config.Generation == gen+1
+	})
+	st = lb.status(t)
+	if st.Strategy.State != "running" || st.Strategy.Pending != nil || st.Config.LastError != "" {
+		t.Errorf("after the later edit: strategy %+v, last_error %q; want weighted running, nothing pending, no error", st.Strategy, st.Config.LastError)
+	}
+	within(2*time.Second, "no process of the superseded plugin left", func() bool { return len(processesWith(marker)) == 0 })
+	if !strings.Contains(lb.Log(), "config edit abandoned") {
+		t.Errorf("the log does not say the superseded edit was abandoned:\n%s", lb.Log())
 	}
 }

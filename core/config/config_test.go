@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -198,6 +199,69 @@ func TestPluginCommandRelativeToConfig(t *testing.T) {
 	}
 	if got := string(c.Plugins["mine"].Options); got != `{"k": 1}` {
 		t.Errorf("options = %s, want {\"k\": 1}", got)
+	}
+}
+
+// TestPluginCommandPathIsNeverLookedUpInPATH: with the config file in the working
+// directory, named by a relative path, "./strat" is the one beside it, whatever
+// PATH holds; only a bare name is looked up in PATH. -check (Load) and the start
+// (exec.Command) agree.
+func TestPluginCommandPathIsNeverLookedUpInPATH(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	writeScript := func(path, says string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("#!/bin/sh\necho "+says+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeScript(filepath.Join(dir, "strat"), "config-dir")
+	t.Chdir(dir)
+	load := func(command string) (*Config, error) {
+		t.Helper()
+		src := `{"load_balancer": {"strategy": "mine"}, "plugins": {"mine": {"command": "` + command + `"}}}`
+		if err := os.WriteFile("config.json", []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Load("config.json", bundled)
+	}
+	runs := func(c *Config) string {
+		t.Helper()
+		out, err := exec.Command(c.PluginCommand("mine")).Output()
+		if err != nil {
+			t.Fatalf("running PluginCommand %q: %v", c.PluginCommand("mine"), err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+
+	// No strat in PATH: ./strat is still found beside the config.
+	c, err := load("./strat")
+	if err != nil {
+		t.Fatalf("Load with ./strat beside the config: %v", err)
+	}
+	if got := runs(c); got != "config-dir" {
+		t.Errorf("./strat ran the one of %s, want the config directory's", got)
+	}
+
+	// Another strat first in PATH: ./strat is still the config directory's.
+	writeScript(filepath.Join(elsewhere, "strat"), "PATH")
+	t.Setenv("PATH", elsewhere+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if c, err = load("./strat"); err != nil {
+		t.Fatalf("Load with ./strat beside the config: %v", err)
+	}
+	if got := runs(c); got != "config-dir" {
+		t.Errorf("./strat with another strat in PATH ran the one of %s, want the config directory's", got)
+	}
+
+	// A bare name is looked up in PATH, not beside the config.
+	if c, err = load("strat"); err != nil {
+		t.Fatalf("Load with a bare name in PATH: %v", err)
+	}
+	if got := runs(c); got != "PATH" {
+		t.Errorf("strat ran the one of %s, want the one in PATH", got)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := load("strat"); err == nil || !strings.Contains(err.Error(), "plugins.mine.command") {
+		t.Errorf("Load with a bare name found nowhere in PATH = %v, want plugins.mine.command refused", err)
 	}
 }
 

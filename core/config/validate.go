@@ -136,15 +136,27 @@ func (c *Config) PluginScript(name string) string {
 	return filepath.Join(filepath.Dir(c.Path), s)
 }
 
-// PluginCommand is the executable of plugin name, resolved against the config file's
-// directory when it is a relative path.
+// PluginCommand is the executable of plugin name, as exec is to run it: a bare name
+// ("strat") as it is, for exec to look up in PATH; an absolute path as it is; and a
+// relative path ("./strat", "bin/strat") resolved against the config file's directory,
+// in a form that exec never looks up in PATH ("./strat", never "strat").
 func (c *Config) PluginCommand(name string) string {
 	cmd := c.Plugins[name].Command
-	if filepath.IsAbs(cmd) || !strings.ContainsRune(cmd, os.PathSeparator) {
+	if filepath.IsAbs(cmd) || !strings.ContainsAny(cmd, pathSeparators) {
 		return cmd // absolute, or a bare name looked up in PATH
 	}
-	return filepath.Join(filepath.Dir(c.Path), cmd)
+	path := filepath.Join(filepath.Dir(c.Path), cmd)
+	if !filepath.IsAbs(path) && !strings.ContainsAny(path, pathSeparators) {
+		// Join cleaned "./strat" beside a relative config path to "strat": a bare
+		// name again, which exec would look up in PATH.
+		path = "." + string(filepath.Separator) + path
+	}
+	return path
 }
+
+// pathSeparators are the characters that make a command a path rather than a name
+// to look up in PATH.
+const pathSeparators = "/" + string(filepath.Separator)
 
 // backends checks the backend list: not empty, valid distinct URLs, weights >= 1.
 func (v *validator) backends(s Servers) {

@@ -15,6 +15,14 @@ import (
 // refused edit changes nothing but the status's last_error (logged once). A good
 // edit clears last_error.
 func (l *LB) Reload(data []byte, path string) error {
+	return l.ReloadContext(context.Background(), data, path)
+}
+
+// ReloadContext is Reload, abandoned if ctx ends before the edit applies, as when a
+// later edit supersedes it: a strategy plugin it is still starting is stopped with
+// its process group, and nothing changes. An abandoned edit is logged with ctx's
+// cause, and neither counted nor shown as refused.
+func (l *LB) ReloadContext(ctx context.Context, data []byte, path string) error {
 	next, err := config.Parse(data, path)
 	if err == nil {
 		err = l.overrides.Apply(next)
@@ -23,7 +31,11 @@ func (l *LB) Reload(data []byte, path string) error {
 		err = Validate(next)
 	}
 	if err == nil {
-		err = l.Apply(next)
+		err = l.ApplyContext(ctx, next)
+	}
+	if err != nil && ctx.Err() != nil {
+		l.log.Info("config edit abandoned before it applied; the running configuration is unchanged", "file", path, "reason", context.Cause(ctx))
+		return err
 	}
 	l.source.CountReload(err == nil)
 	if err != nil {
@@ -38,8 +50,18 @@ func (l *LB) Reload(data []byte, path string) error {
 // part by part and without dropping a request. What can fail (a new listener, a new
 // strategy) is prepared first; if it fails nothing changes and the error is returned.
 func (l *LB) Apply(next *config.Config) error {
+	return l.ApplyContext(context.Background(), next)
+}
+
+// ApplyContext is Apply, abandoned if ctx ends before next applies: a new strategy
+// still starting is stopped, nothing changes, and the error wraps ctx's cause.
+// While a new strategy starts, the status shows it as strategy.pending.
+func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
+	if ctx.Err() != nil {
+		return fmt.Errorf("config edit abandoned: %w", context.Cause(ctx))
+	}
 	prev := l.cfg
 	changed := config.Diff(prev, next)
 
@@ -82,8 +104,13 @@ func (l *LB) Apply(next *config.Config) error {
 	}
 	var picker strategy.Picker
 	if strategyChanged(prev, next) {
+		name, timeout := next.LoadBalancer.Strategy, next.LoadBalancer.Timeouts.PluginStart.D()
+		l.log.Info("starting the edit's strategy; the running one picks until it answers", "strategy", name, "timeout", timeout)
+		l.source.SetPendingStrategy(&strategy.Pending{Name: name, Since: time.Now().UTC(),
+			Reason: fmt.Sprintf("starting; waiting for its first answer (timeout %s)", timeout)})
+		defer l.source.SetPendingStrategy(nil) // switched to, or failed: either way no longer pending
 		var err error
-		if picker, err = l.startStrategy(next); err != nil {
+		if picker, err = l.startStrategy(ctx, next); err != nil {
 			return undo(err)
 		}
 	}

@@ -102,7 +102,7 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 		default:
 		}
 	})
-	picker, err := l.startStrategy(cfg)
+	picker, err := l.startStrategy(context.Background(), cfg)
 	if err != nil {
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
@@ -234,8 +234,9 @@ func (l *LB) applied(cfg *config.Config) {
 }
 
 // startStrategy starts the strategy cfg names as a plugin process: a bundled one by
-// re-executing the core in plugin mode, another from its plugins entry.
-func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
+// re-executing the core in plugin mode, another from its plugins entry. If ctx ends
+// before the plugin answers, the start is abandoned (see strategy.StartContext).
+func (l *LB) startStrategy(ctx context.Context, cfg *config.Config) (strategy.Picker, error) {
 	name := cfg.LoadBalancer.Strategy
 	if s := strategy.NewBundled(name); l.inProcess && s != nil {
 		return strategy.NewLocal(name, s), nil
@@ -249,7 +250,9 @@ func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
 		spec.Options = p.Options
 	} else if ok {
 		command, args := cfg.PluginCommand(name), p.Args
-		spec = strategy.Spec{Name: name, Options: p.Options, Command: func() *exec.Cmd { return exec.Command(command, args...) }}
+		spec = strategy.Spec{Name: name, Options: p.Options, Command: func(ctx context.Context) *exec.Cmd {
+			return exec.CommandContext(ctx, command, args...)
+		}}
 	} else {
 		var err error
 		if spec, err = strategy.BundledSpec(name); err != nil {
@@ -259,7 +262,7 @@ func (l *LB) startStrategy(cfg *config.Config) (strategy.Picker, error) {
 	spec.RuntimeDir, spec.Log, spec.Launched = l.runtime, l.log.Named(name), l.pluginChanged
 	spec.Counters = l.shared.seg.Strategy()
 	spec.StartTimeout = cfg.LoadBalancer.Timeouts.PluginStart.D()
-	return strategy.Start(spec)
+	return strategy.StartContext(ctx, spec)
 }
 
 func poolConfig(cfg *config.Config) pool.Config {

@@ -139,8 +139,8 @@ func TestSwitchToBrokenStrategyKeepsTheOld(t *testing.T) {
 		t.Fatalf("after the failed switch: %v, %v; want 200", resp, err)
 	}
 	resp.Body.Close()
-	if st := l.Status().Strategy; st.Name != "leastconn" || st.State != "running" {
-		t.Errorf("strategy = %+v, want leastconn still running", st)
+	if st := l.Status().Strategy; st.Name != "leastconn" || st.State != "running" || st.Pending != nil {
+		t.Errorf("strategy = %+v, want leastconn still running, nothing pending", st)
 	}
 }
 

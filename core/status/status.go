@@ -92,6 +92,7 @@ type Source struct {
 	config    Config
 	scriptErr string     // the last refused version of the strategy script
 	discovery *Discovery // nil when there is none
+	pending   *strategy.Pending
 	applied   atomic.Uint64
 	refused   atomic.Uint64
 }
@@ -123,6 +124,14 @@ func (s *Source) SetLastError(msg string) {
 func (s *Source) SetDiscovery(d *Discovery) {
 	s.mu.Lock()
 	s.discovery = d
+	s.mu.Unlock()
+}
+
+// SetPendingStrategy records the strategy that an edit is starting, shown under
+// strategy.pending (nil: none).
+func (s *Source) SetPendingStrategy(p *strategy.Pending) {
+	s.mu.Lock()
+	s.pending = p
 	s.mu.Unlock()
 }
 
@@ -159,6 +168,10 @@ func (s *Source) Status() Status {
 	if s.discovery != nil {
 		d := *s.discovery
 		st.Discovery = &d
+	}
+	if s.pending != nil {
+		p := *s.pending
+		st.Strategy.Pending = &p
 	}
 	s.mu.Unlock()
 	for _, b := range snap.All {

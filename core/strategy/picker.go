@@ -56,6 +56,16 @@ type Status struct {
 	Timeouts   uint64 `json:"timeouts"`
 	BadAnswers uint64 `json:"bad_answers"`
 	Restarts   uint64 `json:"restarts"`
+	// Pending is the strategy that an edit is starting, while it has not answered
+	// yet; absent otherwise. The strategy above keeps picking until it answers.
+	Pending *Pending `json:"pending,omitempty"`
+}
+
+// Pending describes a strategy being started to replace the one in force.
+type Pending struct {
+	Name   string    `json:"name"`
+	Since  time.Time `json:"since"`  // when its start began
+	Reason string    `json:"reason"` // what it waits for, and until when at most
 }
 
 // Local runs an sdk.Strategy in the core's own process. Calls into the strategy are

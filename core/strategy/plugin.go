@@ -43,8 +43,10 @@ const PickTimeout = 250 * time.Millisecond
 type Spec struct {
 	// Name is the strategy's name in config.json.
 	Name string
-	// Command builds the plugin's command; each start calls it anew.
-	Command func() *exec.Cmd
+	// Command builds the plugin's command with exec.CommandContext(ctx, ...); each
+	// start calls it anew. ctx ends only when the start is abandoned (StartContext),
+	// and the plugin's process group is then killed through the command's Cancel.
+	Command func(ctx context.Context) *exec.Cmd
 	// Options are handed to the strategy's Configure.
 	Options json.RawMessage
 	// RuntimeDir holds the plugin's sockets (see RuntimeDir).
@@ -83,8 +85,8 @@ func selfSpec(name, env string) (Spec, error) {
 	if err != nil {
 		return Spec{}, fmt.Errorf("strategy %q: finding the core's executable: %w", name, err)
 	}
-	return Spec{Name: name, Command: func() *exec.Cmd {
-		cmd := exec.Command(self)
+	return Spec{Name: name, Command: func(ctx context.Context) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, self)
 		cmd.Env = append(os.Environ(), env)
 		return cmd
 	}}, nil
@@ -132,8 +134,14 @@ var launches atomic.Uint64
 // Start launches the plugin and returns once it answers, or with the error that kept
 // it from starting (its options refused, its command failing). It then keeps the
 // plugin running until Close.
-func Start(spec Spec) (*Plugin, error) {
-	ctx, cancel := context.WithCancel(context.Background())
+func Start(spec Spec) (*Plugin, error) { return StartContext(context.Background(), spec) }
+
+// StartContext is Start, abandoned if ctx ends before the plugin answers: the
+// plugin's whole process group is killed at once, and the error wraps ctx's cause
+// (context.Canceled for a plain cancel). Once started, the plugin no longer depends
+// on ctx.
+func StartContext(ctx context.Context, spec Spec) (*Plugin, error) {
+	life, cancel := context.WithCancel(context.Background())
 	p := &Plugin{spec: spec, log: spec.Log, fallback: NewLocal(spec.Name, leastconn.New()), cancel: cancel, done: make(chan struct{})}
 	p.count(spec.Counters)
 	if c := spec.Counters; c != nil {
@@ -142,7 +150,7 @@ func Start(spec Spec) (*Plugin, error) {
 		c.BadAnswers().Store(0)
 	}
 	p.setState(StateStarting)
-	ch, err := p.launch()
+	ch, err := p.launch(ctx)
 	if err != nil {
 		cancel()
 		close(p.done)
@@ -150,7 +158,7 @@ func Start(spec Spec) (*Plugin, error) {
 	}
 	p.ch.Store(ch)
 	p.setState(StateRunning)
-	go p.supervise(ctx, ch)
+	go p.supervise(life, ch)
 	return p, nil
 }
 
@@ -343,8 +351,12 @@ func (p *Plugin) supervise(ctx context.Context, ch *channel) {
 			}
 			backoff = min(2*backoff, 10*time.Second)
 			var err error
-			if ch, err = p.launch(); err == nil {
+			if ch, err = p.launch(ctx); err == nil {
 				break
+			}
+			if ctx.Err() != nil { // Close abandoned the start
+				p.setState(StateStopped)
+				return
 			}
 			if failures++; failures >= 3 {
 				p.setState(StateFailed)
@@ -398,12 +410,25 @@ func abort(c *plugin.Client, pid int) {
 	c.Kill()
 }
 
-// launch starts a plugin process, configures it and connects its pick channel.
-func (p *Plugin) launch() (*channel, error) {
-	cmd := p.spec.Command()
+// launch starts a plugin process, configures it and connects its pick channel. If
+// ctx ends first, the start is abandoned: the plugin's process group is killed, and
+// launch returns at once with an error wrapping ctx's cause.
+func (p *Plugin) launch(ctx context.Context) (*channel, error) {
+	// The process's own context ends only if ctx ends during the start: once
+	// started, the plugin runs whatever becomes of ctx.
+	procCtx, abandon := context.WithCancel(context.Background())
+	cmd := p.spec.Command(procCtx)
 	// The plugin leads a process group of its own, so that stopping it stops what
 	// it started; on Linux it also dies with the core (see spawn).
 	cmd.SysProcAttr = pluginProcAttr()
+	// Abandoning kills the whole group: a process the plugin started (a shell
+	// script's child) holds its output open, and go-plugin waits for that output
+	// to end.
+	cmd.Cancel = func() error {
+		killGroup(cmd.Process.Pid)
+		return nil
+	}
+	watching := context.AfterFunc(ctx, abandon)
 	// go-plugin hands its socket directory to the plugin only when it runs the
 	// command itself through a RunnerFunc; without this the plugin listens in the
 	// system's temporary directory, and a plugin killed with SIGKILL leaves its
@@ -437,13 +462,22 @@ func (p *Plugin) launch() (*channel, error) {
 	if cmd.Process != nil {
 		pid = cmd.Process.Pid
 	}
+	var ch *channel
 	if err != nil {
-		abort(client, pid)
-		return nil, fmt.Errorf("strategy %q: starting plugin: %w%s", p.spec.Name, err, notAPluginHint(err))
+		err = fmt.Errorf("strategy %q: starting plugin: %w%s", p.spec.Name, err, notAPluginHint(err))
+	} else {
+		ch, err = p.connect(ctx, rpc)
 	}
-	ch, err := p.connect(rpc)
+	// From here on ctx ends nothing: the plugin runs, or is aborted below.
+	if !watching() && err == nil { // ctx ended just as it answered: it is being killed
+		ch.die(errors.New("start abandoned"))
+		err = ctx.Err()
+	}
 	if err != nil {
 		abort(client, pid)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("strategy %q: start abandoned: %w", p.spec.Name, context.Cause(ctx))
+		}
 		return nil, err
 	}
 	p.mu.Lock()
@@ -476,8 +510,9 @@ func notAPluginHint(err error) string {
 	return ""
 }
 
-// connect starts the strategy over the control protocol and dials its pick channel.
-func (p *Plugin) connect(rpc plugin.ClientProtocol) (*channel, error) {
+// connect starts the strategy over the control protocol and dials its pick channel;
+// ctx ends the wait for the strategy's answer.
+func (p *Plugin) connect(ctx context.Context, rpc plugin.ClientProtocol) (*channel, error) {
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
 		return nil, fmt.Errorf("strategy %q: %w", p.spec.Name, err)
@@ -485,7 +520,7 @@ func (p *Plugin) connect(rpc plugin.ClientProtocol) (*channel, error) {
 	// Unique in the process: a plugin replaced on reload keeps its socket until its
 	// channel ends, and its successor may have the same name.
 	sock := filepath.Join(p.spec.RuntimeDir, fmt.Sprintf("%s-%d.sock", p.spec.Name, launches.Add(1)))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := raw.(proto.StrategyClient).Start(ctx, &proto.StartRequest{Options: p.spec.Options, SocketPath: sock})
 	if err != nil {

@@ -3,9 +3,11 @@
 package strategy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -549,5 +551,74 @@ func TestPluginSocketInRuntimeDir(t *testing.T) {
 	}
 	if goPlugin != 1 {
 		t.Errorf("go-plugin sockets in the runtime directory: %v, want one plugin*", sockets(runtimeDir))
+	}
+}
+
+// TestPluginStartAbandoned: a plugin that never answers, whose start is abandoned
+// through its context, is stopped at once with what it started, long before its
+// start timeout; and a plugin that started keeps running once its context ends.
+func TestPluginStartAbandoned(t *testing.T) {
+	dir := t.TempDir()
+	pids := filepath.Join(dir, "pids")
+	script := filepath.Join(dir, "sleepy.sh")
+	// The script and its child write their PIDs, then wait without a handshake.
+	src := "#!/bin/sh\necho $$ > " + pids + ".tmp\nsleep 319 &\necho $! >> " + pids + ".tmp\nmv " + pids + ".tmp " + pids + "\nwait\n"
+	if err := os.WriteFile(script, []byte(src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Name: "sleepy", RuntimeDir: dir, Log: hclog.NewNullLogger(), StartTimeout: 10 * time.Second,
+		Command: func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, script) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(pids); err == nil {
+				break
+			}
+		}
+		cancel()
+	}()
+	began := time.Now()
+	p, err := StartContext(ctx, spec)
+	if err == nil {
+		p.Close()
+		t.Fatal("StartContext of a plugin that never answers succeeded")
+	}
+	if took := time.Since(began); !errors.Is(err, context.Canceled) || took > 7*time.Second {
+		t.Fatalf("StartContext = %v after %s, want context.Canceled well before the 10s start timeout", err, took)
+	}
+	data, err := os.ReadFile(pids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(string(data)) {
+		pid, _ := strconv.Atoi(f)
+		gone := func() bool { // a zombie, exited but not yet reaped, counts as gone
+			stat, err := os.ReadFile("/proc/" + f + "/stat")
+			return processGone(pid) || err == nil && strings.Contains(string(stat), ") Z ")
+		}
+		for deadline := time.Now().Add(2 * time.Second); !gone(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d of the abandoned plugin still runs", pid)
+			}
+		}
+	}
+
+	spec, err = BundledSpec("weighted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.RuntimeDir, spec.Log = dir, hclog.NewNullLogger()
+	ctx, cancel = context.WithCancel(context.Background())
+	p, err = StartContext(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	pid := p.Status().PID
+	cancel()
+	time.Sleep(200 * time.Millisecond)
+	if st := p.Status(); st.State != StateRunning || st.PID != pid || processGone(pid) {
+		t.Errorf("after its start's context ended: %+v (pid %d before), want the same plugin running", st, pid)
 	}
 }
