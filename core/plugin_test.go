@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -249,5 +250,64 @@ func TestLaterEditSupersedesAPluginStillStarting(t *testing.T) {
 	within(2*time.Second, "no process of the superseded plugin left", func() bool { return len(processesWith(marker)) == 0 })
 	if !strings.Contains(lb.Log(), "config edit abandoned") {
 		t.Errorf("the log does not say the superseded edit was abandoned:\n%s", lb.Log())
+	}
+}
+
+// A plugin with "on_failure": "refuse" that is killed under load: while it restarts,
+// requests get 503 strategy_failed or go where it says, never to a backend its rule
+// excludes (the built-in pick would spread them over all).
+func TestPluginOnFailureRefuseHoldsWhileItRestarts(t *testing.T) {
+	_, a := startBackend(t, "-work", "1ms", "-workers", "64")
+	_, excluded := startBackend(t, "-work", "1ms", "-workers", "64")
+	cfg := testPluginConfig(map[string]any{"prefer": a}, a, excluded)
+	cfg["plugins"].(map[string]any)["testplugin"].(map[string]any)["on_failure"] = "refuse"
+	lb := startCore(t, cfg)
+	first := lb.status(t).Strategy.PID
+
+	var mu sync.Mutex
+	byStatus, leaked := map[int]int{}, 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s := post(client, lb.url+"/requests")
+				mu.Lock()
+				byStatus[s.status]++
+				if s.status == 200 && s.server == hostOf(excluded) {
+					leaked++
+				}
+				if s.status == 503 && !strings.Contains(string(s.body), "strategy_failed") {
+					byStatus[-1]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	waitUntil(t, "load running", func() bool { mu.Lock(); defer mu.Unlock(); return byStatus[200] > 100 })
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a new plugin process", func() bool {
+		st := lb.status(t).Strategy
+		return st.State == "running" && st.PID != first && st.PID != 0
+	})
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("answers by status: %v", byStatus)
+	if leaked > 0 {
+		t.Errorf("%d requests reached the backend the strategy excludes while it restarted", leaked)
+	}
+	if byStatus[-1] > 0 || len(byStatus) > 2 || byStatus[200] == 0 {
+		t.Errorf("answers by status %v, want only 200 from the preferred backend and 503 strategy_failed", byStatus)
 	}
 }

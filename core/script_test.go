@@ -127,6 +127,9 @@ def pick(req, backends):
 	if !strings.Contains(lb.Log(), "s.star:4:") {
 		t.Errorf("the log does not name the broken line")
 	}
+	if n := metric(t, lb, `lb_config_reloads_total\{result="refused"\}`); n != 1 {
+		t.Errorf("lb_config_reloads_total{result=\"refused\"} = %v after one refused script save, want 1", n)
+	}
 
 	// A name that does not resolve is refused the same way, and a good save clears it.
 	saveScript(t, path, "def pick(req, backends):\n    return undefined_name\n")
@@ -205,5 +208,55 @@ func TestBrokenScriptRefusedAtStart(t *testing.T) {
 	out, err := runCoreOnce(path)
 	if err == nil || !strings.Contains(out, "plugins.s.script") || !strings.Contains(out, "s.star:5:") || !strings.Contains(out, "needs options") {
 		t.Errorf("core with a script refusing its options: err %v, output %s; want an error naming the key, the line and the reason", err, out)
+	}
+}
+
+// A script whose rule must hold even when it fails says "on_failure": "refuse": a
+// pick it fails to make (here a bad index for the "gold" tenant's requests) gets 503
+// strategy_failed, never the built-in pick, which would reach any backend; the log
+// says what went wrong in the script's own words.
+func TestScriptOnFailureRefuseFailsClosed(t *testing.T) {
+	_, a := startBackend(t, "-work", "0")
+	_, gold := startBackend(t, "-work", "0")
+	path := filepath.Join(t.TempDir(), "s.star")
+	writeFile(t, path, `
+HEADERS = ["X-Tenant"]
+
+def pick(req, backends):
+    if req.headers.get("x-tenant") == "broken":
+        return 7
+    for i in range(len(backends)):
+        if not backends[i].url.endswith("`+hostOf(gold)+`"):
+            return i
+    fail("only gold is left")
+`, 0o644)
+	lb := startCore(t, map[string]any{
+		"load_balancer": map[string]any{"strategy": "s"},
+		"servers":       backendsConfig(a, gold),
+		"plugins":       map[string]any{"s": map[string]any{"script": path, "on_failure": "refuse"}},
+	})
+	for i := range 20 {
+		req, _ := http.NewRequest("POST", lb.url+"/requests", nil)
+		req.Header.Set("X-Tenant", "broken")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readBody(t, resp)
+		if resp.StatusCode != 503 || !strings.Contains(body, `"code":"strategy_failed"`) {
+			t.Fatalf("request %d with a bad pick = %d %s, want 503 strategy_failed", i, resp.StatusCode, body)
+		}
+	}
+	for range 10 { // the others go where the script says
+		if got := servedBy(t, lb.url, nil); got != hostOf(a) {
+			t.Fatalf("served by %s, want %s", got, hostOf(a))
+		}
+	}
+	if st := lb.status(t); st.Backends[1].Requests != 0 && st.Backends[0].URL == a {
+		t.Errorf("the gold backend served %d requests, want none", st.Backends[1].Requests)
+	}
+	log := lb.Log()
+	if !strings.Contains(log, "refusing the request") || !strings.Contains(log, "s.star: pick returned 7 for 2 backends") || strings.Contains(log, "panicked") {
+		t.Errorf("the log does not say the script returned a bad index (without calling it a panic):\n%s", log)
 	}
 }

@@ -191,7 +191,10 @@ func (ss *session) pick(r *wire.Reader) {
 	}
 	i, err := ss.call()
 	var p panicked
+	var bad badPick
 	switch {
+	case errors.As(err, &bad):
+		ss.answer(id, wire.PickBad, string(bad))
 	case errors.As(err, &p):
 		ss.answer(id, wire.PickBad, "strategy: Pick panicked: "+string(p))
 	case err != nil:
@@ -210,11 +213,25 @@ type panicked string
 
 func (p panicked) Error() string { return string(p) }
 
+// badPick is the error of a Pick that panicked with a value saying why its answer is
+// bad (see badAnswer): reported in those words, not as a panic.
+type badPick string
+
+func (b badPick) Error() string { return string(b) }
+
+// badAnswer is a panic value that explains a bad answer itself, as a script
+// strategy's does for a pick that returned no valid index.
+type badAnswer interface{ BadAnswer() string }
+
 // call runs the strategy's Pick; a panic becomes a bad answer (the core takes its
 // built-in pick for that request and logs why), not a dead plugin.
 func (ss *session) call() (i int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if b, ok := p.(badAnswer); ok {
+				i, err = -2, badPick(b.BadAnswer())
+				return
+			}
 			i, err = -2, panicked(fmt.Sprint(p))
 		}
 	}()

@@ -192,6 +192,24 @@ type Plugin struct {
 	Args []string `json:"args"`
 	// Options are handed to the strategy's Configure, as written.
 	Options json.RawMessage `json:"options"`
+	// OnFailure is what a pick the strategy fails to make (it crashed, is
+	// restarting, hung, or answered nonsense) gets: "fallback" (the default, "" too)
+	// the built-in least-connections pick, or "refuse" a 503 with code
+	// strategy_failed, for rules that must hold even then (tenant isolation, a
+	// canary ceiling).
+	OnFailure string `json:"on_failure"`
+}
+
+// The choices of Plugin.OnFailure.
+const (
+	OnFailureFallback = "fallback"
+	OnFailureRefuse   = "refuse"
+)
+
+// Refuses reports whether the strategy in force fails closed: its plugins entry says
+// "on_failure": "refuse".
+func (c *Config) Refuses() bool {
+	return c.Plugins[c.LoadBalancer.Strategy].OnFailure == OnFailureRefuse
 }
 
 // DefaultBackends are the backends used when config.json has no servers.backends key:

@@ -98,6 +98,8 @@ func TestRefused(t *testing.T) {
 		{"zero max", `{"threadpool": {"min_workers": 0, "max_workers": 0}}`, []string{"threadpool.max_workers"}},
 		{"empty backends", `{"servers": {"backends": []}}`, []string{"servers.backends", "empty"}},
 		{"unknown engine", `{"load_balancer": {"engine": "epoll"}}`, []string{"load_balancer.engine", `"eventloop", "fasthttp" or ""`}},
+		{"unknown reuse", `{"load_balancer": {"reuse": "never"}}`, []string{"load_balancer.reuse", `"safe" or "always"`}},
+		{"unknown on_failure", `{"plugins": {"p": {"command": "/bin/true", "on_failure": "open"}}}`, []string{"plugins.p.on_failure", `"fallback" or "refuse"`}},
 		{"negative processes", `{"load_balancer": {"processes": -1}}`, []string{"load_balancer.processes", "got -1"}},
 		{"too many processes", `{"load_balancer": {"processes": 100000}}`, []string{"load_balancer.processes", "up to 256"}},
 		{"processes on fasthttp", `{"load_balancer": {"engine": "fasthttp", "processes": 2}}`, []string{"load_balancer.processes", "one process"}},

@@ -86,6 +86,8 @@ func (v *validator) strategy(c *Config, bundled []string) {
 		"%q is neither a bundled strategy (%s) nor a key of plugins", name, strings.Join(bundled, ", "))
 	for pname, p := range c.Plugins {
 		key := "plugins." + pname
+		v.check(p.OnFailure == "" || p.OnFailure == OnFailureFallback || p.OnFailure == OnFailureRefuse, key+".on_failure",
+			"must be %q or %q, got %q", OnFailureFallback, OnFailureRefuse, p.OnFailure)
 		switch {
 		case p.Command != "" && p.Script != "":
 			v.check(false, key, "has both command and script: name one")

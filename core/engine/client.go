@@ -336,7 +336,7 @@ func (c *client) use(b *backend.Backend, err error) {
 		if err != strategy.ErrNoBackend {
 			msg = err.Error()
 		}
-		c.reply(503, proxy.CodeNoBackend, msg, true)
+		c.reply(503, proxy.NoBackendCode(err), msg, true)
 		return
 	}
 	c.b = b

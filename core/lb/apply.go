@@ -134,10 +134,13 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	}
 	l.handler.SetSettings(l.settings(next))
 	if picker != nil {
+		setFailurePolicy(picker, next)
 		old := l.handler.Picker()
 		l.handler.SetPicker(picker)
 		old.Close()
 		l.pluginChanged()
+	} else {
+		setFailurePolicy(l.handler.Picker(), next)
 	}
 	l.eachGroup(func(g planeGroup) { g.configure(next) })
 	if fr != nil {

@@ -107,6 +107,7 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
 	}
+	setFailurePolicy(picker, cfg)
 	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() strategy.Status {
 		return l.handler.Picker().Status()
 	}}
@@ -263,6 +264,14 @@ func (l *LB) startStrategy(ctx context.Context, cfg *config.Config) (strategy.Pi
 	spec.Counters = l.shared.seg.Strategy()
 	spec.StartTimeout = cfg.LoadBalancer.Timeouts.PluginStart.D()
 	return strategy.StartContext(ctx, spec)
+}
+
+// setFailurePolicy tells p, if it can fail, what a failed pick gets under cfg
+// (plugins.NAME.on_failure).
+func setFailurePolicy(p strategy.Picker, cfg *config.Config) {
+	if f, ok := p.(interface{ SetRefuse(bool) }); ok {
+		f.SetRefuse(cfg.Refuses())
+	}
 }
 
 func poolConfig(cfg *config.Config) pool.Config {

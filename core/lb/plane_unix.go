@@ -106,6 +106,7 @@ func (d *dataPlaneProc) start(m *planeMsg) error {
 	d.out = newPlaneOutcomes(d.conn, cfg.HealthCheck.Passive.ConsecutiveFailures)
 	// Until the plugin's endpoint comes, picks fall back to the built-in one.
 	d.attached = strategy.Attach(cfg.LoadBalancer.Strategy, d.log.Named(cfg.LoadBalancer.Strategy), d.seg.Strategy())
+	setFailurePolicy(d.attached, cfg)
 	l.handler = proxy.New(proxy.Config{
 		Pool: l.pool, Backends: l.backends, Picker: d.attached, Settings: l.settings(cfg),
 		Outcomes: d.out, Own: (*backend.Answers)(d.seg.Area(d.seg.Slots())), Log: d.log.Named("proxy"),
@@ -186,6 +187,7 @@ func (d *dataPlaneProc) configure(m *planeMsg) error {
 	l.pool.Resize(poolConfig(cfg))
 	d.out.threshold.Store(int64(cfg.HealthCheck.Passive.ConsecutiveFailures))
 	l.handler.SetSettings(l.settings(cfg))
+	setFailurePolicy(l.handler.Picker(), cfg)
 	d.cfg = cfg
 	return nil
 }
@@ -238,6 +240,7 @@ func (d *dataPlaneProc) usePlugin(pp *planePlugin) {
 	if d.attached == nil || d.attached.Name() != pp.Name {
 		old := d.attached
 		d.attached = strategy.Attach(pp.Name, d.log.Named(pp.Name), d.seg.Strategy())
+		setFailurePolicy(d.attached, d.cfg)
 		h.SetPicker(d.attached)
 		if old != nil {
 			old.Close()

@@ -71,7 +71,10 @@ func (l *LB) followScript(ctx context.Context, cfg *config.Config) {
 			case <-ctx.Done():
 				return
 			case src := <-w.Changed:
-				if err := script.Check(path, src, p.Options); err != nil {
+				// A script save counts in lb_config_reloads_total as an edit does.
+				err := script.Check(path, src, p.Options)
+				l.source.CountReload(err == nil)
+				if err != nil {
 					l.source.SetScriptError(err.Error())
 					l.log.Error("strategy script refused; its previous version keeps picking", "strategy", name, "error", err)
 				} else {

@@ -26,7 +26,19 @@ const (
 	CodeBadRequest     = "bad_request"
 	CodeHeaderTooLarge = "header_too_large"
 	CodeShuttingDown   = "shutting_down"
+	// CodeStrategyFailed: the strategy failed to pick and fails closed
+	// (on_failure "refuse").
+	CodeStrategyFailed = "strategy_failed"
 )
+
+// NoBackendCode is the error code of an answer to a request no backend took, for
+// the pick's error err.
+func NoBackendCode(err error) string {
+	if errors.Is(err, strategy.ErrStrategyFailed) {
+		return CodeStrategyFailed
+	}
+	return CodeNoBackend
+}
 
 // WriteError answers ctx with the proxy's JSON error body {"error": msg, "code": code}.
 func WriteError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
@@ -59,7 +71,7 @@ func writeNoBackend(ctx *fasthttp.RequestCtx, err error) {
 	if err != strategy.ErrNoBackend { // the strategy said why
 		msg = err.Error()
 	}
-	WriteError(ctx, fasthttp.StatusServiceUnavailable, CodeNoBackend, msg)
+	WriteError(ctx, fasthttp.StatusServiceUnavailable, NoBackendCode(err), msg)
 	ctx.Response.Header.Set("Retry-After", "1")
 }
 

@@ -147,18 +147,26 @@ func (s *Strategy) Pick(req *sdk.Request, backends []sdk.Backend) (int, error) {
 	case errors.As(err, &d):
 		return -1, errors.New(d.msg)
 	case err != nil:
-		panic(explain(err).Error())
+		panic(badAnswer(explain(err).Error()))
 	}
 	i, ok := res.(starlark.Int)
 	if !ok {
-		panic(fmt.Sprintf("%s: pick returned %s, want an index", s.path, res.Type()))
+		panic(badAnswer(fmt.Sprintf("%s: pick returned %s, want an index", s.path, res.Type())))
 	}
 	n, ok := i.Int64()
 	if !ok || n < 0 || n >= int64(len(backends)) {
-		panic(fmt.Sprintf("%s: pick returned %s for %d backends", s.path, i, len(backends)))
+		panic(badAnswer(fmt.Sprintf("%s: pick returned %s for %d backends", s.path, i, len(backends))))
 	}
 	return int(n), nil
 }
+
+// badAnswer is why a pick's answer is no valid index. Pick panics with it, and the
+// sdk reports it as the pick's bad answer in these words (the core then takes its
+// built-in pick, or refuses the request, and logs why).
+type badAnswer string
+
+// BadAnswer returns the reason.
+func (b badAnswer) BadAnswer() string { return string(b) }
 
 // Observe runs the script's observe, if it has one. Its errors are logged, at most
 // once a second.

@@ -17,6 +17,11 @@ import (
 // ErrNoBackend means no candidate backend can take the request: the client gets 503.
 var ErrNoBackend = errors.New("strategy: no backend available")
 
+// ErrStrategyFailed means the strategy failed to pick (it crashed, is restarting,
+// hung or answered nonsense) and fails closed (on_failure "refuse"): the client gets
+// 503 rather than the built-in pick.
+var ErrStrategyFailed = errors.New("strategy failed")
+
 // Request is the proxy's view of a request, as byte slices valid during Pick only.
 type Request struct {
 	Method, Host, Path, RemoteAddr []byte

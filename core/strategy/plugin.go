@@ -119,6 +119,9 @@ type Plugin struct {
 	restarts   atomic.Uint64
 	lateInRow  atomic.Int64
 	lastLog    atomic.Int64 // unix nanoseconds of the last fallback log line
+	// refuse: a pick the strategy fails to make is refused (ErrStrategyFailed)
+	// instead of taken by the built-in one (on_failure "refuse").
+	refuse atomic.Bool
 
 	attached bool // see Attach
 	cancel   context.CancelFunc
@@ -230,7 +233,8 @@ func (p *Plugin) pickNow(req *Request, cands, exclude []*backend.Backend) (*back
 	switch {
 	case len(cands) == 0:
 		return nil, nil, ErrNoBackend
-	case len(cands) == 1: // nothing to choose: no need to ask
+	case len(cands) == 1 && !p.refuse.Load(): // nothing to choose: no need to ask
+		// (A strategy that fails closed may decline the one there is: it is asked.)
 		return cands[0], nil, nil
 	}
 	ch := p.ch.Load()
@@ -285,15 +289,30 @@ func (p *Plugin) answerOf(ch *channel, a answer, req *Request, cands, exclude []
 	return p.fallBack(req, cands, exclude, "bad answer", errors.New(a.err))
 }
 
-// fallBack picks with the built-in strategy and logs why, at most once a second.
+// fallBack picks with the built-in strategy and logs why, at most once a second; a
+// strategy that fails closed refuses the request instead.
 func (p *Plugin) fallBack(req *Request, cands, exclude []*backend.Backend, why string, err error) (*backend.Backend, error) {
-	n := p.fallbacks.Add(1)
 	now := time.Now().UnixNano()
-	if last := p.lastLog.Load(); now-last > int64(time.Second) && p.lastLog.CompareAndSwap(last, now) {
+	logNow := func() bool {
+		last := p.lastLog.Load()
+		return now-last > int64(time.Second) && p.lastLog.CompareAndSwap(last, now)
+	}
+	if p.refuse.Load() {
+		if logNow() {
+			p.log.Warn("strategy failed: refusing the request (on_failure is refuse)", "reason", why, "error", err)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrStrategyFailed, why)
+	}
+	n := p.fallbacks.Add(1)
+	if logNow() {
 		p.log.Warn("strategy fallback: using the built-in least-connections pick", "reason", why, "error", err, "fallbacks_total", n)
 	}
 	return p.fallback.Pick(req, cands, exclude)
 }
+
+// SetRefuse chooses what a pick the strategy fails to make gets: ErrStrategyFailed
+// when refuse is set (on_failure "refuse"), else the built-in pick.
+func (p *Plugin) SetRefuse(refuse bool) { p.refuse.Store(refuse) }
 
 // Observe sends the outcome to the plugin if its strategy observes.
 func (p *Plugin) Observe(_ *backend.Backend, o sdk.Outcome) {
