@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,4 +255,61 @@ func TestPortMoves(t *testing.T) {
 		}
 		return err != nil
 	})
+}
+
+// An edit that replaces the whole backend set (a new static list, static backends
+// for discovery, discovery for static backends) loses no request under load: the
+// leaving backends serve until a new one is up (DESIGN section 12). The default
+// health checks (1s, two in a row) make the new ones take about two seconds.
+func TestReplacingTheBackendSetLosesNoRequest(t *testing.T) {
+	d := startDNS(t)
+	var urls []string
+	for range 4 {
+		_, u := startBackend(t, "-work", "1ms", "-workers", "64")
+		urls = append(urls, u)
+	}
+	const name = "_http._tcp.swap.test"
+	d.set(name, "s2.hosts.test:"+portOf(urls[2]), "s3.hosts.test:"+portOf(urls[3]))
+	static := func(us ...string) map[string]any { return backendsConfig(us...) }
+	srv := map[string]any{"discovery": map[string]any{"srv": name, "resolver": d.addr, "interval": "1s"}}
+	for _, tc := range []struct {
+		name     string
+		from, to map[string]any
+		want     []string // the backends serving at the end
+	}{
+		{"static to static", static(urls[0]), static(urls[1]), []string{urls[1]}},
+		{"static to srv", static(urls[0]), srv, []string{urls[2], urls[3]}},
+		{"srv to static", srv, static(urls[1]), []string{urls[1]}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lb := startCore(t, map[string]any{"servers": tc.from})
+			waitUntil(t, "the first set up", func() bool { return len(lb.status(t).Backends) > 0 && lb.status(t).Backends[0].Healthy })
+			stop := make(chan struct{})
+			sent, failures := loadUntil(t, lb.url+"/requests", stop)
+			waitUntil(t, "load running", func() bool { return sent.Load() > 100 })
+			cfg := map[string]any{"load_balancer": lb.cfg["load_balancer"], "servers": tc.to}
+			lb.applied(t, lb.save(t, cfg))
+			waitUntil(t, "only the new set in the pool", func() bool {
+				st := lb.status(t)
+				if len(st.Backends) != len(tc.want) {
+					return false
+				}
+				for _, b := range st.Backends {
+					if !b.Healthy || !slices.Contains(tc.want, b.URL) {
+						return false
+					}
+				}
+				return true
+			})
+			before := sent.Load()
+			waitUntil(t, "more load on the new set", func() bool { return sent.Load() > before+100 })
+			close(stop)
+			if bad := failures(); len(bad) > 0 {
+				t.Errorf("%d of %d requests failed while the backend set was replaced, want none; first: %d %s %v",
+					len(bad), sent.Load(), bad[0].status, bad[0].body, bad[0].err)
+			} else {
+				t.Logf("%d requests, none failed", sent.Load())
+			}
+		})
+	}
 }

@@ -94,40 +94,14 @@ func (l *LB) watchDiscovery(cfg *config.Config) {
 
 // discovered applies a watcher's result: new backends join down until their health
 // checks pass, as with an edit of config.json; vanished ones drain, but only once the
-// new ones are up (or after a grace period), so that a record that moves to another
-// set of backends leaves no moment without a candidate.
+// new ones are up (see updateBackends).
 func (l *LB) discovered(id int, r discovery.Result) {
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
 	if id != l.disc.watcher || !l.noteDiscovery(r) {
 		return
 	}
-	// Leaving: what DNS gave before and the live set still has, including what an
-	// earlier change left serving while its replacements came up.
-	var leaving []config.Backend
-	for _, b := range l.backends.Snapshot().All {
-		if b.Source() == discovery.Source && !slices.ContainsFunc(l.disc.found, func(n config.Backend) bool { return n.URL == b.URL }) {
-			leaving = append(leaving, config.Backend{URL: b.URL, Weight: b.Weight(), Source: discovery.Source})
-		}
-	}
-	if len(leaving) == 0 {
-		l.updateBackends(l.cfg)
-		return
-	}
-	// First the union: the new ones join while the vanished ones still serve.
-	l.disc.found = append(l.disc.found, leaving...)
 	l.updateBackends(l.cfg)
-	l.disc.found = l.disc.found[:len(l.disc.found)-len(leaving)]
-	found, hc := l.disc.found, l.cfg.HealthCheck
-	grace := time.Duration(hc.HealthyThreshold+1)*hc.Interval.D() + hc.Timeout.D()
-	l.wg.Go(func() {
-		l.awaitUp(found, grace)
-		l.applyMu.Lock()
-		defer l.applyMu.Unlock()
-		if id == l.disc.watcher && reflect.DeepEqual(found, l.disc.found) {
-			l.updateBackends(l.cfg) // now without the vanished ones
-		}
-	})
 }
 
 // awaitUp waits until one of found is up, or for grace at most, or until shutdown.
@@ -137,10 +111,8 @@ func (l *LB) awaitUp(found []config.Backend, grace time.Duration) {
 	tick := time.NewTicker(grace / 20)
 	defer tick.Stop()
 	for {
-		for _, b := range l.backends.Snapshot().Candidates {
-			if slices.ContainsFunc(found, func(f config.Backend) bool { return f.URL == b.URL }) {
-				return
-			}
+		if l.anyUp(found) {
+			return
 		}
 		select {
 		case <-l.ctx.Done():
@@ -153,9 +125,64 @@ func (l *LB) awaitUp(found []config.Backend, grace time.Duration) {
 }
 
 // updateBackends makes the backend set match cfg and what discovery found: removed
-// backends drain, new ones get health checks. l.applyMu must be held.
+// backends drain, new ones get health checks. When no backend that stays is up, the
+// leaving ones keep serving beside the new ones until one of those is up (or for a
+// grace period at most), so that an edit or a record that replaces the set leaves no
+// moment without a candidate (DESIGN section 12). l.applyMu must be held.
 func (l *LB) updateBackends(cfg *config.Config) {
-	for _, b := range l.backends.Update(l.backendList(cfg), clientConfig(cfg)) {
+	want := l.backendList(cfg)
+	l.bridge++ // a leaving set still kept for an earlier change is decided anew here
+	leaving := l.leaving(want)
+	if len(leaving) == 0 || l.anyUp(want) {
+		l.setBackends(want, cfg)
+		return
+	}
+	l.setBackends(append(want[:len(want):len(want)], leaving...), cfg)
+	l.log.Info("backends replaced: the leaving ones serve until a new one is up", "leaving", urls(leaving))
+	id, hc := l.bridge, cfg.HealthCheck
+	grace := time.Duration(hc.HealthyThreshold+1)*hc.Interval.D() + hc.Timeout.D()
+	l.wg.Go(func() {
+		l.awaitUp(want, grace)
+		l.applyMu.Lock()
+		defer l.applyMu.Unlock()
+		if id == l.bridge {
+			l.bridge++
+			l.setBackends(l.backendList(l.cfg), l.cfg) // now without the leaving ones
+		}
+	})
+}
+
+// leaving lists the backends of the live set that want does not hold, as they are.
+func (l *LB) leaving(want []config.Backend) []config.Backend {
+	var out []config.Backend
+	for _, b := range l.backends.Snapshot().All {
+		if !slices.ContainsFunc(want, func(w config.Backend) bool { return sameBackend(w.URL, b.Key) }) {
+			out = append(out, config.Backend{URL: b.URL, Weight: b.Weight(), Source: b.Source()})
+		}
+	}
+	return out
+}
+
+// anyUp reports whether a backend of want is a candidate now.
+func (l *LB) anyUp(want []config.Backend) bool {
+	for _, b := range l.backends.Snapshot().Candidates {
+		if slices.ContainsFunc(want, func(w config.Backend) bool { return sameBackend(w.URL, b.Key) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameBackend reports whether url names the backend whose key is key.
+func sameBackend(url, key string) bool {
+	k, err := config.NormalizeURL(url)
+	return err == nil && k == key
+}
+
+// setBackends makes the backend set list exactly want: removed backends drain, new
+// ones get health checks. l.applyMu must be held.
+func (l *LB) setBackends(want []config.Backend, cfg *config.Config) {
+	for _, b := range l.backends.Update(want, clientConfig(cfg)) {
 		l.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
 		l.wg.Go(func() {
 			// A backend added again under the same URL shares the slot, so its

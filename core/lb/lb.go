@@ -50,6 +50,7 @@ type LB struct {
 	stopScript context.CancelFunc
 	access     *accessLog // nil when off
 	disc       discoveryState
+	bridge     int // counts backend set changes, so a stale removal of leaving backends is dropped (see updateBackends)
 
 	groupsMu sync.Mutex
 	groups   map[planeGroup]struct{} // running groups of data-plane processes
