@@ -495,7 +495,7 @@ func TestStatusAndMetrics(t *testing.T) {
 			}{
 				"strategy": {raw.Strategy, []string{"name", "state", "pid"}},
 				"pool":     {raw.Pool, []string{"workers", "busy", "min_workers", "max_workers", "queue_length", "queue_capacity", "shed"}},
-				"backends": {raw.Backends[0], []string{"url", "healthy", "weight", "inflight", "queue_length", "requests", "failures"}},
+				"backends": {raw.Backends[0], []string{"url", "healthy", "weight", "inflight", "queue_length", "requests", "failures", "state", "reason", "source"}},
 				"config":   {raw.Config, []string{"path", "generation", "loaded_at", "last_error"}},
 			} {
 				for _, k := range want.keys {
@@ -508,6 +508,9 @@ func TestStatusAndMetrics(t *testing.T) {
 	}
 	st := lb.status(t)
 	b := st.Backends[0]
+	if b.Reason == "" {
+		t.Errorf("backend reason is empty before any change of state, want why it is %s", b.State)
+	}
 	if len(st.Backends) != 1 || b.URL != u || !b.Healthy || b.Weight != 1 || b.Requests != 1 || st.Config.Generation != 1 {
 		t.Errorf("status = %+v, want one healthy backend with 1 request, generation 1", st)
 	}

@@ -421,6 +421,8 @@ func newBackend(rawURL, key string, cc ClientConfig, up bool, slot *Slot) *Backe
 	}
 	b.up.Store(up)
 	b.health.Since = time.Now().UTC()
+	// Every state has a reason from the start, so tools need not handle its absence.
+	b.health.Reason = "started: up until its checks say otherwise"
 	if !up {
 		b.health.Reason = "added: waiting for its health checks to pass"
 	}

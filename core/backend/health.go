@@ -17,7 +17,7 @@ const (
 // Health describes why a backend is or is not a candidate.
 type Health struct {
 	State        string    `json:"state"`
-	Reason       string    `json:"reason,omitempty"`     // what caused the last change of State
+	Reason       string    `json:"reason"`               // what caused the last change of State, or the start
 	Since        time.Time `json:"since"`                // when the state began
 	LastError    string    `json:"last_error,omitempty"` // of the last failed check or request while not up
 	EjectedUntil time.Time `json:"ejected_until,omitzero"`
