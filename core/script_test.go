@@ -185,10 +185,12 @@ def pick(req, backends):
 		resp.Body.Close()
 	}
 	// Each pick fell back: as a bad answer, or as a timeout when runaway picks from
-	// several processes queued for the one strategy longer than the pick timeout.
+	// several processes queued for the one strategy longer than the pick timeout, or
+	// (on a loaded machine) while a data-plane process's pick channel that missed
+	// three deadlines in a row was replaced.
 	st := lb.status(t).Strategy
-	if st.Fallbacks < 21 || st.BadAnswers+st.Timeouts < 21 || st.BadAnswers == 0 || st.State != "running" {
-		t.Errorf("strategy status %+v, want every pick counted as a bad answer or a timeout and the plugin still running", st)
+	if st.Fallbacks < 21 || st.BadAnswers == 0 || st.State != "running" {
+		t.Errorf("strategy status %+v, want every pick fallen back, bad answers among them, and the plugin still running", st)
 	}
 	log := lb.Log()
 	if !strings.Contains(log, "too many steps") && !strings.Contains(log, "key \"missing\" not in dict") {
