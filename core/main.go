@@ -22,13 +22,16 @@ import (
 
 func main() {
 	if lb.DataPlaneMode() { // re-executed by a core as one of its data-plane processes
+		ignoreReopen()
 		os.Exit(lb.RunDataPlane())
 	}
 	if name, ok := strategy.PluginMode(); ok { // re-executed by a core as a bundled strategy
+		ignoreReopen()
 		sdk.Serve(strategy.NewBundled(name))
 		return
 	}
 	if path, ok := script.PluginMode(); ok { // re-executed by a core to run a strategy script
+		ignoreReopen()
 		sdk.Serve(script.New(path))
 		return
 	}
@@ -51,7 +54,7 @@ func cli(args []string) int {
 	fs.Usage = func() {
 		out := fs.Output()
 		fmt.Fprintf(out, "Usage: core [flags]   (from a checkout: go run ./core [flags])\n\n")
-		fmt.Fprintf(out, "The load balancer: serves the configuration file, reloads it on every edit and on\nSIGHUP, drains in-flight requests on SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprintf(out, "The load balancer: serves the configuration file, reloads it on every edit and on\nSIGHUP, reopens the access log on SIGUSR1, drains in-flight requests on SIGINT or\nSIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -136,7 +139,8 @@ func load(path string, over lb.Overrides) (*config.Config, []byte, error) {
 }
 
 // run serves the configuration at path until SIGINT or SIGTERM, then drains. Edits of
-// the file, and SIGHUP, apply a new configuration live.
+// the file, and SIGHUP, apply a new configuration live; SIGUSR1 reopens the access
+// log.
 func run(path string, opts lb.Options) error {
 	log := opts.Log
 	cfg, data, err := load(path, opts.Overrides)
@@ -148,6 +152,11 @@ func run(path string, opts lb.Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	reopen := make(chan os.Signal, 1)
+	if len(reopenSignals) > 0 { // Notify with none would take every signal
+		signal.Notify(reopen, reopenSignals...)
+		defer signal.Stop(reopen)
+	}
 	// Watch from the moment the file was read, so no edit falls between.
 	w, err := config.Watch(path, data)
 	if err != nil {
@@ -177,6 +186,11 @@ func run(path string, opts lb.Options) error {
 				log.Error("config refused; the running configuration is unchanged", "file", path, "error", err)
 			} else {
 				reloads.submit(data)
+			}
+		case <-reopen:
+			log.Info("SIGUSR1: reopening the access log", "file", l.Config().LoadBalancer.AccessLog)
+			if err := l.ReopenAccessLog(); err != nil {
+				log.Error("reopening the access log; writing on to the previous file", "error", err)
 			}
 		case err := <-watchErrors(w):
 			log.Warn("watching the config file", "error", err)

@@ -8,20 +8,38 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard-lb/switchyard/core/proxy"
 )
 
-// setState posts {"url": url, "state": state} to the admin address.
+// setState posts body ({"url": url, "state": state}) to /backends/state on the admin
+// address.
 func (l *lbInstance) setState(t *testing.T, body string) (int, string) {
 	t.Helper()
-	resp, err := http.Post(l.admin+"/backends/state", "application/json", strings.NewReader(body))
+	return l.adminPost(t, "/backends/state", body)
+}
+
+// setWeight posts body ({"url": url, "weight": n}) to /backends/weight on the admin
+// address.
+func (l *lbInstance) setWeight(t *testing.T, body string) (int, string) {
+	t.Helper()
+	return l.adminPost(t, "/backends/weight", body)
+}
+
+// adminPost posts body to path on the admin address and returns the answer.
+func (l *lbInstance) adminPost(t *testing.T, path, body string) (int, string) {
+	t.Helper()
+	resp, err := http.Post(l.admin+path, "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +90,100 @@ func TestDrainAndReadyAtRunTime(t *testing.T) {
 		if code, body := lb.setState(t, tc.body); code != tc.want || !strings.Contains(body, `"error"`) {
 			t.Errorf("POST %s = %d %s, want %d with a JSON error", tc.body, code, body, tc.want)
 		}
+	}
+}
+
+func TestWeightAtRunTime(t *testing.T) {
+	_, a := startBackend(t, "-work", "0")
+	_, b := startBackend(t, "-work", "0")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(a, b), "load_balancer": map[string]any{"strategy": "weighted"}})
+	// share is b's share of 400 sequential requests: one connection, so one
+	// data-plane process, whose smooth weighted round robin gives shares within a
+	// few picks of the weights'.
+	share := func() float64 {
+		t.Helper()
+		return float64(countBy(t, postMany(lb.url+"/requests", 400, 1))[hostOf(b)]) / 400
+	}
+	weight := func() int {
+		t.Helper()
+		for _, e := range lb.status(t).Backends {
+			if e.URL == b {
+				return e.Weight
+			}
+		}
+		t.Fatalf("no backend %s in status", b)
+		return 0
+	}
+	if s := share(); s < 0.45 || s > 0.55 {
+		t.Fatalf("b's share at weights 1:1 = %.3f, want 0.5", s)
+	}
+
+	code, body := lb.setWeight(t, `{"url": "`+b+`", "weight": 3}`)
+	var entry struct {
+		URL, State string
+		Weight     int
+	}
+	if err := json.Unmarshal([]byte(body), &entry); code != 200 || err != nil || entry.URL != b || entry.Weight != 3 || entry.State != "up" {
+		t.Fatalf("weight 3 = %d %s, want 200 with the backend's JSON at weight 3", code, body)
+	}
+	if s := share(); s < 0.68 || s > 0.82 {
+		t.Errorf("b's share at weights 1:3 = %.3f, want 0.75 (strategy %+v)", s, lb.status(t).Strategy)
+	}
+
+	// A reload of another key keeps the weight set at run time.
+	cfg := lb.cfg
+	section(cfg, "load_balancer")["retries"] = 1
+	lb.applied(t, lb.save(t, cfg))
+	if w := weight(); w != 3 {
+		t.Errorf("weight after a reload of another key = %d, want 3 still", w)
+	}
+	if s := share(); s < 0.68 || s > 0.82 {
+		t.Errorf("b's share after the reload = %.3f, want 0.75 still (strategy %+v)", s, lb.status(t).Strategy)
+	}
+
+	// Weight 0 takes no new requests, as HAProxy's; the one pool may be named.
+	if code, body := lb.setWeight(t, `{"url": "`+b+`", "weight": 0, "pool": "default"}`); code != 200 || !strings.Contains(body, `"weight":0`) {
+		t.Fatalf("weight 0 = %d %s, want 200 and weight 0", code, body)
+	}
+	if counts := countBy(t, postMany(lb.url+"/requests", 60, 4)); counts[hostOf(b)] != 0 {
+		t.Errorf("the backend of weight 0 served %d of 60", counts[hostOf(b)])
+	}
+
+	// An edit of the backend's weight in the file replaces the one set at run time.
+	servers := backendsConfig(a, b)
+	servers["backends"].([]map[string]any)[1]["weight"] = 2
+	cfg["servers"] = servers
+	lb.applied(t, lb.save(t, cfg))
+	if w := weight(); w != 2 {
+		t.Errorf("weight after an edit of the file's weight = %d, want the file's 2", w)
+	}
+	if s := share(); s < 0.6 || s > 0.72 {
+		t.Errorf("b's share at the file's weights 1:2 = %.3f, want 0.67 (strategy %+v)", s, lb.status(t).Strategy)
+	}
+	if !strings.Contains(lb.Log(), "backend weight set at run time: backend="+b+" weight=3") {
+		t.Errorf("the log does not tell of the weight set")
+	}
+
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"url": "http://127.0.0.1:1", "weight": 1}`, 404},
+		{`{"url": "` + b + `", "weight": 1, "pool": "other"}`, 404},
+		{`{"url": "` + b + `", "weight": 257}`, 400},
+		{`{"url": "` + b + `", "weight": -1}`, 400},
+		{`{"url": "` + b + `", "weight": 1.5}`, 400},
+		{`{"url": "` + b + `", "weight": "1"}`, 400},
+		{`{"url": "` + b + `"}`, 400},
+		{`{"url": "` + b + `", "weight": 1, "state": "drain"}`, 400},
+		{`not json`, 400},
+	} {
+		if code, body := lb.setWeight(t, tc.body); code != tc.want || !strings.Contains(body, `"error"`) {
+			t.Errorf("POST %s = %d %s, want %d with a JSON error", tc.body, code, body, tc.want)
+		}
+	}
+	if w := weight(); w != 2 {
+		t.Errorf("weight after refused requests = %d, want 2 unchanged", w)
 	}
 }
 
@@ -163,6 +275,75 @@ func TestAccessLogOneLinePerRequest(t *testing.T) {
 	}
 	if gets != 1 {
 		t.Errorf("%d lines of the GET, want 1", gets)
+	}
+}
+
+// logLine is an access log line in logfmt, as the README shows it.
+var logLine = regexp.MustCompile(`^time=\S+ client=\S+ method="[^"]*" path="[^"]*" status=\d+ backend=\S+ bytes_in=\d+ bytes_out=\d+ duration=\d+\.\d{3}ms attempts=\d+$`)
+
+// logLines counts the lines of the access log at path (none when it does not exist),
+// failing the test on one that does not parse.
+func logLines(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(data)) {
+		if !strings.HasSuffix(line, "\n") || !logLine.MatchString(strings.TrimSuffix(line, "\n")) {
+			t.Fatalf("%s: torn or malformed line %q", filepath.Base(path), line)
+		}
+		n++
+	}
+	return n
+}
+
+func TestAccessLogRotatedOnSIGUSR1(t *testing.T) {
+	_, a := startBackend(t, "-work", "0")
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	rotated := logPath + ".1"
+	lb := startCore(t, map[string]any{"servers": backendsConfig(a), "load_balancer": map[string]any{"access_log": logPath}})
+
+	stop := make(chan struct{})
+	sent, failures := loadUntil(t, lb.url+"/requests", stop)
+	waitUntil(t, "lines in the access log", func() bool { return logLines(t, logPath) > 100 })
+	// As logrotate does: rename, then signal.
+	if err := os.Rename(logPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "lines in the new access log", func() bool { return logLines(t, logPath) > 0 })
+	// Every process writes to the new file: the renamed one stops growing.
+	at := sent.Load()
+	waitUntil(t, "more requests", func() bool { return sent.Load() > at+300 })
+	time.Sleep(2 * proxy.FlushEvery)
+	old := logLines(t, rotated)
+	at = sent.Load()
+	waitUntil(t, "more requests", func() bool { return sent.Load() > at+300 })
+	close(stop)
+	if bad := failures(); len(bad) > 0 {
+		t.Fatalf("%d requests failed during the rotation, first: %d %v", len(bad), bad[0].status, bad[0].err)
+	}
+	answered := int(sent.Load())
+	var total int
+	waitUntil(t, "a line for each request", func() bool {
+		total = logLines(t, rotated) + logLines(t, logPath)
+		return total >= answered
+	})
+	time.Sleep(2 * proxy.FlushEvery) // any line too many would show
+	if total = logLines(t, rotated) + logLines(t, logPath); total != answered {
+		t.Errorf("%d lines in the renamed and the new access log, want one per request: %d", total, answered)
+	}
+	if n := logLines(t, rotated); n != old {
+		t.Errorf("the renamed access log grew from %d to %d lines after every process reopened", old, n)
+	}
+	if !strings.Contains(lb.Log(), "SIGUSR1: reopening the access log") {
+		t.Errorf("the log does not tell of the reopen")
 	}
 }
 

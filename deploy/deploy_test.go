@@ -3,7 +3,7 @@ package deploy
 // What can be checked of the deployment files without Docker or systemd: the
 // Dockerfile's stages, user, build flags and copied config; that the container's
 // config is one the core accepts and reaches its admin port from outside; the systemd
-// unit's start, reload and stop.
+// unit's start, reload and stop; the logrotate snippet's file and signal.
 
 import (
 	"encoding/json"
@@ -309,5 +309,84 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if last("Restart") == "" {
 		t.Error("no Restart=")
+	}
+}
+
+// logrotateEntry is one entry of a logrotate configuration: its paths, directives and
+// postrotate script.
+type logrotateEntry struct {
+	paths      []string
+	directives []string
+	postrotate string
+}
+
+func parseLogrotate(t *testing.T, path string) []logrotateEntry {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []logrotateEntry
+	var cur *logrotateEntry
+	var script *strings.Builder
+	for n, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case script != nil && line == "endscript":
+			cur.postrotate, script = script.String(), nil
+		case script != nil:
+			script.WriteString(line + "\n")
+		case line == "" || strings.HasPrefix(line, "#"):
+		case cur == nil && strings.HasSuffix(line, "{"):
+			entries = append(entries, logrotateEntry{paths: strings.Fields(strings.TrimSuffix(line, "{"))})
+			cur = &entries[len(entries)-1]
+		case cur != nil && line == "}":
+			cur = nil
+		case cur != nil && line == "postrotate":
+			script = &strings.Builder{}
+		case cur != nil:
+			cur.directives = append(cur.directives, strings.Fields(line)[0])
+		default:
+			t.Fatalf("%s:%d: %q outside an entry", path, n+1, line)
+		}
+	}
+	if cur != nil || script != nil {
+		t.Fatalf("%s: an entry or a script is not closed", path)
+	}
+	return entries
+}
+
+func TestLogrotate(t *testing.T) {
+	entries := parseLogrotate(t, filepath.Join("logrotate", "switchyard"))
+	if len(entries) != 1 || len(entries[0].paths) != 1 {
+		t.Fatalf("%d entries, want one, for the access log", len(entries))
+	}
+	e := entries[0]
+	logs := unit(t, "switchyard.service")["Service"]["LogsDirectory"]
+	if path := e.paths[0]; len(logs) == 0 || filepath.Dir(path) != "/var/log/"+logs[len(logs)-1] {
+		t.Errorf("rotates %s, want a file in the unit's LogsDirectory %v, under /var/log", path, logs)
+	}
+	has := func(d string) bool { return slices.Contains(e.directives, d) }
+	// Rename, then signal: copytruncate loses the lines written between the copy and
+	// the truncation; create would make the new file as root, before the core does.
+	if has("copytruncate") || has("create") {
+		t.Errorf("directives %v: want neither copytruncate nor create", e.directives)
+	}
+	if has("compress") && !has("delaycompress") {
+		t.Error("compress without delaycompress: the renamed file takes lines until the core reopens")
+	}
+	script := e.postrotate
+	if !strings.Contains(script, "USR1") || !(strings.Contains(script, "--kill-who=main") || strings.Contains(script, "--kill-whom=main") || strings.Contains(script, "MainPID")) {
+		t.Errorf("postrotate %q, want SIGUSR1 to the core's main process", script)
+	}
+
+	// The path is one the core accepts as load_balancer.access_log.
+	raw := `{"load_balancer": {"access_log": "` + e.paths[0] + `"}}`
+	c, err := config.Parse([]byte(raw), "/etc/switchyard/config.json")
+	if err == nil {
+		err = lb.Validate(c)
+	}
+	if err != nil {
+		t.Errorf("%s: %v", raw, err)
 	}
 }

@@ -81,7 +81,7 @@ type Request struct {
 // Backend is one candidate backend as the strategy sees it.
 type Backend struct {
 	URL         string        // as written in config.json; stable identity
-	Weight      int           // from config.json, at least 1
+	Weight      int           // from config.json or set at run time; at least 1 (weight 0: not a candidate)
 	Inflight    int           // requests this proxy has open on it now
 	QueueLength int           // the backend's own reported queue, -1 when unknown
 	Latency     time.Duration // recent latency (moving average)

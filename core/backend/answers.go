@@ -9,8 +9,8 @@ import (
 // histogram (Prometheus's default buckets).
 var DurationBuckets = [...]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// Answers counts answers by status code and their durations in a histogram, with
-// atomics only: the request path takes no lock for them.
+// Answers counts answers by status code, their durations in a histogram and their
+// body bytes, with atomics only: the request path takes no lock for them.
 //
 // Answers is safe for use by multiple goroutines; its zero value is ready.
 type Answers struct {
@@ -19,6 +19,30 @@ type Answers struct {
 	buckets [len(DurationBuckets)]atomic.Uint64
 	count   atomic.Uint64
 	sumNs   atomic.Int64
+	// Body bytes, beside count and sumNs: the words an answer writes share a cache
+	// line (in a shared memory area, its last one).
+	bytesIn, bytesOut atomic.Uint64
+}
+
+// Classes counts answers by the class of their status code, as HAProxy's stats
+// page shows them.
+type Classes struct {
+	Informational uint64 `json:"1xx"`
+	Success       uint64 `json:"2xx"`
+	Redirection   uint64 `json:"3xx"`
+	ClientError   uint64 `json:"4xx"`
+	ServerError   uint64 `json:"5xx"`
+	Other         uint64 `json:"other"` // codes outside 100..599
+}
+
+// Add adds c's counts to x's.
+func (x *Classes) Add(c Classes) {
+	x.Informational += c.Informational
+	x.Success += c.Success
+	x.Redirection += c.Redirection
+	x.ClientError += c.ClientError
+	x.ServerError += c.ServerError
+	x.Other += c.Other
 }
 
 // Add counts one answer with status code that took d.
@@ -37,6 +61,27 @@ func (a *Answers) Add(code int, d time.Duration) {
 	}
 	a.count.Add(1)
 	a.sumNs.Add(int64(d))
+}
+
+// AddBytes counts the body bytes of one exchange: in from the client, out to it.
+func (a *Answers) AddBytes(in, out int64) {
+	a.bytesIn.Add(uint64(max(in, 0)))
+	a.bytesOut.Add(uint64(max(out, 0)))
+}
+
+// Bytes returns the body bytes counted so far: in from clients, out to them.
+func (a *Answers) Bytes() (in, out uint64) { return a.bytesIn.Load(), a.bytesOut.Load() }
+
+// Classes returns the answers counted so far by class.
+func (a *Answers) Classes() Classes {
+	var c Classes
+	for class, n := range []*uint64{&c.Informational, &c.Success, &c.Redirection, &c.ClientError, &c.ServerError} {
+		for i := class * 100; i < class*100+100; i++ {
+			*n += a.codes[i].Load()
+		}
+	}
+	c.Other = a.other.Load()
+	return c
 }
 
 // Codes calls f for each status code counted so far, with its count.

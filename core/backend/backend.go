@@ -31,8 +31,14 @@ type Backend struct {
 	// client connection's first request goes there under load_balancer.reuse "safe".
 	fresh  atomic.Pointer[fasthttp.HostClient]
 	source atomic.Pointer[string] // "config" or "dns"
+	// priority ranks the backend for taking requests (see config.Backend.Priority).
+	priority atomic.Int64
 
-	weight atomic.Int64
+	// weight is the weight in force: config.json's, or the operator's (SetWeight)
+	// until config.json gives the backend another weight than fileWeight.
+	weight     atomic.Int64
+	fileWeight int  // the weight config.json gave last; guarded by hmu
+	runtime    bool // weight was set by SetWeight; guarded by hmu
 	// The live figures point into own, or into a slot of the shared memory segment
 	// that every process of the load balancer updates (see Set.Share).
 	inflight       *atomic.Int64
@@ -59,10 +65,11 @@ type Backend struct {
 	up          atomic.Bool // passes active checks
 	ejected     atomic.Bool // ejected by passive checks
 	drained     atomic.Bool // taken out by an operator
-	hmu         sync.Mutex  // guards health, returnedAt and ejectReason
+	hmu         sync.Mutex  // guards health, returnedAt, ejectReason, fileWeight and runtime
 	health      Health
 	returnedAt  time.Time
 	ejectReason string
+	lastCheck   atomic.Pointer[Check] // the last active health check (check.go); nil before one
 }
 
 // Client returns the pool of keep-alive connections to the backend. A configuration
@@ -72,8 +79,48 @@ func (b *Backend) Client() *fasthttp.HostClient { return b.client.Load() }
 // Source says where the backend comes from: "config" or "dns".
 func (b *Backend) Source() string { return *b.source.Load() }
 
-// Weight is the backend's configured weight.
+// Weight is the backend's weight in force: config.json's, or the one an operator set
+// at run time (SetWeight). A backend of weight 0 takes no new requests.
 func (b *Backend) Weight() int { return int(b.weight.Load()) }
+
+// MaxWeight bounds a weight set at run time, as HAProxy's "set server ... weight".
+const MaxWeight = 256
+
+// SetWeight sets the backend's weight at an operator's request, as HAProxy's "set
+// server ... weight": it holds across configuration reloads until config.json gives
+// the backend another weight than it gave before. Weight 0 takes the backend out of
+// the picks (requests in flight finish). It reports whether the weight changed; the
+// caller publishes the change (Set.Rebuild). w must be within 0..MaxWeight.
+func (b *Backend) SetWeight(w int) bool {
+	b.hmu.Lock()
+	defer b.hmu.Unlock()
+	b.runtime = true
+	return b.weight.Swap(int64(w)) != int64(w)
+}
+
+// RuntimeWeight reports whether the weight in force was set at run time (SetWeight)
+// rather than by config.json.
+func (b *Backend) RuntimeWeight() bool {
+	b.hmu.Lock()
+	defer b.hmu.Unlock()
+	return b.runtime
+}
+
+// configure takes the weight config.json gives the backend: it replaces a weight set
+// at run time only when it differs from the one config.json gave before.
+func (b *Backend) configure(w int) {
+	b.hmu.Lock()
+	defer b.hmu.Unlock()
+	if b.runtime && w == b.fileWeight {
+		return
+	}
+	b.runtime, b.fileWeight = false, w
+	b.weight.Store(int64(w))
+}
+
+// Priority ranks the backend for taking requests: it takes none while a backend of a
+// lower Priority can (see config.Backend.Priority).
+func (b *Backend) Priority() int { return int(b.priority.Load()) }
 
 // Inflight is the number of requests this proxy has open on the backend now.
 func (b *Backend) Inflight() int { return int(b.inflight.Load()) }
@@ -175,7 +222,8 @@ func (b *Backend) Abandon() {
 type Snapshot struct {
 	// All lists every configured backend, in config.json order.
 	All []*Backend
-	// Candidates lists the backends that may take new requests.
+	// Candidates lists the backends that may take new requests: those that can
+	// (Backend.Candidate), of the lowest Priority that has one.
 	Candidates []*Backend
 }
 
@@ -298,9 +346,11 @@ func (s *Set) refresh(g uint64) {
 
 // Update makes the set match the configured backends and returns the ones it
 // removed, which keep serving their in-flight requests (see Drain). Existing backends
-// (by normalized URL) keep their counters and take the new weight; a changed cc gives
-// them new connection pools. New backends join as candidates on the first Update;
-// on later ones they join down, and take traffic once health checks pass them.
+// (by normalized URL) keep their counters and take the new weight, unless an operator
+// set one at run time and the backend's weight in backends is the same as before (see
+// SetWeight); a changed cc gives them new connection pools. New backends join as
+// candidates on the first Update; on later ones they join down, and take traffic once
+// health checks pass them.
 // The backends must have passed config validation.
 func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Backend) {
 	s.mu.Lock()
@@ -328,7 +378,8 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Bac
 			b.client.Store(newClient(key, cc, true))
 			b.fresh.Store(newClient(key, cc, false))
 		}
-		b.weight.Store(int64(cb.Weight))
+		b.configure(cb.Weight)
+		b.priority.Store(int64(cb.Priority))
 		src := cb.Source
 		if src == "" {
 			src = "config"
@@ -371,13 +422,7 @@ func (s *Set) Rebuild() {
 
 // publish stores a snapshot of all with the candidates among them. s.mu must be held.
 func (s *Set) publish(all []*Backend) {
-	next := &Snapshot{All: all}
-	for _, b := range all {
-		if b.Candidate() {
-			next.Candidates = append(next.Candidates, b)
-		}
-	}
-	s.snap.Store(next)
+	s.snap.Store(&Snapshot{All: all, Candidates: candidates(all)})
 	if s.gen != nil && !s.follow {
 		for _, b := range all {
 			if b.words != nil {
@@ -389,6 +434,26 @@ func (s *Set) publish(all []*Backend) {
 	if s.onChange != nil {
 		s.onChange()
 	}
+}
+
+// candidates lists the backends of all that can take requests, of the lowest
+// priority that has one: backups take requests only while no backend before them
+// can, as nginx's backup servers and SRV priorities (RFC 2782) do.
+func candidates(all []*Backend) []*Backend {
+	var out []*Backend
+	first := 0
+	for _, b := range all {
+		if !b.Candidate() {
+			continue
+		}
+		switch p := b.Priority(); {
+		case len(out) == 0 || p < first:
+			out, first = append(out[:0], b), p
+		case p == first:
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // OnChange makes f be called after each change of the set or of a backend's state,

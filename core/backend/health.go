@@ -50,8 +50,11 @@ func (b *Backend) state() string {
 }
 
 // Candidate reports whether the backend may take new requests: up, not ejected, not
-// drained.
-func (b *Backend) Candidate() bool { return b.up.Load() && !b.ejected.Load() && !b.drained.Load() }
+// drained, and of a weight above 0 (as HAProxy, a weight of 0 takes no new requests;
+// so strategies never see one).
+func (b *Backend) Candidate() bool {
+	return b.up.Load() && !b.ejected.Load() && !b.drained.Load() && b.weight.Load() > 0
+}
 
 // change records, after one of the flags moved, the reason when the visible state
 // differs from was, and reports whether it does. A backend that leaves the
@@ -189,7 +192,8 @@ func (b *Backend) Ejected() bool { return b.ejected.Load() }
 // Up reports whether the backend passes its active checks.
 func (b *Backend) Up() bool { return b.up.Load() }
 
-// sharedState is the backend's state as its slot holds it.
+// sharedState is the backend's state as its slot holds it. A weight of 0 is a drain
+// there, as HAProxy shows it: up, taking no new requests.
 func (b *Backend) sharedState() shm.State {
 	switch {
 	case b.Candidate():
@@ -198,8 +202,10 @@ func (b *Backend) sharedState() shm.State {
 		return shm.StateDrain
 	case b.ejected.Load():
 		return shm.StateEjected
+	case !b.up.Load():
+		return shm.StateDown
 	}
-	return shm.StateDown
+	return shm.StateDrain // up, of weight 0
 }
 
 // Mirror sets whether the backend takes new requests as the control plane decided

@@ -122,6 +122,12 @@ type Backend struct {
 	Weight int `json:"weight"`
 	// Source says where the backend comes from: "config" (the default) or "dns".
 	Source string `json:"-"`
+	// Priority ranks the backend for taking requests: a backend takes none while
+	// one of a lower Priority can (DESIGN section 4, an SRV record's priorities, as
+	// nginx's service= honours them). 0 for the backends of config.json and of A/AAAA
+	// records; for an SRV target, the place of its priority among the values the
+	// record's targets have, 0 for the lowest.
+	Priority int `json:"-"`
 }
 
 // Discovery finds backends in DNS, as HAProxy's server-template and nginx's resolve
@@ -133,13 +139,16 @@ type Discovery struct {
 	DNS string `json:"dns"`
 	// Port is the backends' port with DNS.
 	Port Port `json:"port"`
-	// Resolver is the DNS server, host:port (default "": the system's).
-	Resolver string `json:"resolver"`
+	// Resolver lists the DNS servers to ask, host:port each, in order: the next is
+	// asked when one does not answer (default none: the system's resolver). One
+	// server may be given as a string.
+	Resolver Addrs `json:"resolver"`
 	// Interval is how often the records are resolved again (default 5s).
 	Interval Duration `json:"interval"`
 	// Scheme of the backends' URLs, http or https (default http).
 	Scheme string `json:"scheme"`
-	// Weight of each discovered backend (default 1).
+	// Weight of each backend of an A/AAAA record (default 1). An SRV target's
+	// weight is the record's (0 counts as 1).
 	Weight int `json:"weight"`
 }
 

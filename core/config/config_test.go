@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,10 @@ func TestRefused(t *testing.T) {
 		{"discovery neither", `{"servers": {"discovery": {}}}`, []string{"servers.discovery", "one record"}},
 		{"discovery dns port", `{"servers": {"discovery": {"dns": "web"}}}`, []string{"servers.discovery.port", "with dns"}},
 		{"discovery resolver", `{"servers": {"discovery": {"srv": "_http._tcp.web", "resolver": "10.0.0.1"}}}`, []string{"servers.discovery.resolver", "host:port"}},
+		{"discovery resolver list", `{"servers": {"discovery": {"srv": "_http._tcp.web", "resolver": ["10.0.0.1:53", "10.0.0.2"]}}}`, []string{"servers.discovery.resolver[1]", "host:port", `"10.0.0.2"`}},
+		{"discovery resolver empty list", `{"servers": {"discovery": {"srv": "_http._tcp.web", "resolver": []}}}`, []string{"servers.discovery.resolver", "empty list"}},
+		{"discovery resolver type", `{"servers": {"discovery": {"srv": "_http._tcp.web", "resolver": 53}}}`, []string{"servers.discovery.resolver", "host:port"}},
+		{"discovery resolver list type", `{"servers": {"discovery": {"srv": "_http._tcp.web", "resolver": ["10.0.0.1:53", 53]}}}`, []string{"servers.discovery.resolver", "host:port"}},
 		{"discovery scheme", `{"servers": {"discovery": {"srv": "_http._tcp.web", "scheme": "ftp"}}}`, []string{"servers.discovery.scheme"}},
 		{"discovery key", `{"servers": {"discovery": {"srvv": "_http._tcp.web"}}}`, []string{"servers.discovery.srvv", "unknown key"}},
 		{"status path", `{"load_balancer": {"status_path": "status"}}`, []string{"load_balancer.status_path"}},
@@ -148,11 +153,33 @@ func TestDiscoveryDefaultsAndNoTestServers(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := c.Servers.Discovery
-	if d.Interval.D() != 5*time.Second || d.Scheme != "http" || d.Weight != 1 || d.Resolver != "" {
+	if d.Interval.D() != 5*time.Second || d.Scheme != "http" || d.Weight != 1 || d.Resolver != nil {
 		t.Errorf("discovery defaults = %+v, want 5s, http, weight 1, the system's resolver", d)
 	}
 	if len(c.Servers.Backends) != 0 {
 		t.Errorf("backends = %v, want none besides DNS (not the local test servers)", c.Servers.Backends)
+	}
+}
+
+func TestDiscoveryResolverStringOrList(t *testing.T) {
+	for _, tt := range []struct {
+		resolver string
+		want     Addrs
+	}{
+		{`""`, nil},
+		{`null`, nil},
+		{`"127.0.0.1:8600"`, Addrs{"127.0.0.1:8600"}},
+		{`["127.0.0.1:8600"]`, Addrs{"127.0.0.1:8600"}},
+		{`["10.0.0.1:53", "[::1]:53", "dns.internal:domain"]`, Addrs{"10.0.0.1:53", "[::1]:53", "dns.internal:domain"}},
+	} {
+		c, err := parseValid(`{"servers": {"discovery": {"srv": "_http._tcp.web", "resolver": ` + tt.resolver + `}}}`)
+		if err != nil {
+			t.Errorf("resolver %s: %v", tt.resolver, err)
+			continue
+		}
+		if got := c.Servers.Discovery.Resolver; !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
+			t.Errorf("resolver %s = %#v, want %#v", tt.resolver, got, tt.want)
+		}
 	}
 }
 

@@ -89,3 +89,37 @@ func (d *Discovery) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	*d = Discovery(f)
 	return nil
 }
+
+// Addrs is a list of host:port addresses, written in config.json as a list of strings
+// or, for one, as a string ("" for none).
+type Addrs []string
+
+// UnmarshalJSONFrom reads a string or a list of strings. An empty list stays
+// non-nil, for validation to refuse.
+func (a *Addrs) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	switch dec.PeekKind() {
+	case '"':
+		var s string
+		if err := json.UnmarshalDecode(dec, &s); err != nil {
+			return err
+		}
+		*a = nil
+		if s != "" {
+			*a = Addrs{s}
+		}
+		return nil
+	case '[':
+		var l []string
+		if err := json.UnmarshalDecode(dec, &l); err != nil {
+			return errors.New(`want "host:port" or a list of them`)
+		}
+		*a = append(Addrs{}, l...)
+		return nil
+	case 'n':
+		_, err := dec.ReadValue()
+		*a = nil
+		return err
+	}
+	_, _ = dec.ReadValue()
+	return errors.New(`want "host:port" or a list of them`)
+}

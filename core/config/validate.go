@@ -189,9 +189,14 @@ func (v *validator) discovery(d *Discovery) {
 	v.check((d.SRV == "") != (d.DNS == ""), key, "names one record: srv, or dns with port")
 	v.check(d.DNS == "" || d.Port > 0, key+".port", "must be given with dns (the backends' port)")
 	v.check(d.SRV == "" || d.Port == 0, key+".port", "goes with dns only: an SRV record gives the ports")
-	if d.Resolver != "" {
-		_, port, err := net.SplitHostPort(d.Resolver)
-		v.check(err == nil && port != "", key+".resolver", "must be host:port, got %q", d.Resolver)
+	v.check(d.Resolver == nil || len(d.Resolver) > 0, key+".resolver", "is an empty list: list at least one host:port, or leave the key out for the system's resolver")
+	for i, addr := range d.Resolver {
+		k := key + ".resolver"
+		if len(d.Resolver) > 1 {
+			k = fmt.Sprintf("%s[%d]", k, i)
+		}
+		_, port, err := net.SplitHostPort(addr)
+		v.check(err == nil && port != "", k, "must be host:port, got %q", addr)
 	}
 	v.check(d.Interval > 0, key+".interval", "must be positive, got %s", d.Interval)
 	v.check(d.Scheme == "http" || d.Scheme == "https", key+".scheme", "must be http or https, got %q", d.Scheme)

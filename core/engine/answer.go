@@ -116,6 +116,7 @@ func (c *client) finish(answers *backend.Answers, url string) {
 	now := c.l.ev.Now()
 	d := now.Sub(c.start)
 	answers.Add(c.status, d)
+	answers.AddBytes(c.bytesIn, c.bytesOut)
 	if c.worker {
 		c.worker = false
 		c.l.e.cfg.Pool.Release()

@@ -116,10 +116,12 @@ func (c *Checker) probeLoop(ctx context.Context, b *backend.Backend) {
 	th.Reset(b.Up())
 	for {
 		cfg := c.config()
+		start := time.Now()
 		err := c.probe(ctx, b, cfg)
 		if ctx.Err() != nil {
 			return
 		}
+		b.SetLastCheck(backend.Check{At: start.UTC(), Took: time.Since(start), OK: err == nil})
 		if changed := th.Observe(err == nil, cfg.Healthy, cfg.Unhealthy); changed {
 			if th.Up() {
 				c.setter.SetActive(b, true, fmt.Sprintf("active: %d checks in a row passed", cfg.Healthy), "")

@@ -40,36 +40,57 @@ func (l *LB) resolveNow(cfg *config.Config) {
 		l.source.SetDiscovery(nil)
 		return
 	}
-	if l.disc.cfg != nil && *l.disc.cfg == *d {
+	if reflect.DeepEqual(l.disc.cfg, d) {
 		return
 	}
 	dc := *d
 	l.disc.cfg = &dc
-	bs, err := discovery.Resolve(context.Background(), d)
-	l.noteDiscovery(discovery.Result{Backends: bs, Err: err, At: time.Now().UTC()})
+	l.noteDiscovery(discovery.Resolve(context.Background(), d))
 }
 
 // noteDiscovery records a resolution in the status and the log, and keeps its
-// backends unless it failed. l.applyMu must be held.
+// backends unless it failed. What went wrong is logged when it differs from the last
+// lookup's: the errors name the DNS server and the cause, without the exchange's
+// ephemeral port, so a server that keeps refusing is logged once. l.applyMu must be
+// held.
 func (l *LB) noteDiscovery(r discovery.Result) (changed bool) {
 	log := l.log.Named("discovery")
+	st := &l.disc.status
+	msg := ""
 	if r.Err != nil {
-		if l.disc.status.LastError != r.Err.Error() {
-			log.Warn("lookup failed; keeping the last known backends", "error", r.Err, "backends", len(l.disc.found))
+		msg = r.Err.Error()
+	}
+	switch {
+	case r.Backends == nil:
+		st.Lookups.Error++
+		if st.LastError != msg {
+			log.Warn("lookup failed; keeping the last known backends", "error", msg, "backends", len(l.disc.found))
 		}
-		l.disc.status.LastError = r.Err.Error()
-	} else {
-		if l.disc.status.LastError != "" {
+	case msg != "":
+		st.Lookups.Partial++
+		if st.LastError != msg {
+			log.Warn("lookup incomplete; using the backends it found", "error", msg, "backends", len(r.Backends))
+		}
+	default:
+		st.Lookups.OK++
+		if st.LastError != "" {
 			log.Info("lookup works again", "backends", len(r.Backends))
 		}
-		l.disc.status.LastError, l.disc.status.ResolvedAt = "", r.At
+	}
+	st.LastError, st.Resolver = msg, r.Resolver
+	if d := l.disc.cfg; d != nil {
+		st.Record = d.SRV + d.DNS // one of them is ""
+	}
+	if r.Backends != nil {
+		st.ResolvedAt = r.At
 		if !reflect.DeepEqual(r.Backends, l.disc.found) {
 			log.Info("backends changed", "backends", urls(r.Backends))
 			l.disc.found, changed = r.Backends, true
 		}
 	}
-	st := l.disc.status
-	l.source.SetDiscovery(&st)
+	st.Backends = len(l.disc.found)
+	cp := *st
+	l.source.SetDiscovery(&cp)
 	return changed
 }
 
@@ -157,7 +178,7 @@ func (l *LB) leaving(want []config.Backend) []config.Backend {
 	var out []config.Backend
 	for _, b := range l.backends.Snapshot().All {
 		if !slices.ContainsFunc(want, func(w config.Backend) bool { return sameBackend(w.URL, b.Key) }) {
-			out = append(out, config.Backend{URL: b.URL, Weight: b.Weight(), Source: b.Source()})
+			out = append(out, config.Backend{URL: b.URL, Weight: b.Weight(), Source: b.Source(), Priority: b.Priority()})
 		}
 	}
 	return out

@@ -150,13 +150,14 @@ func (l *LB) Start() error {
 	l.front, l.admin = fr, ad
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Go(func() { l.pool.Run(l.ctx) })
+	l.wg.Go(func() { l.source.SampleHistory(l.ctx, l.log.Named("status")) })
 	l.wg.Go(l.followBackends)
 	l.checker.Start(l.ctx, l.backends.Snapshot().All)
 	l.applied(cfg)
 	l.restartScriptFollow(cfg)
 	l.watchDiscovery(cfg)
 	l.log.Info("listening", "addr", fr.addr().String(), "engine", engineOf(cfg), "processes", processesOf(cfg), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
-		"backends", len(cfg.Servers.Backends), "config", cfg.Path)
+		"backends", len(l.backends.Snapshot().All), "config", cfg.Path)
 	return nil
 }
 

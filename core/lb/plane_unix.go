@@ -141,6 +141,10 @@ func (d *dataPlaneProc) serve() int {
 			d.applyBackends(m.Backends)
 		case msgPlugin:
 			d.usePlugin(m.Plugin)
+		case msgReopen:
+			if err := d.l.access.reopen(); err != nil {
+				d.log.Error("reopening the access log; writing on to the previous file", "error", err)
+			}
 		case msgAnswer:
 			d.answered(m.ID, m.Body)
 		case msgStop:
@@ -199,7 +203,7 @@ func (d *dataPlaneProc) applyBackends(list []planeBackend) {
 	candidate := make(map[string]bool, len(list))
 	for _, b := range list {
 		if !moved[b.Key] {
-			cbs = append(cbs, config.Backend{URL: b.URL, Weight: b.Weight, Source: b.Source})
+			cbs = append(cbs, config.Backend{URL: b.URL, Weight: b.Weight, Priority: b.Priority, Source: b.Source})
 		}
 		candidate[b.Key] = b.Candidate
 	}
@@ -209,7 +213,7 @@ func (d *dataPlaneProc) applyBackends(list []planeBackend) {
 		d.l.backends.Update(cbs, clientConfig(d.cfg))
 		cbs = cbs[:0]
 		for _, b := range list {
-			cbs = append(cbs, config.Backend{URL: b.URL, Weight: b.Weight, Source: b.Source})
+			cbs = append(cbs, config.Backend{URL: b.URL, Weight: b.Weight, Priority: b.Priority, Source: b.Source})
 		}
 	}
 	d.l.backends.Update(cbs, clientConfig(d.cfg))

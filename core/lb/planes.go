@@ -32,7 +32,7 @@ func (l *LB) planeBackends() []planeBackend {
 	out := make([]planeBackend, 0, len(all))
 	for _, b := range all {
 		slot, epoch := l.shared.slotOf(b.Key)
-		out = append(out, planeBackend{URL: b.URL, Key: b.Key, Weight: b.Weight(), Source: b.Source(), Slot: slot, Epoch: epoch, Candidate: b.Candidate()})
+		out = append(out, planeBackend{URL: b.URL, Key: b.Key, Weight: b.Weight(), Priority: b.Priority(), Source: b.Source(), Slot: slot, Epoch: epoch, Candidate: b.Candidate()})
 	}
 	return out
 }

@@ -275,7 +275,9 @@ func (g *planes) supervise(i int, p *planeProc) {
 }
 
 // catchUp sends procs what may have changed since their start messages were made:
-// the backends, the strategy's endpoint and the configuration.
+// the backends, the strategy's endpoint and the configuration; and has them reopen
+// the access log, in case it was rotated after they opened it, before they could hear
+// of it.
 func (g *planes) catchUp(procs ...*planeProc) {
 	g.mu.Lock()
 	cfg := g.cfg
@@ -285,6 +287,7 @@ func (g *planes) catchUp(procs ...*planeProc) {
 	if err == nil {
 		msgs = append(msgs, &planeMsg{Kind: msgConfig, Config: raw, Path: cfg.Path})
 	}
+	msgs = append(msgs, &planeMsg{Kind: msgReopen})
 	for _, p := range procs {
 		for _, m := range msgs {
 			_ = p.conn.send(m)

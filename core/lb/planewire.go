@@ -14,8 +14,9 @@ import (
 
 // The control channel between the control plane and a data-plane process: a stream
 // socket of messages, each a 4-byte big-endian length and a JSON object. Messages are
-// rare (a start, a reload, a change of a backend's state, a status request), so JSON
-// costs nothing that matters and keeps the channel readable in a trace.
+// rare (a start, a reload, a change of a backend's state, a status request, a log
+// rotation), so JSON costs nothing that matters and keeps the channel readable in a
+// trace.
 
 // Kinds of planeMsg.
 const (
@@ -26,6 +27,7 @@ const (
 	msgPlugin   = "plugin"   // Plugin: where the strategy answers now
 	msgStop     = "stop"     // GraceMS: drain, then exit
 	msgAnswer   = "answer"   // ID, Body: the status JSON asked for
+	msgReopen   = "reopen"   // open the access log's file anew (log rotation)
 	// data plane to control plane
 	msgReady  = "ready"  // Addr: serving
 	msgFailed = "failed" // Error: could not start or apply; the process exits
@@ -62,6 +64,7 @@ type planeBackend struct {
 	URL       string `json:"url"`
 	Key       string `json:"key"`
 	Weight    int    `json:"weight"`
+	Priority  int    `json:"priority,omitempty"` // see config.Backend.Priority
 	Source    string `json:"source"`
 	Slot      int    `json:"slot"`
 	Epoch     uint64 `json:"epoch"`

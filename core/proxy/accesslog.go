@@ -18,17 +18,28 @@ import (
 // cost a third of the throughput here), and the log trails requests by FlushEvery
 // at most.
 //
+// SetWriter moves the log to another writer between two batches, so that a rotation
+// (logrotate, then SIGUSR1) neither loses nor tears a line.
+//
 // AccessLog is safe for use by multiple goroutines.
 type AccessLog struct {
 	json bool
-	w    io.Writer
+	w    io.Writer // used by the writer goroutine alone
 
 	mu    sync.Mutex // guards batch
 	batch []byte
 
-	full   chan struct{} // the batch passed batchSize
-	closed chan struct{}
-	done   chan struct{}
+	full    chan struct{}     // the batch passed batchSize
+	writers chan writerChange // SetWriter's
+	closed  chan struct{}
+	done    chan struct{}
+}
+
+// writerChange asks the writer goroutine to write to w from the next batch, and to
+// close done once it does.
+type writerChange struct {
+	w    io.Writer
+	done chan struct{}
 }
 
 // FlushEvery is how long an access log line may wait before it is written.
@@ -41,12 +52,13 @@ const batchSize = 64 << 10
 // writes what waits and stops it.
 func NewAccessLog(w io.Writer, asJSON bool) *AccessLog {
 	l := &AccessLog{json: asJSON, w: w, batch: make([]byte, 0, batchSize),
-		full: make(chan struct{}, 1), closed: make(chan struct{}), done: make(chan struct{})}
+		full: make(chan struct{}, 1), writers: make(chan writerChange), closed: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
 }
 
-// run writes the batch every FlushEvery, when it is full, and at Close.
+// run writes the batch every FlushEvery, when it is full, before a change of writer,
+// and at Close.
 func (l *AccessLog) run() {
 	defer close(l.done)
 	t := time.NewTicker(FlushEvery)
@@ -56,11 +68,32 @@ func (l *AccessLog) run() {
 		select {
 		case <-t.C:
 		case <-l.full:
+		case c := <-l.writers:
+			spare = l.flush(spare) // what came before, to the writer it came to
+			l.w = c.w
+			close(c.done) // the caller may close the previous writer
+			continue
 		case <-l.closed:
 			spare = l.flush(spare)
 			return
 		}
 		spare = l.flush(spare)
+	}
+}
+
+// SetWriter makes the log write to w from now on, as nginx's reopen of its logs on
+// USR1: the lines of requests that ended before the call are written to the previous
+// writer first, in whole batches, and no later line goes there, so the caller may
+// close it once SetWriter returns. It reports false, and w is not used, when the log
+// is closed.
+func (l *AccessLog) SetWriter(w io.Writer) bool {
+	c := writerChange{w: w, done: make(chan struct{})}
+	select {
+	case l.writers <- c:
+		<-c.done
+		return true
+	case <-l.done:
+		return false
 	}
 }
 
@@ -202,13 +235,14 @@ func appendQuoted(b, s []byte) []byte {
 	return append(b, '"')
 }
 
-// finish records a request's answer: its status code and duration on the backend
-// that served it (or on the proxy's own count when none did), and its access-log
-// line. out is the body bytes sent.
+// finish records a request's answer: its status code, duration and body bytes on
+// the backend that served it (or on the proxy's own count when none did), and its
+// access-log line. out is the body bytes sent, in those received.
 func (h *Handler) finish(ctx *fasthttp.RequestCtx, b backendAnswers, url string, out int64, attempts int, in int64) {
 	status := ctx.Response.StatusCode()
 	d := time.Since(ctx.Time())
 	b.Add(status, d)
+	b.AddBytes(in, out)
 	if l := h.settings.Load().AccessLog; l != nil {
 		var addr [64]byte
 		client, _ := ctx.RemoteIP().AppendText(addr[:0])
@@ -220,4 +254,5 @@ func (h *Handler) finish(ctx *fasthttp.RequestCtx, b backendAnswers, url string,
 // backendAnswers is where an answer is counted (backend.Answers).
 type backendAnswers interface {
 	Add(code int, d time.Duration)
+	AddBytes(in, out int64)
 }

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -36,6 +39,51 @@ func TestAccessLogLines(t *testing.T) {
 	write(&lf, false, e)
 	if !strings.Contains(lf.String(), " backend=- ") {
 		t.Errorf("a proxy-made answer's line %q, want backend=-", lf.String())
+	}
+}
+
+func TestAccessLogSetWriterLosesAndTearsNoLine(t *testing.T) {
+	var before, after bytes.Buffer
+	l := NewAccessLog(&before, false)
+	e := entry{start: time.Now(), client: []byte("127.0.0.1"), method: []byte("POST"), path: []byte("/requests"),
+		status: 200, backend: "http://127.0.0.1:8081", out: 74, duration: time.Millisecond, attempts: 1}
+	const writers, lines = 8, 2000
+	var wg sync.WaitGroup
+	var written atomic.Int64
+	for range writers {
+		wg.Go(func() {
+			e := e
+			for range lines {
+				l.write(&e)
+				written.Add(1)
+			}
+		})
+	}
+	for written.Load() < writers*lines/2 { // switch in the middle of the stream
+		runtime.Gosched()
+	}
+	if !l.SetWriter(&after) {
+		t.Fatal("SetWriter on an open log = false")
+	}
+	n := strings.Count(before.String(), "\n") // the previous writer is ours again
+	if n < writers*lines/2 {
+		t.Errorf("%d lines in the previous writer after SetWriter, want the %d written before at least", n, writers*lines/2)
+	}
+	l.write(&e)
+	wg.Wait()
+	l.Close()
+	if l.SetWriter(io.Discard) {
+		t.Error("SetWriter on a closed log = true")
+	}
+	if got, want := n+strings.Count(after.String(), "\n"), writers*lines+1; got != want {
+		t.Errorf("%d lines in both writers, want %d", got, want)
+	}
+	for _, b := range []*bytes.Buffer{&before, &after} {
+		for line := range strings.Lines(b.String()) {
+			if !strings.HasPrefix(line, "time=") || !strings.HasSuffix(line, "attempts=1\n") {
+				t.Fatalf("torn line %q", line)
+			}
+		}
 	}
 }
 

@@ -11,14 +11,15 @@ import (
 )
 
 // dashboard is the page at the admin address's root: self-contained, it reads the
-// status JSON every second.
+// status history once, then the status JSON every second.
 //
 //go:embed dashboard.html
 var dashboard []byte
 
 // AdminHandler serves the admin address: / (the dashboard), /metrics (Prometheus),
-// /status and /queue/status (the status JSON), POST /backends/state (drain and
-// ready), and /debug/pprof/ (Go profiles).
+// /status and /queue/status (the status JSON), /status/history (the last minutes'
+// samples, see SampleHistory), POST /backends/state (drain and ready), POST
+// /backends/weight (a weight set at run time), and /debug/pprof/ (Go profiles).
 func AdminHandler(s *Source) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{s: s})
@@ -33,7 +34,9 @@ func AdminHandler(s *Source) http.Handler {
 		mux.HandleFunc("GET "+p, serveStatus)
 		mux.HandleFunc("POST "+p, serveStatus)
 	}
+	mux.HandleFunc("GET /status/history", serveHistory(s))
 	mux.HandleFunc("POST /backends/state", serveBackendState(s))
+	mux.HandleFunc("POST /backends/weight", serveBackendWeight(s))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -25,7 +25,7 @@ var (
 	descRequests     = prometheus.NewDesc("lb_backend_requests_total", "Requests sent to the backend.", []string{"backend"}, nil)
 	descFailures     = prometheus.NewDesc("lb_backend_failures_total", "Requests to the backend that failed.", []string{"backend"}, nil)
 	descStale        = prometheus.NewDesc("lb_backend_stale_connections_total", "Pooled connections to the backend discarded before reuse (closed while idle, or holding unasked bytes).", []string{"backend"}, nil)
-	descWeight       = prometheus.NewDesc("lb_backend_weight", "The backend's configured weight.", []string{"backend"}, nil)
+	descWeight       = prometheus.NewDesc("lb_backend_weight", "The backend's weight in force: configured, or set at run time.", []string{"backend"}, nil)
 	descEjections    = prometheus.NewDesc("lb_backend_ejections", "Passive ejections of the backend in a row.", []string{"backend"}, nil)
 	descGeneration   = prometheus.NewDesc("lb_config_generation", "Configurations applied so far.", nil, nil)
 	descStrategy     = prometheus.NewDesc("lb_strategy_info", "The running strategy.", []string{"name", "state"}, nil)
@@ -36,6 +36,12 @@ var (
 	descReloads      = prometheus.NewDesc("lb_config_reloads_total", "Configuration reloads, applied or refused.", []string{"result"}, nil)
 	descEjectTotal   = prometheus.NewDesc("lb_backend_ejections_total", "Passive ejections of the backend since it joined.", []string{"backend"}, nil)
 	descState        = prometheus.NewDesc("lb_backend_state", "1 for the backend's current state (up, down, ejected, drain).", []string{"backend", "state"}, nil)
+	descPriority     = prometheus.NewDesc("lb_backend_priority", "The backend's rank for taking requests: it takes none while one of a lower priority can.", []string{"backend"}, nil)
+	descLookups      = prometheus.NewDesc("lb_discovery_lookups_total", "DNS lookups of servers.discovery, by result (ok, partial, error).", []string{"result"}, nil)
+	descDiscovered   = prometheus.NewDesc("lb_discovery_backends", "Backends found in DNS (the last known set).", nil, nil)
+	descResolvedAt   = prometheus.NewDesc("lb_discovery_resolved_timestamp_seconds", "When the last DNS lookup that found backends ended, in Unix seconds.", nil, nil)
+	descBodyBytes    = prometheus.NewDesc("lb_backend_body_bytes_total", "Body bytes passed to (in: of requests) and from (out: of answers) the backend.", []string{"backend", "direction"}, nil)
+	descCheckTime    = prometheus.NewDesc("lb_backend_check_duration_seconds", "How long the backend's last active health check took.", []string{"backend"}, nil)
 )
 
 // backendStates are the values of lb_backend_state's state label.
@@ -54,7 +60,8 @@ func collectAnswers(ch chan<- prometheus.Metric, a *backend.Answers, url string)
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descQueue, descQueueCap, descAdmitted, descShed,
 		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descStale, descWeight, descEjections, descGeneration, descStrategy, descFallbacks, descRestarts,
-		descByCode, descDuration, descReloads, descEjectTotal, descState} {
+		descByCode, descDuration, descReloads, descEjectTotal, descState, descPriority, descLookups, descDiscovered, descResolvedAt,
+		descBodyBytes, descCheckTime} {
 		ch <- d
 	}
 }
@@ -86,9 +93,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descBackendQueue, float64(b.QueueLength), b.URL)
 		gauge(descWeight, float64(b.Weight), b.URL)
 		gauge(descEjections, float64(b.Ejections), b.URL)
+		gauge(descPriority, float64(b.Priority), b.URL)
 		counter(descRequests, b.Requests, b.URL)
 		counter(descFailures, b.Failures, b.URL)
 		counter(descStale, b.StaleConns, b.URL)
+		counter(descBodyBytes, b.BytesIn, b.URL, "in")
+		counter(descBodyBytes, b.BytesOut, b.URL, "out")
+		if b.Check != nil {
+			gauge(descCheckTime, b.Check.DurationMs/1e3, b.URL)
+		}
 	}
 	for _, b := range c.s.Backends.Snapshot().All {
 		collectAnswers(ch, b.Answers, b.URL)
@@ -104,6 +117,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.s.Own != nil {
 		collectAnswers(ch, c.s.Own, "")
+	}
+	if d := st.Discovery; d != nil {
+		counter(descLookups, d.Lookups.OK, "ok")
+		counter(descLookups, d.Lookups.Partial, "partial")
+		counter(descLookups, d.Lookups.Error, "error")
+		gauge(descDiscovered, float64(d.Backends))
+		if !d.ResolvedAt.IsZero() {
+			gauge(descResolvedAt, float64(d.ResolvedAt.UnixNano())/1e9)
+		}
 	}
 	counter(descReloads, c.s.applied.Load(), "applied")
 	counter(descReloads, c.s.refused.Load(), "refused")

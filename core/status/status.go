@@ -26,14 +26,36 @@ type Status struct {
 	Backends []Backend       `json:"backends"`
 	Config   Config          `json:"config"`
 	Process  Process         `json:"process"`
+	Totals   Totals          `json:"totals"`
 	// Discovery is present when servers.discovery is configured.
 	Discovery *Discovery `json:"discovery,omitempty"`
 }
 
 // Discovery describes the backends' DNS discovery.
 type Discovery struct {
-	LastError  string    `json:"last_error"`  // of the last lookup, "" when it worked
-	ResolvedAt time.Time `json:"resolved_at"` // of the last lookup that worked
+	// LastError is what went wrong in the last lookup, "" when nothing did: why it
+	// failed (the last known backends stay), or what it left out (targets that did
+	// not resolve, DNS servers that failed before another answered).
+	LastError  string    `json:"last_error"`
+	ResolvedAt time.Time `json:"resolved_at"` // of the last lookup that found backends
+	// Record is the name looked up: the SRV record, or the A/AAAA record.
+	Record string `json:"record"`
+	// Resolver is the DNS server that answered the last lookup, or the one asked
+	// last when none did.
+	Resolver string `json:"resolver"`
+	// Backends is the number of backends found (the last known set).
+	Backends int `json:"backends"`
+	// Lookups counts the lookups by result.
+	Lookups Lookups `json:"lookups"`
+}
+
+// Lookups counts DNS lookups by result.
+type Lookups struct {
+	OK uint64 `json:"ok"` // found backends; nothing went wrong
+	// Partial found backends, but something went wrong (Discovery.LastError): a
+	// target left out, or a DNS server that failed before another answered.
+	Partial uint64 `json:"partial"`
+	Error   uint64 `json:"error"` // failed: the last known backends stayed
 }
 
 // Process describes the core's own process: the PID that kill -HUP takes.
@@ -41,6 +63,26 @@ type Process struct {
 	PID       int       `json:"pid"`
 	Version   string    `json:"version"`
 	StartedAt time.Time `json:"started_at"`
+	// UptimeSeconds is the time since StartedAt, in whole seconds.
+	UptimeSeconds int64 `json:"uptime_seconds"`
+}
+
+// Totals sums the answers since start: those of the backends in the set (a backend
+// that leaves takes its counts with it) and the proxy's own.
+type Totals struct {
+	Answers backend.Classes `json:"answers"` // all of them, by class
+	// OwnAnswers are those the proxy made with no backend: shed, no backend,
+	// refused requests.
+	OwnAnswers backend.Classes `json:"own_answers"`
+	BytesIn    uint64          `json:"bytes_in"`  // body bytes from clients
+	BytesOut   uint64          `json:"bytes_out"` // body bytes to clients
+}
+
+// Check is the outcome of a backend's last active health check.
+type Check struct {
+	At         time.Time `json:"at"`          // when it started
+	DurationMs float64   `json:"duration_ms"` // until its answer, error or timeout
+	OK         bool      `json:"ok"`
 }
 
 // Backend describes one backend.
@@ -59,9 +101,19 @@ type Backend struct {
 	StaleConns uint64 `json:"stale_conns"`
 	// Source says where the backend comes from: "config" or "dns".
 	Source string `json:"source"`
+	// Priority ranks the backend for taking requests: it takes none while one of a
+	// lower priority can (0 but for an SRV record's backups; see
+	// config.Backend.Priority).
+	Priority int `json:"priority"`
 	// Health says why the backend is or is not a candidate: state (up, down,
 	// ejected), reason, since, last_error, ejected_until, ejections.
 	backend.Health
+	// Answers counts the answers through the backend since it joined, by class.
+	Answers  backend.Classes `json:"answers"`
+	BytesIn  uint64          `json:"bytes_in"`  // request body bytes sent to it
+	BytesOut uint64          `json:"bytes_out"` // answer body bytes from it
+	// Check is its last active health check; absent before the first.
+	Check *Check `json:"check,omitempty"`
 }
 
 // Config describes the configuration in force.
@@ -83,10 +135,13 @@ type Source struct {
 
 	// Own counts the answers the proxy made without a backend (nil: none).
 	Own *backend.Answers
-	// Control changes backends at run time (nil: POST /backends/state answers 404).
+	// Control changes backends at run time (nil: POST /backends/state and
+	// /backends/weight answer 404).
 	Control Controller
 	// Version is the core's version, shown under "process".
 	Version string
+
+	history History // the samples of SampleHistory
 
 	mu        sync.Mutex
 	config    Config
@@ -162,7 +217,8 @@ func (s *Source) Status() Status {
 		Pool:     s.Pool.Stats(),
 		Backends: make([]Backend, 0, len(snap.All)),
 		Config:   s.ConfigState(),
-		Process:  Process{PID: os.Getpid(), Version: s.Version, StartedAt: started},
+		Process: Process{PID: os.Getpid(), Version: s.Version, StartedAt: started,
+			UptimeSeconds: int64(time.Since(started).Seconds())},
 	}
 	s.mu.Lock()
 	if s.discovery != nil {
@@ -187,10 +243,29 @@ func (s *Source) Status() Status {
 			ErrorRate:   b.ErrorRate(),
 			StaleConns:  b.StaleConns(),
 			Source:      b.Source(),
+			Priority:    b.Priority(),
 			Health:      b.Health(),
 		})
+		addTraffic(&st.Backends[len(st.Backends)-1], &st.Totals, b)
+	}
+	if s.Own != nil {
+		st.Totals.OwnAnswers = s.Own.Classes()
+		st.Totals.Answers.Add(st.Totals.OwnAnswers)
+		in, out := s.Own.Bytes()
+		st.Totals.BytesIn, st.Totals.BytesOut = st.Totals.BytesIn+in, st.Totals.BytesOut+out
 	}
 	return st
+}
+
+// addTraffic fills e's answers, bytes and last check from b, and adds them to t.
+func addTraffic(e *Backend, t *Totals, b *backend.Backend) {
+	e.Answers = b.Answers.Classes()
+	e.BytesIn, e.BytesOut = b.Answers.Bytes()
+	if c, ok := b.LastCheck(); ok {
+		e.Check = &Check{At: c.At, DurationMs: float64(c.Took.Microseconds()) / 1000, OK: c.OK}
+	}
+	t.Answers.Add(e.Answers)
+	t.BytesIn, t.BytesOut = t.BytesIn+e.BytesIn, t.BytesOut+e.BytesOut
 }
 
 // JSON returns the status as indented JSON.
