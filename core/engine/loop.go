@@ -141,7 +141,7 @@ func (l *loop) closeAll() {
 	}
 	for _, us := range l.idle {
 		for _, u := range us {
-			u.closeFD()
+			u.closeIdle()
 		}
 	}
 	clear(l.idle)
@@ -159,7 +159,7 @@ func (l *loop) takeIdle(b *backend.Backend) *upstream {
 	l.idle[b] = us[:len(us)-1]
 	u.timer.Stop()
 	if !u.sound() {
-		u.closeFD()
+		u.closeIdle()
 		u.b.CountStale()
 		return l.takeIdle(b)
 	}
@@ -169,7 +169,7 @@ func (l *loop) takeIdle(b *backend.Backend) *upstream {
 // putIdle pools u for the next request to its backend.
 func (l *loop) putIdle(u *upstream) {
 	if l.draining {
-		u.closeFD()
+		u.closeIdle()
 		return
 	}
 	u.releaseBuf()
@@ -180,7 +180,7 @@ func (l *loop) putIdle(u *upstream) {
 		old := us[0]
 		us = append(us[:0], us[1:]...)
 		old.timer.Stop()
-		old.closeFD()
+		old.closeIdle()
 	}
 	l.idle[u.b] = append(us, u)
 	u.timer.Reset(l.e.cfg.Timeouts.Idle)

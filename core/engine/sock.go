@@ -202,7 +202,7 @@ func (s *sock) closeFD() {
 	if s.fd < 0 {
 		return
 	}
-	_ = s.l.ev.Remove(s.fd)
+	s.l.ev.Forget(s.fd) // closing it takes it off the poller
 	unix.Close(s.fd)
 	s.fd = -1
 	if s.buf != nil {

@@ -4,6 +4,7 @@ package engine
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,8 +21,8 @@ import (
 type upstream struct {
 	sock
 	b          *backend.Backend
-	c          *client // nil while pooled
-	hostPort   []byte  // the backend's host:port, Host for a request that has none
+	c          *client        // nil while pooled
+	addr       netip.AddrPort // the backend's address, Host for a request that has none
 	timer      *evloop.Timer
 	connecting bool
 	tunnel     bool
@@ -51,7 +52,7 @@ func (l *loop) dial(b *backend.Backend) (*upstream, error) {
 		return nil, err
 	}
 	u := &upstream{sock: sock{l: l, fd: fd}, b: b, connecting: true}
-	u.hostPort = []byte(ap.String())
+	u.addr = ap
 	u.timer = l.ev.NewTimer(u.idleExpired)
 	if err := l.ev.Add(fd, evloop.Readable|evloop.Writable, u); err != nil {
 		unix.Close(fd)
@@ -64,8 +65,19 @@ func (l *loop) dial(b *backend.Backend) (*upstream, error) {
 func (u *upstream) idleExpired() {
 	if u.c == nil && u.fd >= 0 {
 		u.l.dropIdle(u)
-		u.closeFD()
+		u.closeIdle()
 	}
+}
+
+// closeIdle closes a connection that carries no exchange with a reset, as HAProxy
+// closes the idle server connections it lets go: nothing is lost (no request is on
+// it), and neither side keeps it in TIME_WAIT or exchanges FINs for it, which under
+// "safe" reuse and a connection per request would be a close per request.
+func (u *upstream) closeIdle() {
+	if u.fd >= 0 {
+		_ = unix.SetsockoptLinger(u.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+	}
+	u.closeFD()
 }
 
 // expectHead readies u for the answer to a new request.
@@ -83,7 +95,7 @@ func (u *upstream) OnEvents(ev evloop.Events) {
 	if c == nil { // pooled: anything now makes it unsound
 		if ev&evloop.Readable != 0 {
 			u.l.dropIdle(u)
-			u.closeFD()
+			u.closeIdle()
 			u.b.CountStale()
 		}
 		return
@@ -97,8 +109,13 @@ func (u *upstream) OnEvents(ev evloop.Events) {
 			return
 		}
 		u.connecting = false
-		c.transmit(u)
-		return
+		if c.st == stConnecting {
+			c.transmit(u)
+			return
+		}
+		// The request was written before the connection was up (see use) and
+		// waits in u.out: it leaves below, and its answer is timed from now.
+		c.setTimer(phResponse)
 	}
 	if ev&evloop.Writable != 0 && len(u.out) > 0 {
 		if !u.flush() {

@@ -252,6 +252,18 @@ func (l *Loop) Remove(fd int) error {
 	return err
 }
 
+// Forget unregisters fd without a system call, for a caller that closes fd at once:
+// the kernel takes a closed descriptor off the poller itself (epoll and kqueue both do,
+// once no other descriptor refers to the socket, and every socket made here is
+// close-on-exec, so no child holds one). Like Remove, it keeps fd's handler from
+// hearing of events already collected in the current pass. On a connection closed
+// per request this saves a system call per close.
+func (l *Loop) Forget(fd int) {
+	if s, err := l.registered(fd); err == nil {
+		*s = slot{}
+	}
+}
+
 // registered returns the slot of a registered fd.
 func (l *Loop) registered(fd int) (*slot, error) {
 	if fd < 0 || fd >= len(l.fds) || l.fds[fd].h == nil {

@@ -262,6 +262,13 @@ func TestAfterPassOncePerPass(t *testing.T) {
 // delivered in that pass and registers a new socket that got the same number: the
 // new handler must not be told of the old socket's event.
 func TestStaleEventAfterFdReuse(t *testing.T) {
+	for _, forget := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Remove", true: "Forget"}[forget], func(t *testing.T) { staleEventAfterFdReuse(t, forget) })
+	}
+}
+
+// staleEventAfterFdReuse unregisters a closed fd with Remove, or with Forget.
+func staleEventAfterFdReuse(t *testing.T, forget bool) {
 	l, err := New()
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +285,9 @@ func TestStaleEventAfterFdReuse(t *testing.T) {
 			return
 		}
 		replaced = true
-		if err := l.Remove(victim); err != nil {
+		if forget {
+			l.Forget(victim)
+		} else if err := l.Remove(victim); err != nil {
 			t.Fatal(err)
 		}
 		unix.Close(victim)
