@@ -4,7 +4,11 @@
 # several rounds, medians; the core on both of its engines (eventloop, fasthttp), with its
 # leastconn plugin and with the strategy in-process, and the eventloop engine both in
 # data-plane processes (the default: one per CPU) and in one process. Then 10,000 idle keep-alive
-# connections on the core (each engine), on HAProxy and on the bare proxy.
+# connections on the core (each engine), on HAProxy and on the bare proxy. Last, a new
+# connection per request (wrk -H "Connection: close"), where the backend connection reuse
+# policy shows: HAProxy's http-reuse safe and always against the core's
+# load_balancer.reuse "safe" and "always" (the keep-alive rows run both in "safe", each
+# one's default; nginx's upstream keepalive reuses as "always" does).
 #
 #   bash bench/compare.sh                 # defaults: 3 rounds of 10s, wrk -t1 -c64
 #   ROUNDS=5 DURATION=20s CONNS=128 bash bench/compare.sh
@@ -77,11 +81,20 @@ defaults
   timeout connect 2s
   timeout client 30s
   timeout server 30s
-  http-reuse always
+  http-reuse safe
 frontend fe
   bind 127.0.0.1:19201
   default_backend be
+frontend fe_always
+  bind 127.0.0.1:19213
+  default_backend be_always
 backend be
+  balance leastconn
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+  server b3 127.0.0.1:$B3
+backend be_always
+  http-reuse always
   balance leastconn
   server b1 127.0.0.1:$B1
   server b2 127.0.0.1:$B2
@@ -144,11 +157,13 @@ core_config 19205 ', "engine": "fasthttp"' >"$WORK/core-inproc.json"
 core_config 19210 ', "engine": "eventloop"' >"$WORK/core-loop.json"
 core_config 19211 ', "engine": "eventloop"' >"$WORK/core-loop-inproc.json"
 core_config 19212 ', "engine": "eventloop", "processes": 1' >"$WORK/core-loop-one.json"
+core_config 19214 ', "engine": "eventloop", "reuse": "always"' >"$WORK/core-loop-always.json"
 "$WORK/core" -config "$WORK/core-plugin.json" -log-level warn & CORE_PID=$!; PIDS+=($CORE_PID)
 "$WORK/core" -config "$WORK/core-inproc.json" -log-level warn -in-process-strategy & INPROC_PID=$!; PIDS+=($INPROC_PID)
 "$WORK/core" -config "$WORK/core-loop.json" -log-level warn & LOOP_PID=$!; PIDS+=($LOOP_PID)
 "$WORK/core" -config "$WORK/core-loop-inproc.json" -log-level warn -in-process-strategy & LOOP_INPROC_PID=$!; PIDS+=($LOOP_INPROC_PID)
 "$WORK/core" -config "$WORK/core-loop-one.json" -log-level warn & LOOP_ONE_PID=$!; PIDS+=($LOOP_ONE_PID)
+"$WORK/core" -config "$WORK/core-loop-always.json" -log-level warn & LOOP_ALWAYS_PID=$!; PIDS+=($LOOP_ALWAYS_PID)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
 if [ -n "${ACCESS_LOG:-}" ]; then
   core_config 19209 ", \"access_log\": \"$WORK/access.log\"" >"$WORK/core-access.json"
@@ -166,13 +181,13 @@ wait_port() {
   done
   say "nothing listens on port $1"; exit 1
 }
-for p in $B1 19201 19202 19203 19204 19205 19207 19210 19211 19212; do wait_port "$p"; done
+for p in $B1 19201 19202 19203 19204 19205 19207 19210 19211 19212 19213 19214; do wait_port "$p"; done
 [ -z "${BASELINE:-}" ] || wait_port 19208
 [ -z "${ACCESS_LOG:-}" ] || wait_port 19209
 sleep 1 # let health checks mark the backends up
 
 # --- load ----------------------------------------------------------------------------
-NAMES=("direct (one backend, the ceiling)" "haproxy" "nginx" "caddy" "core fasthttp, leastconn plugin" "core fasthttp, in-process" "bare fasthttp proxy (baseline)")
+NAMES=("direct (one backend, the ceiling)" "haproxy (http-reuse safe)" "nginx" "caddy" "core fasthttp, leastconn plugin" "core fasthttp, in-process" "bare fasthttp proxy (baseline)")
 TREES=("$BACKEND_PID" "$HAPROXY_PID" "$NGINX_PID" "$CADDY_PID" "$CORE_PID" "$INPROC_PID" "$BARE_PID" "$LOOP_PID" "$LOOP_INPROC_PID" "$LOOP_ONE_PID")
 URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
 NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process" "core eventloop, plugin, 1 process"); URLS+=("http://127.0.0.1:19210/" "http://127.0.0.1:19211/" "http://127.0.0.1:19212/")
@@ -237,12 +252,44 @@ printf 'core fasthttp in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$I
 printf 'core eventloop with the plugin / in-process: %.2fx\n' "$(awk -v a="$(median "${RPS[7]}")" -v b="$(median "${RPS[8]}")" 'BEGIN {print a / b}')"
 printf 'core eventloop, data-plane processes / one process: %.2fx\n' "$(awk -v a="$(median "${RPS[7]}")" -v b="$(median "${RPS[9]}")" 'BEGIN {print a / b}')"
 if [ -n "${BASELINE:-}" ]; then
-  printf 'core in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$INPROC" -v b="$(median "${RPS[$BASE_IDX]}")" 'BEGIN {print a / b}')"
+  printf 'core eventloop in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$(median "${RPS[8]}")" -v b="$(median "${RPS[$BASE_IDX]}")" 'BEGIN {print a / b}')"
 fi
 if [ -n "${ACCESS_LOG:-}" ]; then
   last=$((${#URLS[@]} - 1))
   printf 'core in-process with the access log / without: %.2fx\n' "$(awk -v a="$(median "${RPS[$last]}")" -v b="$INPROC" 'BEGIN {print a / b}')"
 fi
+
+# --- a new connection per request ---------------------------------------------------
+# Every request opens a client connection, so every request is a first request: under
+# "safe" it cannot take an idle backend connection another client used last.
+CNAMES=("haproxy, http-reuse safe" "haproxy, http-reuse always" "nginx (reuses as always)" "core eventloop, reuse safe" "core eventloop, reuse always")
+CURLS=("http://127.0.0.1:19201/" "http://127.0.0.1:19213/" "http://127.0.0.1:19202/" "http://127.0.0.1:19210/" "http://127.0.0.1:19214/")
+CTREES=("$HAPROXY_PID" "$HAPROXY_PID" "$NGINX_PID" "$LOOP_PID" "$LOOP_ALWAYS_PID")
+declare -A CRPS CP99 CCPU
+for r in $(seq 1 "$ROUNDS"); do
+  for i in "${!CURLS[@]}"; do
+    t0=$(cpu_ticks "${CTREES[$i]}")
+    out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency -H "Connection: close" "${CURLS[$i]}")
+    t1=$(cpu_ticks "${CTREES[$i]}")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    CCPU[$i]+="$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}') "
+    if grep -q "Non-2xx\|Socket errors" <<<"$out"; then say "round $r ${CNAMES[$i]}: $(grep 'Non-2xx\|Socket errors' <<<"$out")"; fi
+    CRPS[$i]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
+    CP99[$i]+="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")") "
+    say "round $r/$ROUNDS new connection per request, ${CNAMES[$i]}: $(awk '/Requests\/sec/ {print $2}' <<<"$out") req/s"
+  done
+done
+CHA=$(median "${CRPS[0]}")
+printf '\nA new connection per request (wrk -H "Connection: close"), medians\n\n'
+printf '| %-34s | %10s | %8s | %14s | %10s |\n' proxy "requests/s" "p99 ms" "vs haproxy safe" "CPU µs/req"
+printf '|%s|%s|%s|%s|%s|\n' "------------------------------------" "------------" "----------" "----------------" "------------"
+for i in "${!CURLS[@]}"; do
+  rps=$(median "${CRPS[$i]}")
+  printf '| %-34s | %10.0f | %8s | %14.2fx | %10s |\n' "${CNAMES[$i]}" "$rps" "$(median "${CP99[$i]}")" "$(awk -v a="$rps" -v b="$CHA" 'BEGIN {print a / b}')" "$(median "${CCPU[$i]}")"
+done
+printf '\ncore reuse safe / always: %.2fx; haproxy safe / always: %.2fx\n' \
+  "$(awk -v a="$(median "${CRPS[3]}")" -v b="$(median "${CRPS[4]}")" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${CRPS[0]}")" -v b="$(median "${CRPS[1]}")" 'BEGIN {print a / b}')"
 
 # --- idle connections ----------------------------------------------------------------
 # One proxy at a time, each after the load above: resident memory before and after.
