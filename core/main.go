@@ -188,10 +188,14 @@ func run(path string, opts lb.Options) error {
 				reloads.submit(data)
 			}
 		case <-reopen:
-			log.Info("SIGUSR1: reopening the access log", "file", l.Config().LoadBalancer.AccessLog)
-			if err := l.ReopenAccessLog(); err != nil {
-				log.Error("reopening the access log; writing on to the previous file", "error", err)
-			}
+			// Off this loop: the reopen waits for an edit still applying (a plugin
+			// starting), and signals and edits must not wait with it.
+			log.Info("SIGUSR1: reopening the access log")
+			go func() {
+				if err := l.ReopenAccessLog(); err != nil {
+					log.Error("reopening the access log; writing on to the previous file", "error", err)
+				}
+			}()
 		case err := <-watchErrors(w):
 			log.Warn("watching the config file", "error", err)
 		}

@@ -148,6 +148,11 @@ func TestWeightAtRunTime(t *testing.T) {
 	if counts := countBy(t, postMany(lb.url+"/requests", 60, 4)); counts[hostOf(b)] != 0 {
 		t.Errorf("the backend of weight 0 served %d of 60", counts[hostOf(b)])
 	}
+	// As HAProxy shows it: a backend of weight 0 is drained (DESIGN 9: healthy exactly
+	// when up).
+	if state, reason, _, _ := lb.backendStatus(t, b); state != "drain" || !strings.Contains(reason, "weight set to 0") {
+		t.Errorf("a backend of weight 0 is %s (%q), want drain, for its weight", state, reason)
+	}
 
 	// An edit of the backend's weight in the file replaces the one set at run time.
 	servers := backendsConfig(a, b)

@@ -313,3 +313,38 @@ func TestReplacingTheBackendSetLosesNoRequest(t *testing.T) {
 		})
 	}
 }
+
+// Twenty saves by rename while the access log beside config.json is written by a
+// steady load each apply (DESIGN section 12), and the worst time to apply is logged.
+// The watcher's own test (config.TestWatchSaveAppliesWhileTheDirectoryIsBusy, a file
+// written every 20ms) is what fails without the fix: this one measures it end to end.
+func TestSavesApplyWhileTheAccessLogBesideThemIsWritten(t *testing.T) {
+	_, u := startBackend(t, "-work", "0")
+	lb := startCore(t, map[string]any{"servers": backendsConfig(u),
+		"load_balancer": map[string]any{"access_log": "access.log"}})
+	stop := make(chan struct{})
+	sent, failures := loadUntil(t, lb.url+"/requests", stop)
+	waitUntil(t, "load running", func() bool { return sent.Load() > 100 })
+	var worst time.Duration
+	for i := range 20 {
+		cfg := map[string]any{"load_balancer": lb.cfg["load_balancer"], "servers": lb.cfg["servers"],
+			"threadpool": map[string]any{"max_workers": 50 + i}}
+		start := time.Now()
+		want := lb.save(t, cfg)
+		for {
+			if gen, _ := lb.generation(t); gen >= want {
+				break
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("save %d not applied after 5s while the access log is written", i+1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		worst = max(worst, time.Since(start))
+	}
+	close(stop)
+	if bad := failures(); len(bad) > 0 {
+		t.Errorf("%d requests failed during the saves", len(bad))
+	}
+	t.Logf("worst time from save to applied, of 20 saves under load with the access log beside the config: %v", worst)
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,7 +96,10 @@ func (b *Backend) SetWeight(w int) bool {
 	b.hmu.Lock()
 	defer b.hmu.Unlock()
 	b.runtime = true
-	return b.weight.Swap(int64(w)) != int64(w)
+	was := b.state()
+	changed := b.weight.Swap(int64(w)) != int64(w)
+	b.change(was, "runtime: weight set to "+strconv.Itoa(w), time.Now().UTC())
+	return changed
 }
 
 // RuntimeWeight reports whether the weight in force was set at run time (SetWeight)
@@ -114,8 +118,13 @@ func (b *Backend) configure(w int) {
 	if b.runtime && w == b.fileWeight {
 		return
 	}
+	first := b.fileWeight == 0 // config.json's weights are 1 or more: never configured
 	b.runtime, b.fileWeight = false, w
+	was := b.state()
 	b.weight.Store(int64(w))
+	if !first {
+		b.change(was, "config: weight set to "+strconv.Itoa(w), time.Now().UTC())
+	}
 }
 
 // Priority ranks the backend for taking requests: it takes none while a backend of a

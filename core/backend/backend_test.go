@@ -151,13 +151,16 @@ func TestWeightZeroIsNoCandidate(t *testing.T) {
 	if c := set.Snapshot().Candidates; len(c) != 1 || c[0] == a {
 		t.Fatalf("candidates after weight 0: %d, want the other backend alone", len(c))
 	}
-	if h := a.Health(); h.State != StateUp {
-		t.Errorf("state of a backend of weight 0 = %s, want up (its health is unchanged)", h.State)
+	if h := a.Health(); h.State != StateDrain || h.Reason != "runtime: weight set to 0" {
+		t.Errorf("a backend of weight 0 is %s (%q), want drain for its weight, as HAProxy shows it", h.State, h.Reason)
 	}
 	a.SetWeight(1)
 	set.Rebuild()
 	if c := set.Snapshot().Candidates; len(c) != 2 {
 		t.Errorf("candidates after weight 1 again: %d, want 2", len(c))
+	}
+	if h := a.Health(); h.State != StateUp || h.Reason != "runtime: weight set to 1" {
+		t.Errorf("after weight 1 again the backend is %s (%q), want up", h.State, h.Reason)
 	}
 }
 

@@ -39,7 +39,7 @@ func (b *Backend) Health() Health {
 // state is the state that status shows. b.hmu must be held.
 func (b *Backend) state() string {
 	switch {
-	case b.drained.Load():
+	case b.drained.Load() || b.weight.Load() == 0: // weight 0 takes no new requests, as a drain (HAProxy shows it so)
 		return StateDrain
 	case !b.up.Load():
 		return StateDown

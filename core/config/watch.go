@@ -64,6 +64,24 @@ func (w *Watcher) watchDirs() error {
 		dirs = append(dirs, filepath.Dir(real))
 		w.names[filepath.Base(real)] = true
 	}
+	// Each name along the symlinks the path goes through: a swap of one of them
+	// (config.json -> current/config.json, then current replaced) is a change.
+	p := w.path
+	for range 16 {
+		target, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		for _, part := range strings.Split(filepath.ToSlash(target), "/") {
+			if part != "" && part != "." && part != ".." {
+				w.names[part] = true
+			}
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		p = target
+	}
 	for _, d := range dirs {
 		if w.dirs[d] {
 			continue

@@ -165,3 +165,28 @@ func TestWatchSaveAppliesWhileTheDirectoryIsBusy(t *testing.T) {
 		t.Errorf("a save took %v to be reported, want about a second at most", worst)
 	}
 }
+
+// A swap of a symlink the path goes through, not of the file's own link, is a change
+// too: config.json -> current/config.json, then current pointed elsewhere.
+func TestWatchIntermediateSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	for _, v := range []string{"a", "b"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(dir, v, "config.json"), v)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Symlink("a", filepath.Join(dir, "current")))
+	path := filepath.Join(dir, "config.json")
+	must(os.Symlink(filepath.Join("current", "config.json"), path))
+	w := watch(t, path, []byte("a"))
+	must(os.Symlink("b", filepath.Join(dir, "current.tmp")))
+	must(os.Rename(filepath.Join(dir, "current.tmp"), filepath.Join(dir, "current")))
+	expectOnce(t, w, "b")
+}

@@ -360,7 +360,7 @@ func (c *client) use(b *backend.Backend, err error) {
 	u.c, c.up = c, u
 	c.st = stConnecting
 	c.setTimer(phConnect)
-	if c.req.Framing == h1.BodyNone {
+	if writeWhileConnecting && c.req.Framing == h1.BodyNone {
 		// A connection to a nearby backend is often up by the time connect
 		// returns: the request is written at once, and if the connection is not
 		// up yet it waits in u.out until it is (HAProxy does the same). This

@@ -135,9 +135,9 @@ func Dial(addr netip.AddrPort) (fd int, err error) {
 
 // ConnectError reports how the connect started by Dial on fd ended, once fd was
 // reported Writable: nil if it is connected, else why not (errors.Is(err,
-// unix.ECONNREFUSED) for a refused one). The error is the kernel's pending socket
-// error, which it hands out once; asked again, or asked before the connect ended,
-// ConnectError reports ENOTCONN.
+// unix.ECONNREFUSED) for a refused one), or EINPROGRESS when the connect has not
+// ended yet (a Writable report about something else). The error is the kernel's
+// pending socket error, which it hands out once: ask once per connect.
 func ConnectError(fd int) error {
 	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
 	if err != nil {
@@ -146,8 +146,13 @@ func ConnectError(fd int) error {
 	if v != 0 {
 		return syscallError("connect", unix.Errno(v))
 	}
-	// No error yet is not proof of a connection: make sure there is a peer.
+	// No error yet is not proof of a connection: make sure there is a peer. None
+	// and no error means the connect is still under way (a Writable report that
+	// was not about this connect): the caller waits for the next one.
 	if _, err := unix.Getpeername(fd); err != nil {
+		if err == unix.ENOTCONN {
+			return syscallError("connect", unix.EINPROGRESS)
+		}
 		return syscallError("getpeername", err)
 	}
 	return nil
