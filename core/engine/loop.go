@@ -172,23 +172,24 @@ func (l *loop) putIdle(u *upstream) {
 		u.closeIdle()
 		return
 	}
+	us := l.idle[u.b]
+	if len(us) == maxIdle {
+		// Full: this one goes, at once and while it is hot, as HAProxy lets a
+		// server connection go when its idle list is full.
+		u.closeIdle()
+		return
+	}
 	u.releaseBuf()
 	u.resume()
 	u.pooledAt = l.ev.Now()
-	us := l.idle[u.b]
-	if len(us) == maxIdle { // the oldest goes: it is the likeliest to be closed soon
-		old := us[0]
-		us = append(us[:0], us[1:]...)
-		old.timer.Stop()
-		old.closeIdle()
-	}
 	l.idle[u.b] = append(us, u)
 	u.timer.Reset(l.e.cfg.Timeouts.Idle)
 }
 
 // maxIdle bounds a loop's idle connections to one backend. Under "safe" reuse a
 // client that opens a connection per request never takes an idle one, so without a
-// bound its load would pool a connection per request until the idle timeout.
+// bound its load would pool a connection per request until the idle timeout; with
+// it, such a load closes each request's connection once the pool is full.
 const maxIdle = 256
 
 // dropIdle forgets u, which was pooled.
