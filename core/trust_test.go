@@ -27,41 +27,25 @@ import (
 // returns; an empty answer closes the connection. GET /health answers 200.
 func headBackend(t *testing.T, answer func(head, body string) string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
+	return "http://" + serveLoopback(t, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			head, body, ok := readRawRequest(br)
+			if !ok {
 				return
 			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-				br := bufio.NewReader(c)
-				for {
-					head, body, ok := readRawRequest(br)
-					if !ok {
-						return
-					}
-					if strings.HasPrefix(head, "GET /health ") {
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-						continue
-					}
-					a := answer(head, body)
-					if a == "" {
-						return
-					}
-					io.WriteString(c, a)
-				}
-			})
+			if strings.HasPrefix(head, "GET /health ") {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			a := answer(head, body)
+			if a == "" {
+				return
+			}
+			io.WriteString(c, a)
 		}
 	})
-	return "http://" + ln.Addr().String()
 }
 
 // readRawRequest reads one request: its head as sent, and its body as sent (the
@@ -337,45 +321,30 @@ func TestContentLengthListGoesOnAsOneValue(t *testing.T) {
 // the client, and bytes the client sends after the backend's FIN reach the backend.
 func TestUpgradedConnectionPassesHalfCloses(t *testing.T) {
 	got := make(chan string, 4)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				head, _, ok := readRawRequest(br)
-				if !ok {
-					return
-				}
-				if strings.HasPrefix(head, "GET /health ") {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-				if strings.HasPrefix(head, "GET /client-first ") {
-					// Read until the client's FIN, then answer it.
-					all, _ := io.ReadAll(br)
-					io.WriteString(c, "echo:"+string(all))
-					return
-				}
-				// The backend says all it has and closes its side first, then still
-				// reads what the client sends.
-				io.WriteString(c, "bye")
-				c.(*net.TCPConn).CloseWrite()
-				all, _ := io.ReadAll(br)
-				got <- string(all)
-			}()
+	u := "http://" + serveLoopback(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		head, _, ok := readRawRequest(br)
+		if !ok {
+			return
 		}
-	}()
-	u := "http://" + ln.Addr().String()
+		if strings.HasPrefix(head, "GET /health ") {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		if strings.HasPrefix(head, "GET /client-first ") {
+			// Read until the client's FIN, then answer it.
+			all, _ := io.ReadAll(br)
+			io.WriteString(c, "echo:"+string(all))
+			return
+		}
+		// The backend says all it has and closes its side first, then still
+		// reads what the client sends.
+		io.WriteString(c, "bye")
+		c.(*net.TCPConn).CloseWrite()
+		all, _ := io.ReadAll(br)
+		got <- string(all)
+	})
 	lb := startCore(t, map[string]any{"servers": backendsConfig(u)})
 	addr := strings.TrimPrefix(lb.url, "http://")
 	upgrade := func(path string) (net.Conn, *bufio.Reader) {

@@ -27,6 +27,30 @@ import (
 // false to close the connection. GET /health answers 200.
 func rawBackend(t *testing.T, answer func(c net.Conn, r *http.Request, body []byte) bool) string {
 	t.Helper()
+	return "http://" + serveLoopback(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(r.Body)
+			if r.URL.Path == "/health" {
+				fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			if !answer(c, r, body) {
+				return
+			}
+		}
+	})
+}
+
+// serveLoopback accepts connections on a free loopback port until the test ends,
+// each served by serve on a goroutine of its own and closed when serve returns; it
+// returns the port's host:port.
+func serveLoopback(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -41,25 +65,11 @@ func rawBackend(t *testing.T, answer func(c net.Conn, r *http.Request, body []by
 			}
 			wg.Go(func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, _ := io.ReadAll(r.Body)
-					if r.URL.Path == "/health" {
-						fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-						continue
-					}
-					if !answer(c, r, body) {
-						return
-					}
-				}
+				serve(c)
 			})
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return ln.Addr().String()
 }
 
 // rawRequest sends raw to addr (host:port) on a new connection and reads one answer.

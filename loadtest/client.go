@@ -206,12 +206,5 @@ func (s *schedule) wait(ctx context.Context) bool {
 	if dl, ok := ctx.Deadline(); ok && due.After(dl) {
 		return false // due after the end of the run
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleep(ctx, d)
 }
