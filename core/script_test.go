@@ -6,6 +6,7 @@ package main
 // process and is reloaded when its file is saved.
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,15 +153,18 @@ HEADERS = ["X-Tenant"]
 
 def pick(req, backends):
     if not req.headers.get("x-tenant"):
-        fail("no tenant given")
+        fail("no tenant given\t\x01\"quoted\"")
     return 0
 `, nil, a, b)
 	resp, err := http.Post(lb.url+"/requests", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body := readBody(t, resp); resp.StatusCode != 503 || !strings.Contains(body, "no tenant given") {
-		t.Errorf("pick calling fail() = %d %s, want 503 with its message", resp.StatusCode, body)
+	// The message goes into the body as JSON, whatever bytes it holds.
+	body := readBody(t, resp)
+	var got struct{ Error, Code string }
+	if err := json.Unmarshal([]byte(body), &got); err != nil || resp.StatusCode != 503 || !strings.Contains(got.Error, "no tenant given\t\x01\"quoted\"") || got.Code != "no_backend" {
+		t.Errorf("pick calling fail() = %d %s (%v), want 503 JSON with its message", resp.StatusCode, body, err)
 	}
 	if got := servedBy(t, lb.url, map[string]string{"X-Tenant": "acme"}); got != hostOf(a) {
 		t.Errorf("with a tenant, served by %s, want %s", got, hostOf(a))

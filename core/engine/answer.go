@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
 	"github.com/switchyard-lb/switchyard/core/proxy"
 	"github.com/switchyard-lb/switchyard/core/strategy"
@@ -47,7 +48,7 @@ func (c *client) failed(err *upstreamError) {
 	c.record(b, 0, err.msg)
 	c.closeUp()
 	c.b = nil
-	retry := c.attempts <= c.settings().Retries && (err.notSent || !c.sent || idempotent(c.req.Method) && c.req.Framing == h1.BodyNone)
+	retry := c.attempts <= c.settings().Retries && (err.notSent || !c.sent || exchange.Idempotent(c.req.Method) && c.req.Framing == h1.BodyNone)
 	c.tried = append(c.tried, b)
 	if retry && c.worker {
 		c.sent = false
@@ -56,9 +57,9 @@ func (c *client) failed(err *upstreamError) {
 		return
 	}
 	c.keep = false
-	status, code := 502, proxy.CodeBackendFailed
+	status, code := 502, exchange.CodeBackendFailed
 	if err.timeout {
-		status, code = 504, proxy.CodeBackendTimeout
+		status, code = 504, exchange.CodeBackendTimeout
 	}
 	c.replyFor(b, status, code, err.msg)
 }
@@ -171,12 +172,7 @@ func (c *client) replyFor(b *backend.Backend, status int, code, msg string) {
 func (c *client) replyBody(status int, code, msg string, retryAfter bool) {
 	c.status = status
 	c.skipBody()
-	body := make([]byte, 0, 64+len(msg))
-	body = append(body, `{"error":`...)
-	body = strconv.AppendQuote(body, msg)
-	body = append(body, `,"code":`...)
-	body = strconv.AppendQuote(body, code)
-	body = append(body, "}\n"...)
+	body := exchange.ErrorBody(code, msg)
 	head := make([]byte, 0, 160)
 	head = append(head, "HTTP/1.1 "...)
 	head = strconv.AppendInt(head, int64(status), 10)
@@ -342,7 +338,7 @@ func (c *client) expired() {
 		if c.r < c.w {
 			c.keep = false
 			c.status = 408
-			c.replyBody(408, proxy.CodeBadRequest, "request not received in time", false)
+			c.replyBody(408, exchange.CodeBadRequest, "request not received in time", false)
 			c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
 			return
 		}
@@ -355,7 +351,7 @@ func (c *client) expired() {
 		}
 		c.st = stIdle
 		c.keep = false
-		c.reply(503, proxy.CodeQueueTimeout, "timed out waiting in the load balancer queue", true)
+		c.reply(503, exchange.CodeQueueTimeout, "timed out waiting in the load balancer queue", true)
 	case phConnect:
 		c.failed(errConnectTO)
 	case phResponse:
@@ -363,7 +359,7 @@ func (c *client) expired() {
 			c.failed(errTimeout)
 		}
 	case phBodyIn:
-		c.clientFault(408, proxy.CodeBadRequest, "request body not received in time")
+		c.clientFault(408, exchange.CodeBadRequest, "request body not received in time")
 	case phBackendIn:
 		c.failed(errTimeout)
 	case phBodyOut:

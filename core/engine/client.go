@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/evloop"
+	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
 	"github.com/switchyard-lb/switchyard/core/pool"
 	"github.com/switchyard-lb/switchyard/core/proxy"
@@ -235,9 +236,9 @@ func (c *client) readHead() {
 	n, err := h1.ParseRequest(buf, c.l.e.cfg.Limits, &c.req)
 	if err != nil {
 		e := err.(*h1.Error)
-		code := proxy.CodeBadRequest
+		code := exchange.CodeBadRequest
 		if e.Status == 431 {
-			code = proxy.CodeHeaderTooLarge
+			code = exchange.CodeHeaderTooLarge
 		}
 		c.keep = false
 		c.reply(e.Status, code, e.Msg, false)
@@ -275,7 +276,7 @@ func (c *client) begin() {
 	switch {
 	case err != nil:
 		c.keep = false
-		c.reply(503, proxy.CodeQueueFull, "load balancer queue is full", true)
+		c.reply(503, exchange.CodeQueueFull, "load balancer queue is full", true)
 	case ok:
 		c.worker = true
 		c.pick()
@@ -336,7 +337,7 @@ func (c *client) use(b *backend.Backend, err error) {
 		if err != strategy.ErrNoBackend {
 			msg = err.Error()
 		}
-		c.reply(503, proxy.NoBackendCode(err), msg, true)
+		c.reply(503, exchange.NoBackendCode(err), msg, true)
 		return
 	}
 	c.b = b
@@ -461,7 +462,7 @@ func (c *client) forwardBody() {
 	u := c.up
 	for !c.bodyDone() {
 		if c.chunkErr != nil {
-			c.clientFault(400, proxy.CodeBadRequest, "invalid chunked request body")
+			c.clientFault(400, exchange.CodeBadRequest, "invalid chunked request body")
 			return
 		}
 		if u.congested() {
@@ -475,7 +476,7 @@ func (c *client) forwardBody() {
 				continue
 			}
 			if c.eof {
-				c.clientFault(400, proxy.CodeBadRequest, "request body cut short")
+				c.clientFault(400, exchange.CodeBadRequest, "request body cut short")
 				return
 			}
 			c.bodyTimer(phBodyIn)

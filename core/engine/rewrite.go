@@ -6,63 +6,13 @@ import (
 	"bytes"
 	"strconv"
 
+	"github.com/switchyard-lb/switchyard/core/exchange"
+
 	"github.com/switchyard-lb/switchyard/core/h1"
 )
 
-// Which header fields a hop keeps, decided in one pass over each head with names
-// compared by length first (DESIGN section 11).
-
-// hopByHop reports whether name describes one connection only and is not passed on:
-// Connection, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization,
-// TE, Trailer (requests only; an answer's announces its trailers) and Upgrade (passed
-// on by an upgrade, which says so itself).
-func hopByHop(name []byte, request bool) bool {
-	switch len(name) {
-	case 2:
-		return h1.EqualFold(name, "te")
-	case 7:
-		return h1.EqualFold(name, "upgrade") || request && h1.EqualFold(name, "trailer")
-	case 10:
-		return h1.EqualFold(name, "connection") || h1.EqualFold(name, "keep-alive")
-	case 16:
-		return h1.EqualFold(name, "proxy-connection")
-	case 18:
-		return h1.EqualFold(name, "proxy-authenticate")
-	case 19:
-		return h1.EqualFold(name, "proxy-authorization")
-	}
-	return false
-}
-
-// forwarded reports whether name is one of the headers the proxy sets itself: a
-// client's own values are dropped, so that a backend can trust them.
-func forwarded(name []byte) bool {
-	switch len(name) {
-	case 9:
-		return h1.EqualFold(name, "forwarded")
-	case 15:
-		return h1.EqualFold(name, "x-forwarded-for")
-	case 16:
-		return h1.EqualFold(name, "x-forwarded-host")
-	case 17:
-		return h1.EqualFold(name, "x-forwarded-proto")
-	}
-	return false
-}
-
-// protected names what Connection may never remove: framing, Host and the headers
-// the proxy sets.
-func protected(name []byte) bool {
-	switch len(name) {
-	case 4:
-		return h1.EqualFold(name, "host")
-	case 14:
-		return h1.EqualFold(name, "content-length")
-	case 17:
-		return h1.EqualFold(name, "transfer-encoding") || h1.EqualFold(name, "x-forwarded-proto")
-	}
-	return forwarded(name)
-}
+// Which header fields a hop keeps is the exchange's rule (exchange.HopByHop and
+// the rest); here it is applied to a head in one pass.
 
 // named reports whether Connection lists name.
 func named(list [][]byte, name []byte) bool {
@@ -93,9 +43,9 @@ func appendRequestHead(dst []byte, r *h1.Request, ip, fallback []byte) []byte {
 	dst = append(dst, host...)
 	dst = append(dst, "\r\n"...)
 	for _, h := range r.Headers {
-		if len(h.Name) == 4 && h1.EqualFold(h.Name, "host") || contentLength(h.Name) || forwarded(h.Name) ||
-			hopByHop(h.Name, true) && !(r.Upgrade && h1.EqualFold(h.Name, "upgrade")) ||
-			len(r.Connection) > 0 && named(r.Connection, h.Name) && !protected(h.Name) {
+		if len(h.Name) == 4 && h1.EqualFold(h.Name, "host") || exchange.ContentLength(h.Name) || exchange.Forwarded(h.Name) ||
+			exchange.HopByHop(h.Name, true) && !(r.Upgrade && h1.EqualFold(h.Name, "upgrade")) ||
+			len(r.Connection) > 0 && named(r.Connection, h.Name) && !exchange.Protected(h.Name) {
 			continue
 		}
 		dst = appendField(dst, h)
@@ -129,9 +79,9 @@ func appendResponseHead(dst, raw []byte, r *h1.Response, keep, clientHTTP10, upg
 	dst = append(dst, "\r\n"...)
 	bodiless := r.Bodiless()
 	for _, h := range r.Headers {
-		if contentLength(h.Name) || bodiless && len(h.Name) == 17 && h1.EqualFold(h.Name, "transfer-encoding") ||
-			hopByHop(h.Name, false) && !(upgrade && h1.EqualFold(h.Name, "upgrade")) ||
-			len(r.Connection) > 0 && named(r.Connection, h.Name) && !protected(h.Name) {
+		if exchange.ContentLength(h.Name) || bodiless && len(h.Name) == 17 && h1.EqualFold(h.Name, "transfer-encoding") ||
+			exchange.HopByHop(h.Name, false) && !(upgrade && h1.EqualFold(h.Name, "upgrade")) ||
+			len(r.Connection) > 0 && named(r.Connection, h.Name) && !exchange.Protected(h.Name) {
 			continue
 		}
 		dst = appendField(dst, h)
@@ -161,11 +111,6 @@ func dropField(head []byte, lower string) []byte {
 	}
 	return out
 }
-
-// contentLength reports whether name is Content-Length: it goes on as one value
-// however it came (a list of equal values, repeated lines), so that every recipient
-// reads the one the proxy framed the message by (RFC 9110 section 8.6).
-func contentLength(name []byte) bool { return len(name) == 14 && h1.EqualFold(name, "content-length") }
 
 // appendLength appends a Content-Length field of n.
 func appendLength(dst []byte, n int64) []byte {
@@ -228,13 +173,3 @@ func (hs *headerList) Peek(name string) []byte {
 }
 
 func equalMethod(m []byte, s string) bool { return string(m) == s }
-
-// idempotent reports whether a request with method may be sent again (RFC 9110
-// section 9.2.2).
-func idempotent(method []byte) bool {
-	switch string(method) {
-	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
-		return true
-	}
-	return false
-}

@@ -5,54 +5,35 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
+	ex "github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/pool"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
-// Error codes of the JSON bodies the proxy itself writes (DESIGN section 8).
+// The error codes of the proxy's own answers are the exchange's (ex.Code*).
 const (
-	CodeQueueFull      = "queue_full"
-	CodeQueueTimeout   = "queue_timeout"
-	CodeNoBackend      = "no_backend"
-	CodeBackendFailed  = "backend_failed"
-	CodeBackendTimeout = "backend_timeout"
-	CodeBadRequest     = "bad_request"
-	CodeHeaderTooLarge = "header_too_large"
-	CodeShuttingDown   = "shutting_down"
-	// CodeStrategyFailed: the strategy failed to pick and fails closed
-	// (on_failure "refuse").
-	CodeStrategyFailed = "strategy_failed"
+	CodeQueueFull      = ex.CodeQueueFull
+	CodeQueueTimeout   = ex.CodeQueueTimeout
+	CodeNoBackend      = ex.CodeNoBackend
+	CodeBackendFailed  = ex.CodeBackendFailed
+	CodeBackendTimeout = ex.CodeBackendTimeout
+	CodeBadRequest     = ex.CodeBadRequest
+	CodeHeaderTooLarge = ex.CodeHeaderTooLarge
+	CodeShuttingDown   = ex.CodeShuttingDown
 )
-
-// NoBackendCode is the error code of an answer to a request no backend took, for
-// the pick's error err.
-func NoBackendCode(err error) string {
-	if errors.Is(err, strategy.ErrStrategyFailed) {
-		return CodeStrategyFailed
-	}
-	return CodeNoBackend
-}
 
 // WriteError answers ctx with the proxy's JSON error body {"error": msg, "code": code}.
 func WriteError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	b := ctx.Response.BodyWriter()
-	buf := make([]byte, 0, 64+len(msg))
-	buf = append(buf, `{"error":`...)
-	buf = strconv.AppendQuote(buf, msg)
-	buf = append(buf, `,"code":`...)
-	buf = strconv.AppendQuote(buf, code)
-	buf = append(buf, "}\n"...)
-	_, _ = b.Write(buf)
+	_, _ = ctx.Response.BodyWriter().Write(ex.ErrorBody(code, msg))
 }
 
 // writeShed answers a request the pool refused: 503 with Retry-After.
@@ -71,7 +52,7 @@ func writeNoBackend(ctx *fasthttp.RequestCtx, err error) {
 	if err != strategy.ErrNoBackend { // the strategy said why
 		msg = err.Error()
 	}
-	WriteError(ctx, fasthttp.StatusServiceUnavailable, NoBackendCode(err), msg)
+	WriteError(ctx, fasthttp.StatusServiceUnavailable, ex.NoBackendCode(err), msg)
 	ctx.Response.Header.Set("Retry-After", "1")
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
+	ex "github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/pool"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
@@ -176,7 +177,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	// while another exists) when the request can be sent again safely: a backend that
 	// could not be reached got none of it, whatever the method; otherwise only an
 	// idempotent request whose body is still at hand (DESIGN section 3).
-	replayable := isIdempotent(req.Header.Method()) && !req.IsBodyStream()
+	replayable := ex.Idempotent(req.Header.Method()) && !req.IsBodyStream()
 	picker := h.picker.Load().Picker
 	up := fasthttp.AcquireResponse()
 	up.Header.SetNoDefaultContentType(true) // a Content-Type only if the backend sent one
@@ -260,16 +261,6 @@ var statePool = sync.Pool{New: func() any { return new(requestState) }}
 type nobody struct{}
 
 func (nobody) Observe(*backend.Backend, bool, string) {}
-
-// isIdempotent reports whether a request with method may be repeated
-// (RFC 9110 section 9.2.2).
-func isIdempotent(method []byte) bool {
-	switch string(method) {
-	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
-		return true
-	}
-	return false
-}
 
 // setScheme points req at b's scheme, which the client for b checks.
 func setScheme(req *fasthttp.Request, b *backend.Backend) {
