@@ -31,7 +31,8 @@ type Backend struct {
 	// fresh dials a connection for each request and closes it after the answer: a
 	// client connection's first request goes there under load_balancer.reuse "safe".
 	fresh  atomic.Pointer[fasthttp.HostClient]
-	source atomic.Pointer[string] // "config" or "dns"
+	source atomic.Pointer[string]   // "config" or "dns"
+	dial   atomic.Pointer[DialAddr] // where a data plane dials it (see DialAddr)
 	// priority ranks the backend for taking requests (see config.Backend.Priority).
 	priority atomic.Int64
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -203,35 +202,25 @@ func (l *loop) dropIdle(u *upstream) {
 	}
 }
 
-// addrs caches the address each backend dials: a literal address for good, a name
-// resolved again in the background once its answer is older than resolveEvery.
-var addrs sync.Map // *backend.Backend -> *resolved
-
 // resolveEvery is how long a backend's resolved name is used before it is looked up
 // again.
 const resolveEvery = 10 * time.Second
 
-type resolved struct {
-	ap         netip.AddrPort
-	hostPort   string // "" for a literal address
-	at         time.Time
-	refreshing atomic.Bool
-}
-
-// dialAddr is where b is dialled.
+// dialAddr is where b is dialled: a literal address for good, a name resolved again
+// in the background once its answer is older than resolveEvery. The answer is kept
+// on the backend (backend.DialAddr), so it goes when the backend does.
 func dialAddr(b *backend.Backend) (netip.AddrPort, error) {
-	if v, ok := addrs.Load(b); ok {
-		r := v.(*resolved)
-		if r.hostPort != "" && time.Since(r.at) > resolveEvery && r.refreshing.CompareAndSwap(false, true) {
+	if r := b.DialAddr(); r != nil {
+		if r.Name != "" && time.Since(r.At) > resolveEvery && r.Refreshing.CompareAndSwap(false, true) {
 			go func() {
-				if ap, err := resolve(r.hostPort); err == nil {
-					addrs.Store(b, &resolved{ap: ap, hostPort: r.hostPort, at: time.Now()})
+				if ap, err := resolve(r.Name); err == nil {
+					b.SetDialAddr(&backend.DialAddr{Addr: ap, Name: r.Name, At: time.Now()})
 				} else {
-					r.refreshing.Store(false) // keep the last answer; try again later
+					r.Refreshing.Store(false) // keep the last answer; try again later
 				}
 			}()
 		}
-		return r.ap, nil
+		return r.Addr, nil
 	}
 	u, err := url.Parse(b.URL)
 	if err != nil {
@@ -242,18 +231,18 @@ func dialAddr(b *backend.Backend) (netip.AddrPort, error) {
 		port = "80"
 	}
 	hostPort := net.JoinHostPort(u.Hostname(), port)
-	r := &resolved{at: time.Now()}
-	if r.ap, err = netip.ParseAddrPort(hostPort); err != nil {
+	r := &backend.DialAddr{At: time.Now()}
+	if r.Addr, err = netip.ParseAddrPort(hostPort); err != nil {
 		// A name: the first request to the backend waits for its lookup; later ones
 		// use the last answer while a new one is looked up.
-		r.hostPort = hostPort
-		if r.ap, err = resolve(hostPort); err != nil {
+		r.Name = hostPort
+		if r.Addr, err = resolve(hostPort); err != nil {
 			return netip.AddrPort{}, err
 		}
 	}
-	r.ap = netip.AddrPortFrom(r.ap.Addr().Unmap(), r.ap.Port())
-	addrs.Store(b, r)
-	return r.ap, nil
+	r.Addr = netip.AddrPortFrom(r.Addr.Addr().Unmap(), r.Addr.Port())
+	b.SetDialAddr(r)
+	return r.Addr, nil
 }
 
 func resolve(hostPort string) (netip.AddrPort, error) {
