@@ -134,6 +134,9 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	}
 	l.handler.SetSettings(l.settings(next))
 	if picker != nil {
+		// No longer pending once it picks: cleared first, so that no status shows
+		// the new strategy (or the new generation) with its start still pending.
+		l.source.SetPendingStrategy(nil)
 		setFailurePolicy(picker, next)
 		old := l.handler.Picker()
 		l.handler.SetPicker(picker)
