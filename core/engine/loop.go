@@ -180,7 +180,6 @@ func (l *loop) putIdle(u *upstream) {
 	}
 	u.releaseBuf()
 	u.resume()
-	u.pooledAt = l.ev.Now()
 	l.idle[u.b] = append(us, u)
 	u.timer.Reset(l.e.cfg.Timeouts.Idle)
 }

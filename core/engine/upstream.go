@@ -5,7 +5,6 @@ package engine
 import (
 	"errors"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -31,8 +30,7 @@ type upstream struct {
 	resp       h1.Response
 	left       int64 // BodyLength: body bytes still to come
 	chunk      h1.Chunked
-	dechunk    bool      // the client speaks HTTP/1.0: a chunked body goes on as plain bytes
-	pooledAt   time.Time // the pass that pooled it
+	dechunk    bool // the client speaks HTTP/1.0: a chunked body goes on as plain bytes
 }
 
 // sound reports whether nothing arrived on the pooled connection: no byte, no end

@@ -292,22 +292,23 @@ func (p *Plugin) answerOf(ch *channel, a answer, req *Request, cands, exclude []
 // fallBack picks with the built-in strategy and logs why, at most once a second; a
 // strategy that fails closed refuses the request instead.
 func (p *Plugin) fallBack(req *Request, cands, exclude []*backend.Backend, why string, err error) (*backend.Backend, error) {
-	now := time.Now().UnixNano()
-	logNow := func() bool {
-		last := p.lastLog.Load()
-		return now-last > int64(time.Second) && p.lastLog.CompareAndSwap(last, now)
-	}
 	if p.refuse.Load() {
-		if logNow() {
+		if p.logDue() {
 			p.log.Warn("strategy failed: refusing the request (on_failure is refuse)", "reason", why, "error", err)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrStrategyFailed, why)
 	}
 	n := p.fallbacks.Add(1)
-	if logNow() {
+	if p.logDue() {
 		p.log.Warn("strategy fallback: using the built-in least-connections pick", "reason", why, "error", err, "fallbacks_total", n)
 	}
 	return p.fallback.Pick(req, cands, exclude)
+}
+
+// logDue reports whether a failed pick may be logged now: at most once a second.
+func (p *Plugin) logDue() bool {
+	now, last := time.Now().UnixNano(), p.lastLog.Load()
+	return now-last > int64(time.Second) && p.lastLog.CompareAndSwap(last, now)
 }
 
 // SetRefuse chooses what a pick the strategy fails to make gets: ErrStrategyFailed
