@@ -20,6 +20,12 @@
 // request, not the address dialled) and -d @FILE sends a file's bytes as they
 // are. The method stays POST unless -m says otherwise.
 //
+// Each worker keeps one connection to the target (TLS for an https URL) and
+// sends its requests on it one at a time, dialling again after a response
+// that closes the connection or an error. -timeout bounds each request, its
+// dial and TLS handshake included. No request is retried: a failed one counts
+// as one failure.
+//
 // A target that refuses connections ends the run early (refused.go): once
 // every attempt for 1s has been refused, or for 2s when the target has
 // answered earlier in the run, so that a restart of the load balancer does not
@@ -37,6 +43,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,7 +57,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/valyala/fasthttp"
 	"golang.org/x/term"
 )
 
@@ -79,6 +85,7 @@ type options struct {
 
 	progressBar   bool          // draw a progress bar instead of plain lines
 	progressEvery time.Duration // interval between plain progress lines (default 1s)
+	tlsConfig     *tls.Config   // base TLS configuration of an https URL; nil for the defaults (the system's roots)
 }
 
 // usageLine is the synopsis printed with -h and with flag errors.
@@ -145,7 +152,8 @@ func (h *headers) String() string {
 
 // Set adds the header of one -H flag, "Name: value" as curl takes it. The
 // value loses the white space around it and may be empty. The body's framing
-// is not the caller's to set: fasthttp would ignore it.
+// is not the caller's to set: (*http.Request).Write writes it from the body
+// and ignores those headers.
 func (h *headers) Set(arg string) error {
 	name, value, ok := strings.Cut(arg, ":")
 	if !ok {
@@ -300,6 +308,10 @@ func run(ctx context.Context, opts options, progress io.Writer) (summary, error)
 	if err := opts.validate(); err != nil {
 		return summary{}, err
 	}
+	tgt, err := newTarget(opts)
+	if err != nil {
+		return summary{}, err
+	}
 	stopCtx, stop := context.WithCancelCause(ctx) // stop(err) ends the run early with err
 	defer stop(nil)
 	runCtx := stopCtx
@@ -310,10 +322,6 @@ func run(ctx context.Context, opts options, progress io.Writer) (summary, error)
 		defer cancel()
 	}
 
-	conns := &connSet{open: map[*trackedConn]struct{}{}}
-	stopped := context.AfterFunc(runCtx, conns.closeAll)
-	defer stopped()
-
 	live := &counters{}
 	rep := newReporter(opts, progress, live, start)
 	repDone := make(chan struct{})
@@ -323,7 +331,7 @@ func run(ctx context.Context, opts options, progress io.Writer) (summary, error)
 	if opts.plot != "" {
 		tl = newTimeline(start)
 	}
-	tallies := runWorkers(runCtx, opts, newClient(opts, conns), newSchedule(opts, start), live, newRefusals(opts.url, stop), tl)
+	tallies := runWorkers(runCtx, opts, tgt, newSchedule(opts, start), live, newRefusals(opts.url, stop), tl)
 	elapsed := time.Since(start)
 	stop(nil) // a cause given earlier stays
 	<-repDone
@@ -340,14 +348,14 @@ func run(ctx context.Context, opts options, progress io.Writer) (summary, error)
 	return s, nil
 }
 
-// runWorkers starts opts.concurrency workers and returns their tallies once
-// all have stopped. With a timeline (nil for none) each worker also records
-// into a lane of it.
-func runWorkers(ctx context.Context, opts options, c *fasthttp.Client, sched *schedule, live *counters, rf *refusals, tl *timeline) []*tally {
+// runWorkers starts opts.concurrency workers sending to tgt and returns
+// their tallies once all have stopped. With a timeline (nil for none) each
+// worker also records into a lane of it.
+func runWorkers(ctx context.Context, opts options, tgt *target, sched *schedule, live *counters, rf *refusals, tl *timeline) []*tally {
 	tallies := make([]*tally, opts.concurrency)
 	var wg sync.WaitGroup
 	for i := range tallies {
-		w := newWorker(opts, c, live, rf, tl.newLane())
+		w := newWorker(opts, tgt, live, rf, tl.newLane())
 		tallies[i] = w.tally
 		wg.Go(func() { w.loop(ctx, sched) })
 	}

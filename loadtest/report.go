@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/valyala/fasthttp"
 )
 
 // Latency histogram range: microseconds from 1µs to 60s, 3 significant digits.
@@ -116,8 +115,8 @@ func (t *tally) addError(kind string) {
 func errorKind(err error) string {
 	var ne net.Error
 	switch {
-	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
-		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, os.ErrDeadlineExceeded), // the connection's deadline: -timeout
+		errors.As(err, &ne) && ne.Timeout(): // a dial that ran out of time
 		return errTimeout
 	case errors.Is(err, errConnRefused):
 		return errRefused
