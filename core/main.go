@@ -15,15 +15,16 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/lb"
+	"github.com/switchyard-lb/switchyard/core/plane"
 	"github.com/switchyard-lb/switchyard/core/script"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 	"github.com/switchyard-lb/switchyard/sdk"
 )
 
 func main() {
-	if lb.DataPlaneMode() { // re-executed by a core as one of its data-plane processes
+	if plane.Mode() { // re-executed by a core as one of its data-plane processes
 		ignoreReopen()
-		os.Exit(lb.RunDataPlane())
+		os.Exit(plane.Run())
 	}
 	if name, ok := strategy.PluginMode(); ok { // re-executed by a core as a bundled strategy
 		ignoreReopen()

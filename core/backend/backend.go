@@ -4,15 +4,11 @@ package backend
 
 import (
 	"context"
-	"errors"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/shm"
@@ -27,10 +23,6 @@ type Backend struct {
 	URL string
 	// Key is the normalized URL, the backend's identity (see config.NormalizeURL).
 	Key    string
-	client atomic.Pointer[fasthttp.HostClient]
-	// fresh dials a connection for each request and closes it after the answer: a
-	// client connection's first request goes there under load_balancer.reuse "safe".
-	fresh  atomic.Pointer[fasthttp.HostClient]
 	source atomic.Pointer[string]   // "config" or "dns"
 	dial   atomic.Pointer[DialAddr] // where a data plane dials it (see DialAddr)
 	// priority ranks the backend for taking requests (see config.Backend.Priority).
@@ -73,10 +65,6 @@ type Backend struct {
 	ejectReason string
 	lastCheck   atomic.Pointer[Check] // the last active health check (check.go); nil before one
 }
-
-// Client returns the pool of keep-alive connections to the backend. A configuration
-// change may replace it; requests keep the one they started with.
-func (b *Backend) Client() *fasthttp.HostClient { return b.client.Load() }
 
 // Source says where the backend comes from: "config" or "dns".
 func (b *Backend) Source() string { return *b.source.Load() }
@@ -157,43 +145,6 @@ func (b *Backend) ErrorRate() float64 { return float64(b.errorRate.Load()) / 1e6
 // backend had closed them or sent bytes nobody asked for.
 func (b *Backend) StaleConns() uint64 { return b.stale.Load() }
 
-// maxStale bounds the unsound pooled connections one request discards before it
-// gives up on the backend (and may go to another one: nothing was sent).
-const maxStale = 64
-
-// Do sends req to the backend and reads the answer's header into resp (the body
-// streams, see fasthttp.HostClient.StreamResponseBody). Pooled connections that the
-// backend closed while idle, or on which it sent bytes nobody asked for, are
-// discarded before any byte of req is written to them, and the next one is tried:
-// they cost the request nothing, whatever its method.
-func (b *Backend) Do(req *fasthttp.Request, resp *fasthttp.Response) error {
-	return b.do(b.Client(), req, resp)
-}
-
-// DoFresh is Do on a connection dialled for req alone, which no other request has
-// used and none will: req goes with Connection: close, and the connection closes
-// after the answer. A backend that sends an answer twice, late, can then at worst
-// confuse the client that asked (load_balancer.reuse "safe", DESIGN section 11).
-func (b *Backend) DoFresh(req *fasthttp.Request, resp *fasthttp.Response) error {
-	// The client closes a connection after a request that carries Connection:
-	// close instead of pooling it (fasthttp transport.RoundTrip), and the backend
-	// knows not to wait for another request on it.
-	req.SetConnectionClose()
-	return b.do(b.fresh.Load(), req, resp)
-}
-
-// do sends req through c, skipping unsound pooled connections.
-func (b *Backend) do(c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) error {
-	for range maxStale {
-		err := c.Do(req, resp)
-		if !errors.Is(err, ErrStaleConn) {
-			return err
-		}
-		b.stale.Add(1)
-	}
-	return ErrStaleConn
-}
-
 // Start records that a request is being sent to the backend.
 func (b *Backend) Start() {
 	b.inflight.Add(1)
@@ -252,22 +203,7 @@ type Set struct {
 	mu      sync.Mutex
 	byKey   map[string]*Backend
 	snap    atomic.Pointer[Snapshot]
-	client  ClientConfig
 	updated bool // Update has run before
-}
-
-// ClientConfig shapes the connection pool to each backend.
-type ClientConfig struct {
-	Connect  time.Duration // dial timeout
-	ReadIdle time.Duration // longest silence while reading a response (header or body)
-	Idle     time.Duration // pooled connection kept unused this long at most
-	// Dialer connects to backends; nil dials TCP. Benchmarks use an in-memory one.
-	Dialer Dialer
-}
-
-// Dialer opens connections to backends.
-type Dialer interface {
-	Dial(addr string) (net.Conn, error)
 }
 
 // NewSet returns an empty set; Update fills it.
@@ -362,13 +298,11 @@ func (s *Set) refresh(g uint64) {
 // candidates on the first Update; on later ones they join down, and take traffic once
 // health checks pass them.
 // The backends must have passed config validation.
-func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Backend) {
+func (s *Set) Update(backends []config.Backend) (removed []*Backend) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	first := !s.updated
 	s.updated = true
-	newClients := s.client != cc
-	s.client = cc
 	var all []*Backend
 	keep := make(map[string]*Backend, len(backends))
 	for _, cb := range backends {
@@ -383,10 +317,7 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Bac
 			if s.slots != nil {
 				slot = s.slots.Slot(key)
 			}
-			b = newBackend(cb.URL, key, cc, first, slot)
-		case newClients:
-			b.client.Store(newClient(key, cc, true))
-			b.fresh.Store(newClient(key, cc, false))
+			b = newBackend(cb.URL, key, first, slot)
 		}
 		b.configure(cb.Weight)
 		b.priority.Store(int64(cb.Priority))
@@ -408,8 +339,7 @@ func (s *Set) Update(backends []config.Backend, cc ClientConfig) (removed []*Bac
 	return removed
 }
 
-// Drain waits until b has no request in flight (or ctx is done), then closes its
-// idle connections.
+// Drain waits until b has no request in flight, or ctx is done.
 func Drain(ctx context.Context, b *Backend) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
@@ -420,7 +350,6 @@ func Drain(ctx context.Context, b *Backend) {
 		case <-t.C:
 		}
 	}
-	b.Client().CloseIdleConnections()
 }
 
 // Rebuild publishes a new snapshot after a backend's health changed.
@@ -473,10 +402,8 @@ func (s *Set) OnChange(f func()) { s.onChange = f }
 
 // newBackend builds a backend with its own connection pool, its figures in slot (or
 // in its own memory when slot is nil).
-func newBackend(rawURL, key string, cc ClientConfig, up bool, slot *Slot) *Backend {
+func newBackend(rawURL, key string, up bool, slot *Slot) *Backend {
 	b := &Backend{URL: rawURL, Key: key}
-	b.client.Store(newClient(key, cc, true))
-	b.fresh.Store(newClient(key, cc, false))
 	if slot != nil {
 		s := slot.Words
 		b.words = s

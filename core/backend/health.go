@@ -57,21 +57,16 @@ func (b *Backend) Candidate() bool {
 }
 
 // change records, after one of the flags moved, the reason when the visible state
-// differs from was, and reports whether it does. A backend that leaves the
-// candidates gives back its idle connections: they are not kept for its return
-// (a backend that went down may come back as another process). A backend that
-// becomes a candidate again starts with no error. b.hmu must be held.
+// differs from was, and reports whether it does. A backend that becomes a candidate
+// again starts with no error. b.hmu must be held.
 func (b *Backend) change(was, reason string, now time.Time) bool {
 	is := b.state()
 	if is == was {
 		return false
 	}
 	b.health.Reason, b.health.Since = reason, now
-	switch {
-	case is == StateUp:
+	if is == StateUp {
 		b.health.LastError = ""
-	case was == StateUp:
-		b.Client().CloseIdleConnections()
 	}
 	return true
 }

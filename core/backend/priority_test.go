@@ -14,7 +14,7 @@ func TestCandidatesAreOfTheLowestPriorityThatCan(t *testing.T) {
 		{URL: "http://127.0.0.1:2", Weight: 1, Priority: 0},
 		{URL: "http://127.0.0.1:3", Weight: 1, Priority: 1},
 		{URL: "http://127.0.0.1:4", Weight: 1, Priority: 2},
-	}, ClientConfig{})
+	})
 	all := set.Snapshot().All
 	for _, tc := range []struct {
 		name string
@@ -48,7 +48,7 @@ func TestCandidatesAreOfTheLowestPriorityThatCan(t *testing.T) {
 	set.Update([]config.Backend{
 		{URL: "http://127.0.0.1:1", Weight: 1, Priority: 1},
 		{URL: "http://127.0.0.1:3", Weight: 1, Priority: 0},
-	}, ClientConfig{})
+	})
 	if c := set.Snapshot().Candidates; len(c) != 1 || c[0].URL != "http://127.0.0.1:3" || c[0].Priority() != 0 {
 		t.Errorf("after the priorities swapped: candidates %d, want :3 alone", len(c))
 	}

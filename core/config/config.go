@@ -20,6 +20,9 @@ type Config struct {
 
 	// Path is the file this configuration was read from ("" when built in code).
 	Path string `json:"-"`
+	// Warnings are what Parse read differently from what the file says (an old
+	// name of a value), for the log.
+	Warnings []string `json:"-"`
 }
 
 // LoadBalancer is the client-facing side.
@@ -43,10 +46,11 @@ type LoadBalancer struct {
 	// AccessLog names the access log: a file (relative to the config file's
 	// directory), "-" for standard output, "" for none (default "").
 	AccessLog string `json:"access_log"`
-	// Engine is the data plane: "eventloop" (event loops; Linux, macOS and the
-	// BSDs; plain http backends), "fasthttp" (a goroutine per connection; every
-	// system; https backends too), or "" (the default): eventloop where it can serve
-	// the configuration, fasthttp elsewhere.
+	// Engine is the front that serves the client listener: "eventloop" (event
+	// loops; Linux, macOS and the BSDs), "nethttp" (Go's net/http server, a
+	// goroutine per connection; every system), or "" (the default): eventloop where
+	// it runs, nethttp elsewhere. Either reaches http and https backends. An older
+	// file's "fasthttp" is read as "nethttp", with a warning (see Warnings).
 	Engine string `json:"engine"`
 	// Reuse is which idle backend connection a request may take, as HAProxy's
 	// http-reuse: "safe" (the default) never sends the first request of a client
@@ -72,7 +76,7 @@ const MaxProcesses = 256
 
 // The data planes LoadBalancer.Engine selects.
 const (
-	EngineFastHTTP  = "fasthttp"
+	EngineNetHTTP   = "nethttp"
 	EngineEventLoop = "eventloop"
 )
 
@@ -112,6 +116,13 @@ type Servers struct {
 	Backends []Backend `json:"backends"`
 	// Discovery finds more backends in DNS (default none).
 	Discovery *Discovery `json:"discovery"`
+	// CA names a PEM file of the certificates that https backends are verified
+	// against, resolved against the config file's directory (default "": the
+	// system's roots).
+	CA string `json:"ca"`
+	// TLSSkipVerify accepts any certificate from https backends: for tests and
+	// private networks only.
+	TLSSkipVerify bool `json:"tls_skip_verify"`
 }
 
 // Backend is one upstream server.

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,14 +101,14 @@ func TestRefused(t *testing.T) {
 		{"typo queue", `{"threadpool": {"queue_capacity": 1000000000}}`, []string{"threadpool.queue_capacity", "at most"}},
 		{"zero max", `{"threadpool": {"min_workers": 0, "max_workers": 0}}`, []string{"threadpool.max_workers"}},
 		{"empty backends", `{"servers": {"backends": []}}`, []string{"servers.backends", "empty"}},
-		{"unknown engine", `{"load_balancer": {"engine": "epoll"}}`, []string{"load_balancer.engine", `"eventloop", "fasthttp" or ""`}},
+		{"unknown engine", `{"load_balancer": {"engine": "epoll"}}`, []string{"load_balancer.engine", `"eventloop", "nethttp" or ""`}},
 		{"unknown reuse", `{"load_balancer": {"reuse": "never"}}`, []string{"load_balancer.reuse", `"safe" or "always"`}},
 		{"unknown on_failure", `{"plugins": {"p": {"command": "/bin/true", "on_failure": "open"}}}`, []string{"plugins.p.on_failure", `"fallback" or "refuse"`}},
 		{"negative processes", `{"load_balancer": {"processes": -1}}`, []string{"load_balancer.processes", "got -1"}},
 		{"too many processes", `{"load_balancer": {"processes": 100000}}`, []string{"load_balancer.processes", "up to 256"}},
-		{"processes on fasthttp", `{"load_balancer": {"engine": "fasthttp", "processes": 2}}`, []string{"load_balancer.processes", "one process"}},
-		{"eventloop to https", `{"load_balancer": {"engine": "eventloop"}, "servers":{"backends":[{"url":"http://a:1"},{"url":"https://b:2"}]}}`,
-			[]string{"servers.backends[1].url", "plain http", `"engine": "fasthttp"`}},
+		{"processes on nethttp", `{"load_balancer": {"engine": "nethttp", "processes": 2}}`, []string{"load_balancer.processes", "one process"}},
+		{"processes on the old name of nethttp", `{"load_balancer": {"engine": "fasthttp", "processes": 2}}`, []string{"load_balancer.processes", "nethttp", "one process"}},
+		{"backend CA missing", `{"servers": {"ca": "no-such-ca.pem"}}`, []string{"servers.ca", "reading the CA file"}},
 		{"weight zero", `{"servers":{"backends":[{"url":"http://a:1","weight":0}]}}`, []string{"servers.backends[0].weight", "at least 1"}},
 		{"duplicate backend", `{"servers":{"backends":[{"url":"http://a:1"},{"url":"http://A:1/"}]}}`, []string{"servers.backends[1].url", "duplicates servers.backends[0]"}},
 		{"backend scheme", `{"servers":{"backends":[{"url":"ftp://a:1"}]}}`, []string{"servers.backends[0].url", "http://"}},
@@ -317,5 +320,69 @@ func TestDiff(t *testing.T) {
 	}
 	if d := Diff(a, a); len(d) != 0 {
 		t.Errorf("Diff(a, a) = %v, want nothing", d)
+	}
+}
+
+func TestOldEngineNameIsReadAsNetHTTPWithAWarning(t *testing.T) {
+	for _, tc := range []struct{ input, engine string }{
+		{`{"load_balancer": {"engine": "fasthttp"}}`, EngineNetHTTP},
+		{`{"load_balancer": {"engine": "nethttp"}}`, EngineNetHTTP},
+		{`{"load_balancer": {"engine": "eventloop"}}`, EngineEventLoop},
+		{`{}`, ""},
+	} {
+		c, err := Parse([]byte(tc.input), "config.json")
+		if err != nil {
+			t.Fatalf("Parse(%s): %v", tc.input, err)
+		}
+		if err := c.Validate(bundled); err != nil {
+			t.Errorf("Validate(%s): %v", tc.input, err)
+		}
+		if c.LoadBalancer.Engine != tc.engine {
+			t.Errorf("Parse(%s).LoadBalancer.Engine = %q, want %q", tc.input, c.LoadBalancer.Engine, tc.engine)
+		}
+		old := strings.Contains(tc.input, "fasthttp")
+		if got := len(c.Warnings) > 0; got != old {
+			t.Errorf("Parse(%s).Warnings = %q, want a warning: %v", tc.input, c.Warnings, old)
+		}
+		if old && !strings.Contains(c.Warnings[0], `"nethttp"`) {
+			t.Errorf("warning %q does not name nethttp", c.Warnings[0])
+		}
+	}
+}
+
+func TestBackendTLS(t *testing.T) {
+	dir := t.TempDir()
+	none, err := BackendTLS(&Config{Path: filepath.Join(dir, "config.json")})
+	if err != nil || none != nil {
+		t.Errorf("BackendTLS(no ca, verify) = %v, %v; want nil, nil (the system's roots)", none, err)
+	}
+	skip, err := BackendTLS(&Config{Servers: Servers{TLSSkipVerify: true}})
+	if err != nil || skip == nil || !skip.InsecureSkipVerify {
+		t.Errorf("BackendTLS(tls_skip_verify) = %+v, %v; want InsecureSkipVerify", skip, err)
+	}
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{Path: filepath.Join(dir, "config.json"), Servers: Servers{CA: "ca.pem"}}
+	cfg, err := BackendTLS(c)
+	if err != nil || cfg == nil || cfg.RootCAs == nil {
+		t.Fatalf("BackendTLS(ca relative to the config) = %v, %v", cfg, err)
+	}
+	// The pool verifies the test server's certificate, which the system does not.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("GET with servers.ca: %v", err)
+	}
+	resp.Body.Close()
+	c.Servers.CA = "junk.pem"
+	if _, err := BackendTLS(c); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("BackendTLS(junk) = %v, want a refusal", err)
 	}
 }

@@ -68,8 +68,15 @@ func Parse(data []byte, file string) (*Config, error) {
 	if c.Servers.Backends == nil && c.Servers.Discovery == nil {
 		c.Servers.Backends = DefaultBackends()
 	}
+	if c.LoadBalancer.Engine == engineFastHTTP {
+		c.LoadBalancer.Engine = EngineNetHTTP
+		c.Warnings = append(c.Warnings, `load_balancer.engine: "fasthttp" is read as "nethttp", the goroutine-per-connection front that replaced it; write "nethttp" (or leave the key out)`)
+	}
 	return c, nil
 }
+
+// engineFastHTTP is the name an older file may give the nethttp front.
+const engineFastHTTP = "fasthttp"
 
 // decodeError turns a decoding error into an *Error naming the key, line and column.
 func decodeError(data []byte, file string, err error) *Error {

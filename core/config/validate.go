@@ -223,23 +223,19 @@ func NormalizeURL(raw string) (string, error) {
 	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
 }
 
-// engine checks the data plane choice against what it can serve.
+// engine checks the front choice.
 func (v *validator) engine(c *Config) {
 	switch c.LoadBalancer.Engine {
-	case "", EngineFastHTTP:
-	case EngineEventLoop:
-		for i, b := range c.Servers.Backends {
-			v.check(!strings.HasPrefix(b.URL, "https:"), fmt.Sprintf("servers.backends[%d].url", i),
-				"the eventloop engine speaks plain http to backends; use \"engine\": \"fasthttp\" for %s", b.URL)
-		}
-		if d := c.Servers.Discovery; d != nil {
-			v.check(d.Scheme != "https", "servers.discovery.scheme", "the eventloop engine speaks plain http to backends; use \"engine\": \"fasthttp\"")
-		}
+	case "", EngineNetHTTP, EngineEventLoop:
 	default:
-		v.check(false, "load_balancer.engine", "must be %q, %q or \"\" (the one that serves the configuration best), got %q", EngineEventLoop, EngineFastHTTP, c.LoadBalancer.Engine)
+		v.check(false, "load_balancer.engine", "must be %q, %q or \"\" (eventloop where it runs), got %q", EngineEventLoop, EngineNetHTTP, c.LoadBalancer.Engine)
 	}
 	n := c.LoadBalancer.Processes
 	v.check(n >= 0 && n <= MaxProcesses, "load_balancer.processes", "must be 0 (one per CPU), 1 (all in one process) or up to %d, got %d", MaxProcesses, n)
-	v.check(n <= 1 || c.LoadBalancer.Engine != EngineFastHTTP, "load_balancer.processes",
-		"the fasthttp engine runs in one process; use 1 (or 0), or \"engine\": \"eventloop\"")
+	v.check(n <= 1 || c.LoadBalancer.Engine != EngineNetHTTP, "load_balancer.processes",
+		"the nethttp front runs in one process; use 1 (or 0), or \"engine\": \"eventloop\"")
+	if c.Servers.CA != "" {
+		_, err := BackendTLS(c)
+		v.check(err == nil, "servers.ca", "%v", err)
+	}
 }

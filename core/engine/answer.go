@@ -8,47 +8,24 @@ import (
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
-	"github.com/switchyard-lb/switchyard/core/proxy"
 	"github.com/switchyard-lb/switchyard/core/strategy"
-	"github.com/switchyard-lb/switchyard/sdk"
-)
-
-// upstreamError is a failed exchange with a backend, in the proxy's own words.
-type upstreamError struct {
-	msg     string
-	timeout bool
-	notSent bool // no byte of the request reached the backend
-}
-
-func (e *upstreamError) Error() string { return e.msg }
-
-var (
-	errConnect   = &upstreamError{msg: "backend failed: could not connect", notSent: true}
-	errConnectTO = &upstreamError{msg: "backend timed out", timeout: true, notSent: true}
-	errClosedEOF = &upstreamError{msg: "backend failed: connection closed before a complete answer"}
-	errConnReset = &upstreamError{msg: "backend failed: connection error"}
-	// errNotSent: the connection failed under the request's first write; a pooled
-	// connection the backend closed just then took nothing.
-	errNotSent   = &upstreamError{msg: "backend failed: connection error", notSent: true}
-	errMalformed = &upstreamError{msg: "backend failed: malformed answer"}
-	errTimeout   = &upstreamError{msg: "backend timed out", timeout: true}
 )
 
 // failed handles a backend that failed before the answer's head reached the client:
 // the request goes to another backend when that is safe (DESIGN section 3), else the
 // client gets 502, or 504 for a timeout.
-func (c *client) failed(err *upstreamError) {
+func (c *client) failed(err *exchange.Failure) {
 	if c.answered { // the client has part of the answer: only closing can tell it
 		if c.up != nil {
-			c.up.midAnswer(err.msg)
+			c.up.midAnswer(err.Msg)
 		}
 		return
 	}
 	b := c.b
-	c.record(b, 0, err.msg)
+	c.record(b, 0, err.Msg)
 	c.closeUp()
 	c.b = nil
-	retry := c.attempts <= c.settings().Retries && (err.notSent || !c.sent || exchange.Idempotent(c.req.Method) && c.req.Framing == h1.BodyNone)
+	retry := exchange.MayRetry(c.attempts, c.settings().Retries, err.NotSent || !c.sent, c.req.Method, c.req.Framing == h1.BodyNone)
 	c.tried = append(c.tried, b)
 	if retry && c.worker {
 		c.sent = false
@@ -57,24 +34,13 @@ func (c *client) failed(err *upstreamError) {
 		return
 	}
 	c.keep = false
-	status, code := 502, exchange.CodeBackendFailed
-	if err.timeout {
-		status, code = 504, exchange.CodeBackendTimeout
-	}
-	c.replyFor(b, status, code, err.msg)
+	c.replyFor(b, err.Answer())
 }
 
 // record ends the round trip to b: the backend's figures, passive health and the
 // strategy hear how it went. status 0 means no answer came.
 func (c *client) record(b *backend.Backend, status int, errMsg string) {
-	latency := c.l.ev.Now().Sub(c.sentAt)
-	failed := errMsg != "" || status >= 500
-	b.Finish(latency, failed)
-	if failed && errMsg == "" {
-		errMsg = "status " + strconv.Itoa(status)
-	}
-	c.l.e.cfg.Handler.Outcomes().Observe(b, failed, errMsg)
-	c.picker.Observe(b, sdk.Outcome{URL: b.URL, Status: status, Latency: latency, Err: errMsg})
+	c.l.e.cfg.Proxy.Record(c.picker, b, status, errMsg, c.l.ev.Now().Sub(c.sentAt))
 }
 
 // interim passes an informational answer (100 Continue, 103 Early Hints) on.
@@ -114,18 +80,12 @@ func (c *client) complete() {
 // finish releases the request's worker, counts and logs its answer, and readies the
 // connection for the next request, or closes it.
 func (c *client) finish(answers *backend.Answers, url string) {
-	now := c.l.ev.Now()
-	d := now.Sub(c.start)
-	answers.Add(c.status, d)
-	answers.AddBytes(c.bytesIn, c.bytesOut)
 	if c.worker {
 		c.worker = false
-		c.l.e.cfg.Pool.Release()
+		c.l.e.pool.Release()
 	}
-	if log := c.settings().AccessLog; log != nil {
-		log.Record(&proxy.Entry{Start: c.start, Client: c.ip, Method: c.req.Method, Path: c.req.Target, Status: c.status,
-			Backend: url, In: c.bytesIn, Out: c.bytesOut, Duration: d, Attempts: c.attempts})
-	}
+	c.l.e.cfg.Proxy.Finish(answers, &exchange.Entry{Start: c.start, Client: c.ip, Method: c.req.Method, Path: c.req.Target,
+		Status: c.status, Backend: url, In: c.bytesIn, Out: c.bytesOut, Duration: c.l.ev.Now().Sub(c.start), Attempts: c.attempts})
 	c.picker = nil
 	c.served = true
 	c.view = strategy.Request{}
@@ -156,39 +116,23 @@ func (c *client) finish(answers *backend.Answers, url string) {
 	}
 }
 
-// reply answers with the proxy's own JSON error and ends the exchange. retryAfter
-// adds Retry-After: 1 (shed, no backend).
-func (c *client) reply(status int, code, msg string, retryAfter bool) {
-	c.replyBody(status, code, msg, retryAfter)
-	c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
+// reply answers with the proxy's own JSON error and ends the exchange.
+func (c *client) reply(a exchange.Answer) {
+	c.replyBody(a)
+	c.finish(c.l.e.cfg.Proxy.OwnAnswers(), "")
 }
 
 // replyFor answers an exchange that failed on b with the proxy's own error.
-func (c *client) replyFor(b *backend.Backend, status int, code, msg string) {
-	c.replyBody(status, code, msg, false)
+func (c *client) replyFor(b *backend.Backend, a exchange.Answer) {
+	c.replyBody(a)
 	c.finish(b.Answers, b.URL)
 }
 
-func (c *client) replyBody(status int, code, msg string, retryAfter bool) {
-	c.status = status
+func (c *client) replyBody(a exchange.Answer) {
+	c.status = a.Status
 	c.skipBody()
-	body := exchange.ErrorBody(code, msg)
-	head := make([]byte, 0, 160)
-	head = append(head, "HTTP/1.1 "...)
-	head = strconv.AppendInt(head, int64(status), 10)
-	head = append(head, ' ')
-	head = append(head, statusText(status)...)
-	head = append(head, "\r\nContent-Type: application/json\r\nContent-Length: "...)
-	head = strconv.AppendInt(head, int64(len(body)), 10)
-	if retryAfter {
-		head = append(head, "\r\nRetry-After: 1"...)
-	}
-	if !c.keep {
-		head = append(head, "\r\nConnection: close"...)
-	}
-	head = append(head, "\r\n\r\n"...)
-	c.bytesOut = int64(len(body))
-	c.sendOut(head, body)
+	c.bytesOut = int64(len(a.Body()))
+	c.sendOut(a.AppendHTTP1(make([]byte, 0, 256), !c.keep))
 }
 
 // skipBody drops the request body the proxy answers without reading: a connection
@@ -246,23 +190,23 @@ func (c *client) sendStatus(body []byte) {
 	c.status, c.bytesOut = 200, int64(len(body))
 	c.sendOut(head, body)
 	if c.st != stClosed {
-		c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
+		c.finish(c.l.e.cfg.Proxy.OwnAnswers(), "")
 	}
 }
 
 // clientFault ends an exchange the client broke (a malformed or cut-short body): the
 // backend's standing does not move, and the client gets status unless it left.
-func (c *client) clientFault(status int, code, msg string) {
+func (c *client) clientFault(a exchange.Answer) {
 	c.abandon()
 	c.keep = false
 	if c.eof && c.rerr != nil || c.werr != nil || c.answered {
 		c.status = 0
-		c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
+		c.finish(c.l.e.cfg.Proxy.OwnAnswers(), "")
 		c.close()
 		return
 	}
 	c.st = stIdle // the body is not the backend's any more
-	c.reply(status, code, msg, false)
+	c.reply(a)
 }
 
 // abandon lets go of the exchange's backend without charging it, and closes the
@@ -297,12 +241,12 @@ func (c *client) release() {
 	// Queued and granted meanwhile: the grant, on its way to the loop, finds the
 	// exchange gone and gives the worker back itself.
 	if c.st == stQueued {
-		c.l.e.cfg.Pool.Cancel(c.waiter)
+		c.l.e.pool.Cancel(c.waiter)
 	}
 	c.keep = false
 	if c.worker {
 		c.worker = false
-		c.l.e.cfg.Pool.Release()
+		c.l.e.pool.Release()
 	}
 	c.st = stIdle
 }
@@ -337,31 +281,30 @@ func (c *client) expired() {
 	case phHeader:
 		if c.r < c.w {
 			c.keep = false
-			c.status = 408
-			c.replyBody(408, exchange.CodeBadRequest, "request not received in time", false)
-			c.finish(c.l.e.cfg.Handler.OwnAnswers(), "")
+			c.replyBody(exchange.HeadTimeout)
+			c.finish(c.l.e.cfg.Proxy.OwnAnswers(), "")
 			return
 		}
 		c.close()
 	case phIdle:
 		c.close()
 	case phQueue:
-		if !c.l.e.cfg.Pool.Cancel(c.waiter) {
+		if !c.l.e.pool.Cancel(c.waiter) {
 			return // granted: the grant is on its way to the loop
 		}
 		c.st = stIdle
 		c.keep = false
-		c.reply(503, exchange.CodeQueueTimeout, "timed out waiting in the load balancer queue", true)
+		c.reply(exchange.QueueTimeout)
 	case phConnect:
-		c.failed(errConnectTO)
+		c.failed(exchange.ErrConnectTO)
 	case phResponse:
 		if c.st == stAwaiting || c.st == stSending {
-			c.failed(errTimeout)
+			c.failed(exchange.ErrTimeout)
 		}
 	case phBodyIn:
-		c.clientFault(408, exchange.CodeBadRequest, "request body not received in time")
+		c.clientFault(exchange.BodyTimeout)
 	case phBackendIn:
-		c.failed(errTimeout)
+		c.failed(exchange.ErrTimeout)
 	case phBodyOut:
 		c.abort() // the client takes nothing more: it is not the backend's failure
 	case phBackendOut:
@@ -371,29 +314,4 @@ func (c *client) expired() {
 	case phTunnel:
 		c.endTunnel()
 	}
-}
-
-// statusText is the reason phrase of the proxy's own answers.
-func statusText(code int) string {
-	switch code {
-	case 400:
-		return "Bad Request"
-	case 408:
-		return "Request Timeout"
-	case 413:
-		return "Request Entity Too Large"
-	case 431:
-		return "Request Header Fields Too Large"
-	case 501:
-		return "Not Implemented"
-	case 502:
-		return "Bad Gateway"
-	case 503:
-		return "Service Unavailable"
-	case 504:
-		return "Gateway Timeout"
-	case 505:
-		return "HTTP Version Not Supported"
-	}
-	return "Error"
 }

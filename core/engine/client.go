@@ -11,7 +11,6 @@ import (
 	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
 	"github.com/switchyard-lb/switchyard/core/pool"
-	"github.com/switchyard-lb/switchyard/core/proxy"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
@@ -97,7 +96,7 @@ func (l *loop) open(fd int, remote netip.AddrPort) {
 }
 
 // settings are the live request-path settings.
-func (c *client) settings() *proxy.Settings { return c.l.e.cfg.Handler.Settings() }
+func (c *client) settings() *exchange.Settings { return c.l.e.cfg.Proxy.Settings() }
 
 func (c *client) setTimer(p phase) {
 	c.phase = p
@@ -112,7 +111,7 @@ func (c *client) setTimer(p phase) {
 	case phIdle:
 		d = t.Idle
 	case phQueue:
-		d = c.l.e.cfg.Pool.QueueTimeout()
+		d = c.l.e.pool.QueueTimeout()
 	case phConnect:
 		d = t.Connect
 	case phResponse, phBackendIn, phBackendOut:
@@ -235,13 +234,8 @@ func (c *client) readHead() {
 	}
 	n, err := h1.ParseRequest(buf, c.l.e.cfg.Limits, &c.req)
 	if err != nil {
-		e := err.(*h1.Error)
-		code := exchange.CodeBadRequest
-		if e.Status == 431 {
-			code = exchange.CodeHeaderTooLarge
-		}
 		c.keep = false
-		c.reply(e.Status, code, e.Msg, false)
+		c.reply(exchange.Malformed(err.(*h1.Error)))
 		return
 	}
 	if n == 0 {
@@ -263,7 +257,7 @@ func (c *client) begin() {
 	c.chunk.Reset()
 	c.chunkErr = nil
 	s := c.settings()
-	if (equalMethod(c.req.Method, "GET") || equalMethod(c.req.Method, "POST")) && string(path(c.req.Target)) == s.StatusPath {
+	if (equalMethod(c.req.Method, "GET") || equalMethod(c.req.Method, "POST")) && string(exchange.Path(c.req.Target)) == s.StatusPath {
 		c.skipBody()
 		c.answerStatus()
 		return
@@ -272,11 +266,11 @@ func (c *client) begin() {
 		c.left = c.req.ContentLength
 	}
 	c.setTimer(phNone)
-	ok, w, err := c.l.e.cfg.Pool.AcquireAsync(c.grantedElsewhere)
+	ok, w, err := c.l.e.pool.AcquireAsync(c.grantedElsewhere)
 	switch {
 	case err != nil:
 		c.keep = false
-		c.reply(503, exchange.CodeQueueFull, "load balancer queue is full", true)
+		c.reply(exchange.QueueFull)
 	case ok:
 		c.worker = true
 		c.pick()
@@ -291,7 +285,7 @@ func (c *client) begin() {
 func (c *client) grantedElsewhere() {
 	c.l.ev.Execute(func() {
 		if c.st != stQueued { // gone meanwhile: give the worker back
-			c.l.e.cfg.Pool.Release()
+			c.l.e.pool.Release()
 			return
 		}
 		c.worker = true
@@ -301,11 +295,11 @@ func (c *client) grantedElsewhere() {
 
 // pick chooses a backend and sends the request to it.
 func (c *client) pick() {
-	h := c.l.e.cfg.Handler
+	h := c.l.e.cfg.Proxy
 	c.picker = h.Picker()
 	c.hdrs = c.req.Headers
-	c.view = strategy.Request{Method: c.req.Method, Host: c.req.Host, Path: path(c.req.Target), RemoteAddr: c.ip, Header: &c.hdrs}
-	cands := c.l.e.cfg.Backends.Snapshot().Candidates
+	c.view = strategy.Request{Method: c.req.Method, Host: c.req.Host, Path: exchange.Path(c.req.Target), RemoteAddr: c.ip, Header: &c.hdrs}
+	cands := c.l.e.cfg.Proxy.Backends().Snapshot().Candidates
 	if ap, ok := c.picker.(strategy.AsyncPicker); ok {
 		// A plugin that must be asked answers later: the loop serves the others
 		// meanwhile, and the picks of one pass go out together.
@@ -333,11 +327,7 @@ func (c *client) pick() {
 func (c *client) use(b *backend.Backend, err error) {
 	if err != nil {
 		c.keep = false
-		msg := "no healthy backend available"
-		if err != strategy.ErrNoBackend {
-			msg = err.Error()
-		}
-		c.reply(503, exchange.NoBackendCode(err), msg, true)
+		c.reply(exchange.NoBackend(err))
 		return
 	}
 	c.b = b
@@ -355,13 +345,13 @@ func (c *client) use(b *backend.Backend, err error) {
 	}
 	u, err := c.l.dial(b)
 	if err != nil {
-		c.failed(errConnect)
+		c.failed(exchange.ErrConnect)
 		return
 	}
 	u.c, c.up = c, u
 	c.st = stConnecting
 	c.setTimer(phConnect)
-	if writeWhileConnecting && c.req.Framing == h1.BodyNone {
+	if writeWhileConnecting && c.req.Framing == h1.BodyNone && u.tls == nil {
 		// A connection to a nearby backend is often up by the time connect
 		// returns: the request is written at once, and if the connection is not
 		// up yet it waits in u.out until it is (HAProxy does the same). This
@@ -411,11 +401,11 @@ func (c *client) transmit(u *upstream) {
 
 // sendError is the failure of a request's first write to u: nothing sent when the
 // connection took no byte of it.
-func sendError(u *upstream) *upstreamError {
+func sendError(u *upstream) *exchange.Failure {
 	if u.wrote {
-		return errConnReset
+		return exchange.ErrConnReset
 	}
-	return errNotSent
+	return exchange.ErrNotSent
 }
 
 // bodyPiece is what goes to the backend of the request body at hand, up to its end:
@@ -462,7 +452,7 @@ func (c *client) forwardBody() {
 	u := c.up
 	for !c.bodyDone() {
 		if c.chunkErr != nil {
-			c.clientFault(400, exchange.CodeBadRequest, "invalid chunked request body")
+			c.clientFault(exchange.BodyChunked)
 			return
 		}
 		if u.congested() {
@@ -476,7 +466,7 @@ func (c *client) forwardBody() {
 				continue
 			}
 			if c.eof {
-				c.clientFault(400, exchange.CodeBadRequest, "request body cut short")
+				c.clientFault(exchange.BodyCut)
 				return
 			}
 			c.bodyTimer(phBodyIn)
@@ -484,7 +474,7 @@ func (c *client) forwardBody() {
 			return
 		}
 		if !u.send(p) {
-			c.failed(errConnReset)
+			c.failed(exchange.ErrConnReset)
 			return
 		}
 		c.consumeBody(used)

@@ -6,13 +6,13 @@
 // on the shared port (SO_REUSEPORT), so a request costs no goroutine hand-off: in the
 // common case one read and one write on each side.
 //
-// Admission, backend selection, health bookkeeping, metrics and the access log are
-// the load balancer's shared parts (pool, backend, strategy, proxy), as with the
-// goroutine-per-connection data plane of package proxy.
+// The rules of one request that every front shares (header rewriting, retries, the
+// proxy's own answers, the outcome record) are package exchange's.
 package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -21,11 +21,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/evloop"
+	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
 	"github.com/switchyard-lb/switchyard/core/pool"
-	"github.com/switchyard-lb/switchyard/core/proxy"
 )
 
 // Timeouts bound each stage of a request (see config.Timeouts).
@@ -41,11 +40,9 @@ type Config struct {
 	Addr string
 	// Loops is the number of event loops (default 1).
 	Loops int
-	// Handler gives the live settings, the picker, the outcome observer and the
-	// proxy's own answer counts.
-	Handler  *proxy.Handler
-	Pool     *pool.Pool
-	Backends *backend.Set
+	// Proxy gives the worker pool, the backend set, the live settings and picker,
+	// and takes each request's outcome.
+	Proxy *exchange.Proxy
 	// Status asks for the status JSON answered on the status path. It calls answer
 	// exactly once with it, from any goroutine, during the call or later; the loop
 	// serves its other connections meanwhile.
@@ -58,6 +55,8 @@ type Config struct {
 // Engine serves clients on event loops until Shutdown.
 type Engine struct {
 	cfg      Config
+	pool     *pool.Pool             // cfg.Proxy's
+	sessions tls.ClientSessionCache // TLS sessions with https backends, resumed by new connections
 	addr     *net.TCPAddr
 	loops    []*loop
 	wg       sync.WaitGroup
@@ -72,7 +71,7 @@ func Start(cfg Config) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	e := &Engine{cfg: cfg}
+	e := &Engine{cfg: cfg, pool: cfg.Proxy.Pool(), sessions: tls.NewLRUClientSessionCache(1024)}
 	addr := cfg.Addr
 	for range cfg.Loops {
 		l, err := e.newLoop(addr)

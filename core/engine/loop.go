@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -221,15 +221,9 @@ func dialAddr(b *backend.Backend) (netip.AddrPort, error) {
 		}
 		return r.Addr, nil
 	}
-	u, err := url.Parse(b.URL)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-	}
-	hostPort := net.JoinHostPort(u.Hostname(), port)
+	// The key has the port, whatever the URL leaves out (config.NormalizeURL).
+	_, hostPort, _ := strings.Cut(b.Key, "://")
+	var err error
 	r := &backend.DialAddr{At: time.Now()}
 	if r.Addr, err = netip.ParseAddrPort(hostPort); err != nil {
 		// A name: the first request to the backend waits for its lookup; later ones

@@ -30,7 +30,7 @@ func named(list [][]byte, name []byte) bool {
 // none), and X-Forwarded-For, -Proto and -Host set.
 func appendRequestHead(dst []byte, r *h1.Request, ip, fallback []byte) []byte {
 	target, host := r.Target, r.Host
-	if t, authority, ok := absolute(target); ok {
+	if t, authority, ok := exchange.OriginForm(target); ok {
 		target, host = t, authority
 	}
 	if len(host) == 0 {
@@ -124,39 +124,6 @@ func appendField(dst []byte, h h1.Header) []byte {
 	dst = append(dst, ": "...)
 	dst = append(dst, h.Value...)
 	return append(dst, "\r\n"...)
-}
-
-// absolute splits an absolute-form target (RFC 9112 section 3.2.2) into the
-// origin-form target and the authority.
-func absolute(target []byte) (origin, authority []byte, ok bool) {
-	if len(target) == 0 || target[0] == '/' || target[0] == '*' {
-		return nil, nil, false
-	}
-	i := bytes.Index(target, []byte("://"))
-	if i <= 0 {
-		return nil, nil, false
-	}
-	rest := target[i+3:]
-	j := bytes.IndexAny(rest, "/?")
-	if j < 0 {
-		return []byte("/"), rest, true
-	}
-	authority, origin = rest[:j], rest[j:]
-	if origin[0] == '?' {
-		return append([]byte("/"), origin...), authority, true
-	}
-	return origin, authority, true
-}
-
-// path is the path of a request target, without its query.
-func path(target []byte) []byte {
-	if t, _, ok := absolute(target); ok {
-		target = t
-	}
-	if i := bytes.IndexByte(target, '?'); i >= 0 {
-		return target[:i]
-	}
-	return target
 }
 
 // headerList lets a strategy read the request's fields by name.

@@ -13,9 +13,12 @@ package engine
 func (c *client) startTunnel() {
 	c.st = stTunnel
 	c.up.tunnel = true
+	if c.up.tls != nil {
+		c.up.tls.tunnel.Store(true)
+	}
 	if c.worker { // an open tunnel holds no worker, only its backend's in-flight slot
 		c.worker = false
-		c.l.e.cfg.Pool.Release()
+		c.l.e.pool.Release()
 	}
 	c.pin = 0 // the request head is no longer needed
 	c.setTimer(phTunnel)

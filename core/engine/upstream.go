@@ -5,11 +5,13 @@ package engine
 import (
 	"errors"
 	"net/netip"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/evloop"
+	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
 )
 
@@ -30,7 +32,9 @@ type upstream struct {
 	resp       h1.Response
 	left       int64 // BodyLength: body bytes still to come
 	chunk      h1.Chunked
-	dechunk    bool // the client speaks HTTP/1.0: a chunked body goes on as plain bytes
+	dechunk    bool    // the client speaks HTTP/1.0: a chunked body goes on as plain bytes
+	tls        *bridge // an https backend's: the bridge that carries it over TLS (tls.go)
+	tlsUp      bool    // the bridge's handshake is done
 }
 
 // sound reports whether nothing arrived on the pooled connection: no byte, no end
@@ -44,6 +48,9 @@ func (l *loop) dial(b *backend.Backend) (*upstream, error) {
 	ap, err := dialAddr(b)
 	if err != nil {
 		return nil, err
+	}
+	if strings.HasPrefix(b.Key, "https:") {
+		return l.dialTLS(b, ap)
 	}
 	fd, err := evloop.Dial(ap)
 	if err != nil {
@@ -99,11 +106,14 @@ func (u *upstream) OnEvents(ev evloop.Events) {
 		return
 	}
 	if u.connecting {
+		if u.tls != nil && !u.tlsUp {
+			return // the bridge is still shaking hands (see handshaken)
+		}
 		if err := evloop.ConnectError(u.fd); err != nil {
 			if errors.Is(err, unix.EINPROGRESS) || errors.Is(err, unix.EALREADY) {
 				return
 			}
-			c.failed(errConnect)
+			c.failed(exchange.ErrConnect)
 			return
 		}
 		u.connecting = false
@@ -149,7 +159,7 @@ func (u *upstream) failWrite() {
 		u.midAnswer("backend connection failed")
 		return
 	}
-	c.failed(errConnReset)
+	c.failed(exchange.ErrConnReset)
 }
 
 // process reads the answer: its head, then its body, passing both on.
@@ -218,15 +228,15 @@ func (u *upstream) readHead() bool {
 	buf := u.unread()
 	n, err := h1.ParseResponse(buf, c.l.e.cfg.Limits, u.head, &u.resp)
 	if err != nil {
-		u.c.failed(errMalformed)
+		u.c.failed(exchange.ErrMalformed)
 		return false
 	}
 	if n == 0 {
 		if u.eof {
 			if u.rerr != nil {
-				c.failed(errConnReset)
+				c.failed(exchange.ErrConnReset)
 			} else {
-				c.failed(errClosedEOF)
+				c.failed(exchange.ErrClosedEOF)
 			}
 		}
 		return false
@@ -244,7 +254,7 @@ func (u *upstream) readHead() bool {
 	}
 	if r.Status == 101 {
 		if !c.req.Upgrade {
-			c.failed(errMalformed)
+			c.failed(exchange.ErrMalformed)
 			return false
 		}
 		head := appendResponseHead(u.l.scratch[:0], buf[:n], r, true, false, true)

@@ -1,4 +1,4 @@
-package proxy
+package exchange
 
 import (
 	"io"
@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/valyala/fasthttp"
 )
 
 // AccessLog writes one line per request: logfmt, or JSON. A line is formatted on the
@@ -235,24 +233,19 @@ func appendQuoted(b, s []byte) []byte {
 	return append(b, '"')
 }
 
-// finish records a request's answer: its status code, duration and body bytes on
-// the backend that served it (or on the proxy's own count when none did), and its
-// access-log line. out is the body bytes sent, in those received.
-func (h *Handler) finish(ctx *fasthttp.RequestCtx, b backendAnswers, url string, out int64, attempts int, in int64) {
-	status := ctx.Response.StatusCode()
-	d := time.Since(ctx.Time())
-	b.Add(status, d)
-	b.AddBytes(in, out)
-	if l := h.settings.Load().AccessLog; l != nil {
-		var addr [64]byte
-		client, _ := ctx.RemoteIP().AppendText(addr[:0])
-		l.write(&entry{start: ctx.Time(), client: client, method: ctx.Method(), path: ctx.RequestURI(),
-			status: status, backend: url, in: in, out: out, duration: d, attempts: attempts})
-	}
+// Entry is one request's access-log line.
+type Entry struct {
+	Start                time.Time
+	Client, Method, Path []byte
+	Status               int
+	Backend              string // "" when the proxy answered itself
+	In, Out              int64  // body bytes received from the client, sent to it
+	Duration             time.Duration
+	Attempts             int
 }
 
-// backendAnswers is where an answer is counted (backend.Answers).
-type backendAnswers interface {
-	Add(code int, d time.Duration)
-	AddBytes(in, out int64)
+// Record writes e's line; it takes no lock on the request path.
+func (l *AccessLog) Record(e *Entry) {
+	l.write(&entry{start: e.Start, client: e.Client, method: e.Method, path: e.Path, status: e.Status,
+		backend: e.Backend, in: e.In, out: e.Out, duration: e.Duration, attempts: e.Attempts})
 }

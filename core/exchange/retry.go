@@ -9,3 +9,11 @@ func Idempotent(method []byte) bool {
 	}
 	return false
 }
+
+// MayRetry reports whether a request whose attempts-th round trip failed goes to
+// another backend (DESIGN section 3): at most retries more times, and only when the
+// backend got none of it (notSent), whatever the method, or when the request is
+// idempotent and has no body, so that it can be sent again as it was.
+func MayRetry(attempts, retries int, notSent bool, method []byte, bodiless bool) bool {
+	return attempts <= retries && (notSent || Idempotent(method) && bodiless)
+}

@@ -49,7 +49,7 @@ func newSet(n int) *backend.Set {
 	for i := range n {
 		cfg = append(cfg, config.Backend{URL: fmt.Sprintf("http://127.0.0.1:%d", 20000+i), Weight: 1})
 	}
-	s.Update(cfg, backend.ClientConfig{Connect: time.Second, ReadIdle: time.Second, Idle: time.Second})
+	s.Update(cfg)
 	return s
 }
 
@@ -170,7 +170,7 @@ func TestCheckerFollowsThresholds(t *testing.T) {
 	t.Cleanup(func() { close(hang); hanging.Close() })
 
 	set := backend.NewSet()
-	set.Update([]config.Backend{{URL: flaky.URL, Weight: 1}, {URL: hanging.URL, Weight: 1}}, backend.ClientConfig{Connect: time.Second, ReadIdle: time.Second, Idle: time.Second})
+	set.Update([]config.Backend{{URL: flaky.URL, Weight: 1}, {URL: hanging.URL, Weight: 1}})
 	rec := &recorder{events: make(chan string, 10)}
 	c := NewChecker(Config{Path: "/health", Interval: 5 * time.Millisecond, Timeout: time.Hour, Healthy: 2, Unhealthy: 2}, rec, hclog.NewNullLogger())
 	c.Start(t.Context(), set.Snapshot().All)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/plane/setup"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
@@ -77,7 +78,7 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 			_ = ad.server.Close()
 		}
 		if access != l.access {
-			access.close()
+			access.Close()
 		}
 		return err
 	}
@@ -97,10 +98,14 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	}
 	if next.LoadBalancer.AccessLog != prev.LoadBalancer.AccessLog || next.Path != prev.Path {
 		var err error
-		if access, err = l.openAccessLog(next); err != nil {
+		if access, err = setup.OpenAccessLog(next, l.logJSON); err != nil {
 			access = l.access
 			return undo(err)
 		}
+	}
+	settings, err := setup.ProxySettings(next, access)
+	if err != nil {
+		return undo(err)
 	}
 	var picker strategy.Picker
 	if strategyChanged(prev, next) {
@@ -109,14 +114,13 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 		l.source.SetPendingStrategy(&strategy.Pending{Name: name, Since: time.Now().UTC(),
 			Reason: fmt.Sprintf("starting; waiting for its first answer (timeout %s)", timeout)})
 		defer l.source.SetPendingStrategy(nil) // switched to, or failed: either way no longer pending
-		var err error
 		if picker, err = l.startStrategy(ctx, next); err != nil {
 			return undo(err)
 		}
 	}
 
 	// 2. Apply; nothing below fails.
-	l.pool.Resize(poolConfig(next))
+	l.pool.Resize(setup.PoolConfig(next))
 	discoveryChanged := !reflect.DeepEqual(prev.Servers.Discovery, next.Servers.Discovery)
 	if discoveryChanged {
 		l.resolveNow(next)
@@ -130,25 +134,26 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 		// A request writes its line where the log is when it ends; the old one
 		// closes (writing what it holds) once no request can still be on its way
 		// there, after the longest drain.
-		time.AfterFunc(next.LoadBalancer.Timeouts.Shutdown.D(), old.close)
+		time.AfterFunc(next.LoadBalancer.Timeouts.Shutdown.D(), old.Close)
 	}
-	l.handler.SetSettings(l.settings(next))
+	l.proxy.SetSettings(settings)
 	if picker != nil {
 		// No longer pending once it picks: cleared first, so that no status shows
 		// the new strategy (or the new generation) with its start still pending.
 		l.source.SetPendingStrategy(nil)
-		setFailurePolicy(picker, next)
-		old := l.handler.Picker()
-		l.handler.SetPicker(picker)
+		setup.SetFailurePolicy(picker, next)
+		old := l.proxy.Picker()
+		l.proxy.SetPicker(picker)
 		old.Close()
 		l.pluginChanged()
 	} else {
-		setFailurePolicy(l.handler.Picker(), next)
+		setup.SetFailurePolicy(l.proxy.Picker(), next)
 	}
 	l.eachGroup(func(g planeGroup) { g.configure(next) })
 	if fr != nil {
 		old := l.front
 		l.front = fr
+		l.showListeners()
 		go old.drain(next.LoadBalancer.Timeouts.Shutdown.D(), l.log)
 	}
 	if adminMoved {
@@ -158,6 +163,7 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 		l.admin = ad
 	}
 	l.applied(next)
+	warn(l.log, next)
 	if picker != nil {
 		l.restartScriptFollow(next)
 	}

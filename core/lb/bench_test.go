@@ -1,34 +1,43 @@
 package lb
 
 import (
-	"net"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 	"github.com/switchyard-lb/switchyard/plugins/leastconn"
 )
 
-// fastBackends starts n in-memory fasthttp backends on loopback answering a small body.
+// fastBackends starts n in-memory net/http backends on loopback answering a small body.
 func fastBackends(b *testing.B, n int) []config.Backend {
 	var out []config.Backend
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.SetContentType("application/json")
-			ctx.SetBodyString(`{"server":"fast"}`)
-		}}
-		go s.Serve(ln) //nolint:errcheck
-		b.Cleanup(func() { _ = s.Shutdown() })
-		out = append(out, config.Backend{URL: "http://" + ln.Addr().String(), Weight: 1})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"server":"fast"}`)
+		}))
+		b.Cleanup(srv.Close)
+		out = append(out, config.Backend{URL: srv.URL, Weight: 1})
 	}
 	return out
+}
+
+// benchClient returns a client for conns concurrent keep-alive connections to
+// the proxy: HTTP/1.1, every connection kept idle between requests, no gzip.
+func benchClient(conns int) *http.Client {
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Protocols:           &protos,
+		MaxConnsPerHost:     conns,
+		MaxIdleConnsPerHost: conns,
+		DisableCompression:  true,
+	}}
 }
 
 // BenchmarkProxy measures requests/s through the whole proxy (64 concurrent
@@ -39,23 +48,24 @@ func BenchmarkProxy(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			l, _ := startLB(b, "leastconn", fastBackends(b, 3))
 			if mode == "in-process" {
-				plugin := l.handler.Picker()
-				l.handler.SetPicker(strategy.NewLocal("leastconn", leastconn.New()))
+				plugin := l.proxy.Picker()
+				l.proxy.SetPicker(strategy.NewLocal("leastconn", leastconn.New()))
 				plugin.Close()
 			}
-			client := &fasthttp.HostClient{Addr: l.Addr(), MaxConns: 64, ReadTimeout: 10 * time.Second}
+			client := benchClient(64)
+			b.Cleanup(client.CloseIdleConnections)
+			req, err := http.NewRequest("GET", "http://"+l.Addr()+"/requests", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.SetParallelism(32) // 64 clients on 2 cores
 			b.ReportAllocs()
 			b.ResetTimer()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
-				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-				defer fasthttp.ReleaseRequest(req)
-				defer fasthttp.ReleaseResponse(resp)
-				req.SetRequestURI("http://" + l.Addr() + "/requests")
 				for pb.Next() {
-					if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-						b.Errorf("request: %v, status %d", err, resp.StatusCode())
+					if err := get(client, req); err != nil {
+						b.Error(err)
 						return
 					}
 				}
@@ -66,4 +76,21 @@ func BenchmarkProxy(b *testing.B) {
 			}
 		})
 	}
+}
+
+// get sends req, which the client does not change and so may be sent again, and
+// reads the whole answer, which frees the connection for the next request.
+func get(c *http.Client, req *http.Request) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d, want 200", req.URL, resp.StatusCode)
+	}
+	return nil
 }

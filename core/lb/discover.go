@@ -203,7 +203,7 @@ func sameBackend(url, key string) bool {
 // setBackends makes the backend set list exactly want: removed backends drain, new
 // ones get health checks. l.applyMu must be held.
 func (l *LB) setBackends(want []config.Backend, cfg *config.Config) {
-	for _, b := range l.backends.Update(want, clientConfig(cfg)) {
+	for _, b := range l.backends.Update(want) {
 		l.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
 		l.wg.Go(func() {
 			// A backend added again under the same URL shares the slot, so its

@@ -7,7 +7,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/engine"
-	"github.com/switchyard-lb/switchyard/core/h1"
+	"github.com/switchyard-lb/switchyard/core/plane/setup"
 )
 
 // eventLoopRuns: the eventloop engine runs on this system.
@@ -24,14 +24,9 @@ func (l *LB) startEventLoop(cfg *config.Config, addr string) (dataPlane, error) 
 
 // startEngine starts the eventloop engine in this process.
 func (l *LB) startEngine(cfg *config.Config, addr string, loops int, status func(answer func([]byte))) (*engine.Engine, error) {
-	lbc := cfg.LoadBalancer
-	t := lbc.Timeouts
-	return engine.Start(engine.Config{
+	return setup.StartEngine(cfg, engine.Config{
 		Addr: addr, Loops: loops,
-		Handler: l.handler, Pool: l.pool, Backends: l.backends, Status: status,
-		Limits: h1.Limits{MaxHeaderBytes: lbc.Limits.MaxHeaderBytes, MaxHeaders: lbc.Limits.MaxHeaders},
-		Timeouts: engine.Timeouts{Connect: t.Connect.D(), ResponseHeader: t.ResponseHeader.D(), Idle: t.Idle.D(),
-			ReadHeader: t.ReadHeader.D(), BodyIdle: t.BodyIdle.D()},
+		Proxy: l.proxy, Status: status,
 		Log: l.log.Named("engine"),
 	})
 }

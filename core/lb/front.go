@@ -7,77 +7,59 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-lb/switchyard/core/config"
-	"github.com/switchyard-lb/switchyard/core/proxy"
+	"github.com/switchyard-lb/switchyard/core/h1"
+	"github.com/switchyard-lb/switchyard/core/nethttp"
 	"github.com/switchyard-lb/switchyard/core/status"
 )
 
-// front is the client listener with the server that reads requests from it. A change
-// of address or of the client-side limits starts a new front beside the old one and
-// then drains the old one.
+// front is the client listener with the front that serves it (DESIGN section 10.3):
+// the event loop, in this process or in data-plane processes, or the net/http
+// server. A change of address, of front or of the client-side limits starts a new
+// front beside the old one and then drains the old one.
 type front struct {
-	ln     net.Listener     // fasthttp engine
-	server *fasthttp.Server // fasthttp engine
-	plane  dataPlane        // eventloop engine
-	key    frontKey
-	done   chan struct{} // closed when Serve returns
+	plane dataPlane
+	key   frontKey
 }
 
-// dataPlane is a data plane other than the fasthttp server: the event loops.
+// dataPlane is a running front: the event loops, or the net/http server.
 type dataPlane interface {
 	Addr() net.Addr
 	Shutdown(ctx context.Context) error
 }
 
 // addr is where clients connect.
-func (fr *front) addr() net.Addr {
-	if fr.plane != nil {
-		return fr.plane.Addr()
-	}
-	return fr.ln.Addr()
-}
+func (fr *front) addr() net.Addr { return fr.plane.Addr() }
 
 // shutdown stops accepting and lets requests finish until ctx is done.
-func (fr *front) shutdown(ctx context.Context) error {
-	if fr.plane != nil {
-		return fr.plane.Shutdown(ctx)
-	}
-	return fr.server.ShutdownWithContext(ctx)
-}
+func (fr *front) shutdown(ctx context.Context) error { return fr.plane.Shutdown(ctx) }
 
 // frontKey is what a front is built from: when it changes, the front is replaced.
 type frontKey struct {
 	addr                       string
 	readHeader, idle, bodyIdle time.Duration
-	maxHeaderBytes             int
+	maxHeaderBytes, maxHeaders int
 	engine                     string
 	processes                  int
-	// The eventloop engine's own: it reads them when it starts.
-	connect, responseHeader time.Duration
-	maxHeaders              int
+	connect, responseHeader    time.Duration
 }
 
 func frontKeyOf(cfg *config.Config) frontKey {
 	lbc := cfg.LoadBalancer
-	k := frontKey{
+	return frontKey{
 		addr:       net.JoinHostPort(lbc.Host, strconv.Itoa(int(lbc.Port))),
 		readHeader: lbc.Timeouts.ReadHeader.D(), idle: lbc.Timeouts.Idle.D(), bodyIdle: lbc.Timeouts.BodyIdle.D(),
-		maxHeaderBytes: lbc.Limits.MaxHeaderBytes, engine: engineOf(cfg), processes: processesOf(cfg),
+		maxHeaderBytes: lbc.Limits.MaxHeaderBytes, maxHeaders: lbc.Limits.MaxHeaders,
+		engine: engineOf(cfg), processes: processesOf(cfg),
+		connect: lbc.Timeouts.Connect.D(), responseHeader: lbc.Timeouts.ResponseHeader.D(),
 	}
-	if k.engine == config.EngineEventLoop {
-		k.connect, k.responseHeader = lbc.Timeouts.Connect.D(), lbc.Timeouts.ResponseHeader.D()
-		k.maxHeaders = lbc.Limits.MaxHeaders
-	}
-	return k
 }
 
-// newFront listens as cfg says and serves l's handler there. exclusive refuses a port
+// newFront listens as cfg says and serves l's proxy there. exclusive refuses a port
 // that another process holds; a replacement front on the port this one holds is not
 // exclusive (the two share it through SO_REUSEPORT until the old one closes). listen
 // is per system: see listen_reuseport.go, and listen_other.go for systems without
@@ -99,60 +81,40 @@ func (l *LB) newFront(cfg *config.Config, exclusive bool) (*front, error) {
 		if err != nil {
 			return nil, err
 		}
-		done := make(chan struct{})
-		close(done)
-		return &front{plane: plane, key: key, done: done}, nil
+		return &front{plane: plane, key: key}, nil
 	}
 	ln, err := listen(addr, exclusive)
 	if err != nil {
 		return nil, fmt.Errorf("listening for clients: %w", err)
 	}
-	fr := &front{ln: ln, key: key, done: make(chan struct{}), server: &fasthttp.Server{
-		Handler:      l.handler.ServeHTTP,
-		ErrorHandler: proxy.ServerError,
-		// Headers are read within read_header; bodies and writes time out only when
-		// idle (see proxy.Listener); keep-alive connections close after idle.
-		ReadTimeout:                  key.readHeader,
-		IdleTimeout:                  key.idle,
-		ReadBufferSize:               key.maxHeaderBytes,
-		StreamRequestBody:            true,
-		DisablePreParseMultipartForm: true,
-		NoDefaultServerHeader:        true,
-		NoDefaultDate:                true,
-		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-		// Idle keep-alive connections give back their buffers: 10,000 of them fit
-		// in about 100 MiB instead of several hundred.
-		ReduceMemoryUsage: true,
-		Logger:            fasthttpLogger{l.log.Named("http")},
-	}}
-	go func() {
-		defer close(fr.done)
-		if err := fr.server.Serve(&proxy.Listener{Listener: ln, Idle: key.bodyIdle}); err != nil {
-			l.log.Error("client listener stopped", "addr", ln.Addr().String(), "error", err)
-		}
-	}()
-	return fr, nil
+	lbc := cfg.LoadBalancer
+	t := lbc.Timeouts
+	f := nethttp.Serve(nethttp.Config{
+		Listener: ln, Proxy: l.proxy, Status: l.source.JSON,
+		Limits: h1.Limits{MaxHeaderBytes: lbc.Limits.MaxHeaderBytes, MaxHeaders: lbc.Limits.MaxHeaders},
+		Timeouts: nethttp.Timeouts{Connect: t.Connect.D(), ResponseHeader: t.ResponseHeader.D(), Idle: t.Idle.D(),
+			ReadHeader: t.ReadHeader.D(), BodyIdle: t.BodyIdle.D()},
+		Log: l.log.Named("http"),
+	})
+	return &front{plane: f, key: key}, nil
 }
 
-// engineOf is the data plane that serves cfg: the one it names, else the eventloop
-// engine where it runs and every backend speaks plain http, else fasthttp.
+// engineOf is the front that serves cfg's client listener: the one it names, else
+// the event loop where it runs, else nethttp. Backends play no part: either front
+// reaches http and https backends.
 func engineOf(cfg *config.Config) string {
 	if e := cfg.LoadBalancer.Engine; e != "" {
 		return e
 	}
 	if !eventLoopRuns {
-		return config.EngineFastHTTP
-	}
-	for _, b := range cfg.Servers.Backends {
-		if strings.HasPrefix(b.URL, "https:") {
-			return config.EngineFastHTTP
-		}
-	}
-	if d := cfg.Servers.Discovery; d != nil && d.Scheme == "https" {
-		return config.EngineFastHTTP
+		return config.EngineNetHTTP
 	}
 	return config.EngineEventLoop
+}
+
+// showListeners puts the client listener in the status.
+func (l *LB) showListeners() {
+	l.source.SetListeners([]status.Listener{{Addr: l.front.addr().String(), Front: l.front.key.engine}})
 }
 
 // claim checks, with a plain bind, that no other process holds addr's port
@@ -180,7 +142,6 @@ func (fr *front) drain(timeout time.Duration, log hclog.Logger) {
 	if err := fr.shutdown(ctx); err != nil {
 		log.Warn("old client listener: requests cut off after the drain timeout", "addr", fr.addr().String(), "error", err)
 	}
-	<-fr.done
 	log.Info("old client listener closed", "addr", fr.addr().String())
 }
 

@@ -1,11 +1,12 @@
-// Package lb assembles the load balancer from a configuration: the client listener,
-// the worker pool, the backend set, the strategy, the data plane and the admin server;
-// and applies a new configuration to the running parts.
+// Package lb is the control plane: it assembles the load balancer from a
+// configuration (the client listener, the worker pool, the backend set, the strategy,
+// the data plane and the admin server), applies a new configuration to the running
+// parts, and starts and supervises the data-plane processes, whose own main is
+// package plane, over the control channel of package wire.
 package lb
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"sync"
@@ -15,9 +16,11 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/health"
+	"github.com/switchyard-lb/switchyard/core/plane/setup"
+	"github.com/switchyard-lb/switchyard/core/plane/wire"
 	"github.com/switchyard-lb/switchyard/core/pool"
-	"github.com/switchyard-lb/switchyard/core/proxy"
 	"github.com/switchyard-lb/switchyard/core/status"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
@@ -32,7 +35,7 @@ type LB struct {
 	backends *backend.Set
 	checker  *health.Checker
 	passive  *health.Passive
-	handler  *proxy.Handler
+	proxy    *exchange.Proxy // what the fronts share: pool, backends, picker, settings, outcomes
 	source   *status.Source
 	runtime  string  // plugin sockets
 	shared   *shared // the figures shared with data-plane processes
@@ -48,7 +51,7 @@ type LB struct {
 	admin      *admin // nil when admin_addr is ""
 	// stopScript stops following the strategy's script (see followScript).
 	stopScript context.CancelFunc
-	access     *accessLog // nil when off
+	access     *setup.AccessLog // nil when off
 	disc       discoveryState
 	bridge     int // counts backend set changes, so a stale removal of leaving backends is dropped (see updateBackends)
 
@@ -93,7 +96,7 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
 	}
-	l := &LB{log: log, pool: pool.NewShared(poolConfig(cfg), sh.seg.Pool(), true), backends: backend.NewSharedSet(sh), shared: sh,
+	l := &LB{log: log, pool: pool.NewShared(setup.PoolConfig(cfg), sh.seg.Pool(), true), backends: backend.NewSharedSet(sh), shared: sh,
 		cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy, logJSON: opts.LogJSON, overrides: opts.Overrides,
 		groups: map[planeGroup]struct{}{}, backendsChanged: make(chan struct{}, 1)}
 	l.backends.ShareStates(sh.seg.Generation(), false)
@@ -108,26 +111,34 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
 	}
-	setFailurePolicy(picker, cfg)
+	setup.SetFailurePolicy(picker, cfg)
 	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() strategy.Status {
-		return l.handler.Picker().Status()
+		return l.proxy.Picker().Status()
 	}}
 	l.resolveNow(cfg)
-	l.backends.Update(l.backendList(cfg), clientConfig(cfg))
+	l.backends.Update(l.backendList(cfg))
 	l.checker = health.NewChecker(checkConfig(cfg), activeSetter{set: l.backends, log: log.Named("health")}, log.Named("health"))
 	l.passive = health.NewPassive(passiveConfig(cfg), l.backends, log.Named("health"))
-	access, err := l.openAccessLog(cfg)
+	access, err := setup.OpenAccessLog(cfg, l.logJSON)
 	if err != nil {
 		picker.Close()
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
 	}
 	l.access = access
-	l.handler = proxy.New(proxy.Config{
-		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: l.settings(cfg), Outcomes: l.passive,
-		Status: l.source.ServeFast, Own: sh.own(), Log: log.Named("proxy"),
+	settings, err := setup.ProxySettings(cfg, l.access)
+	if err != nil {
+		picker.Close()
+		access.Close()
+		_ = os.RemoveAll(runtimeDir)
+		return nil, err
+	}
+	l.proxy = exchange.New(exchange.Config{
+		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: settings, Outcomes: l.passive,
+		Own: sh.own(), Log: log.Named("proxy"),
 	})
-	l.source.Own, l.source.Control, l.source.Version = l.handler.OwnAnswers(), control{l}, opts.Version
+	l.source.Own, l.source.Control, l.source.Version = l.proxy.OwnAnswers(), control{l}, opts.Version
+	warn(log, cfg)
 	return l, nil
 }
 
@@ -148,6 +159,7 @@ func (l *LB) Start() error {
 		}
 	}
 	l.front, l.admin = fr, ad
+	l.showListeners()
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Go(func() { l.pool.Run(l.ctx) })
 	l.wg.Go(func() { l.source.SampleHistory(l.ctx, l.log.Named("status")) })
@@ -213,9 +225,25 @@ func (l *LB) Shutdown(ctx context.Context) error {
 // memory segment's file goes with the directory; its mapping stays until the process
 // exits, for whatever still holds a backend.
 func (l *LB) Close() {
-	l.handler.Picker().Close()
-	l.access.close()
+	l.proxy.Picker().Close()
+	l.access.Close()
 	_ = os.RemoveAll(l.runtime)
+}
+
+// ReopenAccessLog opens the access log's file anew in every process of the load
+// balancer, as nginx does on USR1, for log rotation: logrotate renames the file, then
+// signals the core, and lines of requests that end from then on go to a new file at
+// the configured path; those of requests that ended before go to the renamed file,
+// whole (see proxy.AccessLog.SetWriter). It returns this process's error; a data-plane
+// process that cannot open the file logs why and writes on to the renamed one.
+func (l *LB) ReopenAccessLog() error {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	err := l.access.Reopen()
+	if l.access != nil {
+		l.eachGroup(func(g planeGroup) { g.send(&wire.Message{Kind: wire.KindReopen}) })
+	}
+	return err
 }
 
 // restartScriptFollow follows cfg's strategy script instead of the previous one.
@@ -268,22 +296,6 @@ func (l *LB) startStrategy(ctx context.Context, cfg *config.Config) (strategy.Pi
 	return strategy.StartContext(ctx, spec)
 }
 
-// setFailurePolicy tells p, if it can fail, what a failed pick gets under cfg
-// (plugins.NAME.on_failure).
-func setFailurePolicy(p strategy.Picker, cfg *config.Config) {
-	if f, ok := p.(interface{ SetRefuse(bool) }); ok {
-		f.SetRefuse(cfg.Refuses())
-	}
-}
-
-func poolConfig(cfg *config.Config) pool.Config {
-	tp := cfg.Threadpool
-	return pool.Config{
-		MinWorkers: tp.MinWorkers, MaxWorkers: tp.MaxWorkers, QueueCapacity: tp.QueueCapacity,
-		QueueTimeout: tp.QueueTimeout.D(), IdleTimeout: tp.IdleTimeout.D(),
-	}
-}
-
 func checkConfig(cfg *config.Config) health.Config {
 	hc := cfg.HealthCheck
 	return health.Config{
@@ -327,29 +339,9 @@ func (a activeSetter) SetActive(b *backend.Backend, up bool, reason, lastErr str
 	}
 }
 
-func clientConfig(cfg *config.Config) backend.ClientConfig {
-	t := cfg.LoadBalancer.Timeouts
-	return backend.ClientConfig{Connect: t.Connect.D(), ReadIdle: t.ResponseHeader.D(), Idle: t.Idle.D()}
-}
-
-// settings are the request path's settings for cfg. l.applyMu must be held, or l
-// not yet started.
-func (l *LB) settings(cfg *config.Config) proxy.Settings {
-	lbc := cfg.LoadBalancer
-	s := proxy.Settings{
-		StatusPath: lbc.StatusPath, Retries: lbc.Retries, ReuseAlways: lbc.Reuse == config.ReuseAlways, MaxHeaders: lbc.Limits.MaxHeaders,
-		ConnectTimeout: lbc.Timeouts.Connect.D(), Idle: lbc.Timeouts.Idle.D(),
+// warn logs what cfg's file says that is read otherwise (config.Config.Warnings).
+func warn(log hclog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn(w, "file", cfg.Path)
 	}
-	if l.access != nil {
-		s.AccessLog = l.access.log
-	}
-	return s
-}
-
-// fasthttpLogger sends fasthttp's own messages to the structured log.
-type fasthttpLogger struct{ log hclog.Logger }
-
-// Printf logs one fasthttp message.
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.log.Debug(fmt.Sprintf(format, args...))
 }

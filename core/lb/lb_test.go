@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/config"
+	"github.com/switchyard-lb/switchyard/core/plane"
+	"github.com/switchyard-lb/switchyard/core/shm"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 	"github.com/switchyard-lb/switchyard/sdk"
 )
@@ -21,8 +23,8 @@ import (
 // TestMain lets this test binary serve as the bundled strategy plugins, as the core's
 // own binary does.
 func TestMain(m *testing.M) {
-	if DataPlaneMode() {
-		os.Exit(RunDataPlane())
+	if plane.Mode() {
+		os.Exit(plane.Run())
 	}
 	if name, ok := strategy.PluginMode(); ok {
 		sdk.Serve(strategy.NewBundled(name))
@@ -170,9 +172,7 @@ func containsZombie(stat []byte) bool {
 }
 
 func TestEngineOf(t *testing.T) {
-	plain := []config.Backend{{URL: "http://127.0.0.1:1"}}
-	tls := []config.Backend{{URL: "http://127.0.0.1:1"}, {URL: "https://127.0.0.1:2"}}
-	auto := config.EngineFastHTTP
+	auto := config.EngineNetHTTP
 	if eventLoopRuns {
 		auto = config.EngineEventLoop
 	}
@@ -182,10 +182,11 @@ func TestEngineOf(t *testing.T) {
 		discovery    *config.Discovery
 		want         string
 	}{
-		{"default, plain http", "", plain, nil, auto},
-		{"default, an https backend", "", tls, nil, config.EngineFastHTTP},
-		{"default, https discovery", "", plain, &config.Discovery{Scheme: "https"}, config.EngineFastHTTP},
-		{"named", config.EngineFastHTTP, plain, nil, config.EngineFastHTTP},
+		{"default, plain http", "", []config.Backend{{URL: "http://127.0.0.1:1"}}, nil, auto},
+		// The listener chooses the front, never a backend (DESIGN section 10.3).
+		{"default, an https backend", "", []config.Backend{{URL: "http://127.0.0.1:1"}, {URL: "https://127.0.0.1:2"}}, nil, auto},
+		{"default, https discovery", "", nil, &config.Discovery{Scheme: "https"}, auto},
+		{"named", config.EngineNetHTTP, []config.Backend{{URL: "http://127.0.0.1:1"}}, nil, config.EngineNetHTTP},
 	} {
 		cfg := config.Default()
 		cfg.LoadBalancer.Engine, cfg.Servers.Backends, cfg.Servers.Discovery = tt.engine, tt.backends, tt.discovery
@@ -197,17 +198,27 @@ func TestEngineOf(t *testing.T) {
 
 func TestProcessesNeedTheEventLoop(t *testing.T) {
 	cfg := config.Default()
-	cfg.Servers.Backends = []config.Backend{{URL: "https://127.0.0.1:9443", Weight: 1}}
+	cfg.LoadBalancer.Engine = config.EngineNetHTTP
 	cfg.LoadBalancer.Processes = 2
 	err := Validate(cfg)
-	if err == nil || !strings.Contains(err.Error(), "load_balancer.processes") || !strings.Contains(err.Error(), "fasthttp") {
-		t.Errorf("Validate(https backend, 2 processes) = %v, want load_balancer.processes refused for the fasthttp engine", err)
+	if err == nil || !strings.Contains(err.Error(), "load_balancer.processes") || !strings.Contains(err.Error(), "nethttp") {
+		t.Errorf("Validate(nethttp, 2 processes) = %v, want load_balancer.processes refused for the nethttp front", err)
 	}
 	cfg.LoadBalancer.Processes = 0
 	if err := Validate(cfg); err != nil {
-		t.Errorf("Validate(https backend, default processes) = %v, want nil", err)
+		t.Errorf("Validate(nethttp, default processes) = %v, want nil", err)
 	}
 	if n := processesOf(cfg); n != 1 {
-		t.Errorf("processesOf(fasthttp) = %d, want 1", n)
+		t.Errorf("processesOf(nethttp) = %d, want 1", n)
+	}
+	if !eventLoopRuns {
+		return
+	}
+	// https backends run on the event loop, in as many processes as asked.
+	cfg = config.Default()
+	cfg.Servers.Backends = []config.Backend{{URL: "https://127.0.0.1:9443", Weight: 1}}
+	cfg.LoadBalancer.Processes = 2
+	if err := Validate(cfg); err != nil && shm.Shared {
+		t.Errorf("Validate(https backend, 2 processes) = %v, want nil", err)
 	}
 }

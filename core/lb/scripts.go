@@ -21,7 +21,7 @@ func Validate(cfg *config.Config) error {
 	var errs []error
 	if n := cfg.LoadBalancer.Processes; n > 1 && engineOf(cfg) != config.EngineEventLoop {
 		errs = append(errs, &config.Error{File: cfg.Path, Key: "load_balancer.processes",
-			Msg: fmt.Sprintf("%d data-plane processes need the eventloop engine, and this configuration runs on fasthttp (an https backend, or a system without it); use 1 or 0", n)})
+			Msg: fmt.Sprintf("%d data-plane processes need the eventloop front, and this configuration runs on nethttp (named so, or a system without the event loop); use 1 or 0", n)})
 	} else if n > 1 && !shm.Shared {
 		errs = append(errs, &config.Error{File: cfg.Path, Key: "load_balancer.processes",
 			Msg: fmt.Sprintf("%d data-plane processes need memory shared between processes, which this system's 64-bit atomics do not allow; use 1 or 0", n)})

@@ -5,11 +5,10 @@ package status
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/pool"
@@ -25,8 +24,11 @@ type Status struct {
 	Pool     pool.Stats      `json:"pool"`
 	Backends []Backend       `json:"backends"`
 	Config   Config          `json:"config"`
-	Process  Process         `json:"process"`
-	Totals   Totals          `json:"totals"`
+	// Listeners are the client listeners (DESIGN section 4.2), the plaintext one of
+	// load_balancer_port first; [] until the first is set (Source.SetListeners).
+	Listeners []Listener `json:"listeners"`
+	Process   Process    `json:"process"`
+	Totals    Totals     `json:"totals"`
 	// Discovery is present when servers.discovery is configured.
 	Discovery *Discovery `json:"discovery,omitempty"`
 }
@@ -56,6 +58,26 @@ type Lookups struct {
 	// target left out, or a DNS server that failed before another answered.
 	Partial uint64 `json:"partial"`
 	Error   uint64 `json:"error"` // failed: the last known backends stayed
+}
+
+// Listener describes one client listener: where it accepts and what serves it.
+// A plaintext listener leaves the TLS fields empty, and they do not show.
+type Listener struct {
+	Addr string `json:"addr"` // host:port it accepts on, with the port chosen when config said 0
+	// Front is the data plane that serves it: "eventloop" or "nethttp".
+	Front string `json:"front"`
+	TLS   bool   `json:"tls,omitempty"`
+	// Protocols are those offered by ALPN, in order of preference ("h2", "http/1.1").
+	Protocols []string `json:"protocols,omitempty"`
+	// Certificates are those the listener may serve, in the order of its config.
+	Certificates []Certificate `json:"certificates,omitempty"`
+}
+
+// Certificate describes a TLS certificate a listener serves.
+type Certificate struct {
+	Names    []string  `json:"names"`     // the DNS names SNI chooses it for
+	Issuer   string    `json:"issuer"`    // who issued it
+	NotAfter time.Time `json:"not_after"` // when it expires
 }
 
 // Process describes the core's own process: the PID that kill -HUP takes.
@@ -147,6 +169,7 @@ type Source struct {
 	config    Config
 	scriptErr string     // the last refused version of the strategy script
 	discovery *Discovery // nil when there is none
+	listeners []Listener // never changed in place: SetListeners replaces it
 	pending   *strategy.Pending
 	applied   atomic.Uint64
 	refused   atomic.Uint64
@@ -179,6 +202,18 @@ func (s *Source) SetLastError(msg string) {
 func (s *Source) SetDiscovery(d *Discovery) {
 	s.mu.Lock()
 	s.discovery = d
+	s.mu.Unlock()
+}
+
+// SetListeners records the client listeners shown under "listeners", replacing
+// those recorded before: call it when a listener starts or is replaced. The order is
+// the status's, the plaintext listener of load_balancer_port first. SetListeners
+// copies ls but keeps its elements' slices (Protocols, Certificates): the caller must
+// not change them afterwards.
+func (s *Source) SetListeners(ls []Listener) {
+	ls = slices.Clone(ls)
+	s.mu.Lock()
+	s.listeners = ls
 	s.mu.Unlock()
 }
 
@@ -221,6 +256,7 @@ func (s *Source) Status() Status {
 			UptimeSeconds: int64(time.Since(started).Seconds())},
 	}
 	s.mu.Lock()
+	st.Listeners = append([]Listener{}, s.listeners...) // [], not null, before the first is set
 	if s.discovery != nil {
 		d := *s.discovery
 		st.Discovery = &d
@@ -275,11 +311,4 @@ func (s *Source) JSON() []byte {
 		return []byte(`{"error":"status: ` + err.Error() + `"}`)
 	}
 	return append(out, '\n')
-}
-
-// ServeFast answers the status JSON on the client port.
-func (s *Source) ServeFast(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.SetBody(s.JSON())
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/config"
@@ -15,8 +14,6 @@ import (
 	"github.com/switchyard-lb/switchyard/sdk"
 	"github.com/switchyard-lb/switchyard/sdk/wire"
 )
-
-var testClients = backend.ClientConfig{Connect: time.Second, ReadIdle: time.Second, Idle: time.Second}
 
 // testSet returns a set of candidate backends, one per weight: http://127.0.0.1:10000
 // has the first, and so on.
@@ -36,7 +33,7 @@ func setWeights(s *backend.Set, weights ...int) {
 	for i, w := range weights {
 		cfg = append(cfg, config.Backend{URL: fmt.Sprintf("http://127.0.0.1:%d", 10000+i), Weight: w})
 	}
-	s.Update(cfg, testClients)
+	s.Update(cfg)
 }
 
 // walkOf returns a schedule of order over cands.

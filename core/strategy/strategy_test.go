@@ -83,7 +83,7 @@ func candidates(t testing.TB, n int) []*backend.Backend {
 	for i := range n {
 		cfg = append(cfg, config.Backend{URL: fmt.Sprintf("http://127.0.0.1:%d", 10000+i), Weight: i + 1})
 	}
-	s.Update(cfg, backend.ClientConfig{Connect: time.Second, ReadIdle: time.Second, Idle: time.Second})
+	s.Update(cfg)
 	return s.Snapshot().Candidates
 }
 

@@ -2,8 +2,10 @@
 // length-prefixed messages over one Unix socket, many to a write. The core and the
 // sdk use it; plugin authors never do.
 //
-// Every message is a little-endian uint32 length (of what follows), a one-byte kind,
-// and the kind's payload. Strings are a uint16 length and the bytes.
+// Every message is a frame (a little-endian uint32 length, then that many bytes: see
+// WriteFrame and ReadFrame) holding a one-byte kind and the kind's payload. Strings
+// are a uint16 length and the bytes. The core frames its control channel to its
+// data-plane processes the same way, with WriteFrame and ReadFrame.
 //
 // Core to plugin:
 //   - Table: the candidate backends of one version (identity, weight, figures).
@@ -85,15 +87,12 @@ type Scheduled struct {
 
 // Begin starts a message of kind in buf, returning where its length goes.
 func Begin(buf []byte, kind byte) ([]byte, int) {
-	at := len(buf)
-	return append(buf, 0, 0, 0, 0, kind), at
+	buf, at := beginFrame(buf)
+	return append(buf, kind), at
 }
 
 // End writes the length of the message begun at at.
-func End(buf []byte, at int) []byte {
-	binary.LittleEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
-	return buf
-}
+func End(buf []byte, at int) []byte { return endFrame(buf, at) }
 
 // AppendString appends a uint16-length-prefixed string (cut at 65535 bytes).
 func AppendString[S string | []byte](buf []byte, s S) []byte {
@@ -137,22 +136,14 @@ func AppendScheduled(buf []byte, s Scheduled) []byte {
 // ReadMessage reads one message into buf (grown as needed), returning its kind and
 // payload (which aliases buf).
 func ReadMessage(r io.Reader, buf []byte) (kind byte, payload, grown []byte, err error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	frame, err := ReadFrame(r, buf, MaxMessage)
+	if err != nil {
 		return 0, nil, buf, err
 	}
-	n := binary.LittleEndian.Uint32(hdr[:])
-	if n < 1 || n > MaxMessage {
+	if len(frame) < 1 { // no room for the kind
 		return 0, nil, buf, ErrCorrupt
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return 0, nil, buf, err
-	}
-	return buf[0], buf[1:], buf, nil
+	return frame[0], frame[1:], frame, nil
 }
 
 // Reader decodes a payload field by field. After a short payload every read

@@ -87,3 +87,50 @@ func TestScheduledCorruptCount(t *testing.T) {
 		t.Errorf("Scheduled with a count of 2^30 = %+v, %v; want ErrCorrupt and nothing allocated", got, d.Err())
 	}
 }
+
+func TestFrameRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	for _, p := range []string{`{"kind":"start"}`, ""} {
+		if err := WriteFrame(&b, []byte(p)); err != nil {
+			t.Fatalf("WriteFrame(%q) = %v", p, err)
+		}
+	}
+	if got, want := b.Bytes()[:4], []byte{16, 0, 0, 0}; !bytes.Equal(got, want) {
+		t.Errorf("header of a 16-byte frame = %v, want %v (little-endian)", got, want)
+	}
+	r := bytes.NewReader(b.Bytes())
+	scratch := make([]byte, 0, 64)
+	for _, want := range []string{`{"kind":"start"}`, ""} {
+		got, err := ReadFrame(r, scratch, 1024)
+		if err != nil || string(got) != want {
+			t.Errorf("ReadFrame = %q, %v, want %q", got, err, want)
+		}
+	}
+	if _, err := ReadFrame(r, nil, 1024); err != io.EOF {
+		t.Errorf("ReadFrame after the last frame = %v, want io.EOF", err)
+	}
+}
+
+func TestFrameBounds(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteFrame(&b, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(b.Bytes()), nil, 99); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ReadFrame(100 bytes, max 99) = %v, want ErrCorrupt", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(b.Bytes()[:50]), nil, 100); err != io.ErrUnexpectedEOF {
+		t.Errorf("ReadFrame(frame cut short) = %v, want io.ErrUnexpectedEOF", err)
+	}
+	// A message is a frame: what WriteFrame writes, ReadMessage reads.
+	b.Reset()
+	if err := WriteFrame(&b, []byte{KindPicked, 'x'}); err != nil {
+		t.Fatal(err)
+	}
+	if kind, payload, _, err := ReadMessage(&b, nil); err != nil || kind != KindPicked || string(payload) != "x" {
+		t.Errorf("ReadMessage(WriteFrame(picked x)) = %d %q %v", kind, payload, err)
+	}
+	if _, _, _, err := ReadMessage(bytes.NewReader([]byte{0, 0, 0, 0}), nil); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("ReadMessage(empty frame) = %v, want ErrCorrupt", err)
+	}
+}

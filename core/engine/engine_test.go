@@ -1,0 +1,100 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package engine
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/exchange"
+	"github.com/switchyard-lb/switchyard/core/exchange/exchangetest"
+	"github.com/switchyard-lb/switchyard/core/h1"
+)
+
+// startEngine serves urls on one loop and returns its address and proxy.
+func startEngine(t *testing.T, s exchange.Settings, urls ...string) (string, *exchange.Proxy) {
+	t.Helper()
+	px := exchangetest.NewProxy(t, s, urls...)
+	e, err := Start(Config{Addr: "127.0.0.1:0", Loops: 1, Proxy: px, Limits: h1.DefaultLimits,
+		Status:   func(answer func([]byte)) { answer([]byte("{}")) },
+		Timeouts: Timeouts{Connect: time.Second, ResponseHeader: 2 * time.Second, Idle: 10 * time.Second, ReadHeader: 2 * time.Second, BodyIdle: 2 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Shutdown(context.Background()) })
+	return e.Addr().String(), px
+}
+
+func TestHTTPSBackendThroughTheLoop(t *testing.T) {
+	srv, conns := exchangetest.TLSBackend(t, "tls")
+	addr, _ := startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), ReuseAlways: true}, srv.URL)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	for i := range 5 {
+		resp, err := client.Post("http://"+addr+"/path?q=1", "text/plain", strings.NewReader("body"))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "tls POST /path?q=1 http body" {
+			t.Fatalf("request %d: %d %q, want 200 %q", i, resp.StatusCode, b, "tls POST /path?q=1 http body")
+		}
+	}
+	// The TLS connection is kept and reused, as a plain one is.
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the backend accepted %d TLS connections for 5 requests in a row, want 1", n)
+	}
+
+	// A backend that closes its idle connections: the next request goes on a new
+	// one, and nothing fails.
+	srv.CloseClientConnections()
+	time.Sleep(50 * time.Millisecond)
+	resp, err := client.Get("http://" + addr + "/again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "tls GET /again") {
+		t.Errorf("after the backend closed its connections: %d %q", resp.StatusCode, b)
+	}
+}
+
+func TestHTTPSBackendCertificateRefusedIsNotSent(t *testing.T) {
+	bad, _ := exchangetest.TLSBackend(t, "untrusted")
+	exchangetest.Untrusted(t, bad) // not httptest's own certificate, which good has
+	good, _ := exchangetest.TLSBackend(t, "trusted")
+	// Only good's certificate is trusted: a POST placed on bad fails its handshake,
+	// which sends nothing, so it goes to good whatever its method.
+	addr, px := startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(good), Retries: 1}, bad.URL, good.URL)
+	for i := range 4 {
+		resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "trusted ") {
+			t.Fatalf("request %d: %d %q, want 200 from the trusted backend", i, resp.StatusCode, b)
+		}
+	}
+	if exchangetest.Backend(px, bad.URL).Failures() == 0 {
+		t.Errorf("the untrusted backend has no failure recorded")
+	}
+
+	// With no other backend, the client gets the proxy's own 502.
+	addr, _ = startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(good)}, bad.URL)
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || !strings.Contains(string(b), "TLS handshake failed") {
+		t.Errorf("untrusted certificate: %d %s, want 502 naming the TLS handshake", resp.StatusCode, b)
+	}
+}

@@ -1,0 +1,131 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/evloop"
+	"github.com/switchyard-lb/switchyard/core/exchange"
+)
+
+// An https backend is reached through a TLS bridge: the loop's end of the upstream
+// connection is one end of a socket pair, and a goroutine carries the other end over
+// TLS to the backend. The loop then speaks HTTP/1.1 to it as to any backend, with
+// the same framing, pooling and checks; crypto/tls does the rest. The connection
+// counts as connecting until the TLS handshake is done, so a backend that cannot be
+// reached, or whose certificate fails, has got no byte of the request, and the
+// request may go to another backend whatever its method.
+
+// bridge is the goroutine side of one TLS upstream connection.
+type bridge struct {
+	// tunnel is set when the connection carries an upgraded exchange: the end of
+	// the loop's side is then passed on as a half-close (close_notify), not as the
+	// end of the connection.
+	tunnel atomic.Bool
+}
+
+// dialTLS opens a connection to the https backend b at ap; it completes when
+// handshaken runs on the loop.
+func (l *loop) dialTLS(b *backend.Backend, ap netip.AddrPort) (*upstream, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, fd := range fds {
+		unix.CloseOnExec(fd)
+	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, err
+	}
+	far, err := net.FileConn(os.NewFile(uintptr(fds[1]), "tls-bridge"))
+	unix.Close(fds[1]) // FileConn holds a copy
+	if err != nil {
+		unix.Close(fds[0])
+		return nil, err
+	}
+	u := &upstream{sock: sock{l: l, fd: fds[0]}, b: b, connecting: true, tls: new(bridge)}
+	u.addr = ap
+	u.timer = l.ev.NewTimer(u.idleExpired)
+	if err := l.ev.Add(fds[0], evloop.Readable|evloop.Writable, u); err != nil {
+		unix.Close(fds[0])
+		far.Close()
+		return nil, err
+	}
+	_, hostport, _ := strings.Cut(b.Key, "://")
+	cfg := l.e.cfg.Proxy.Settings().TLSFor(hostport, l.e.sessions)
+	go u.tls.run(far.(*net.UnixConn), ap, cfg, l.e.cfg.Timeouts.Connect, func(err error) {
+		l.ev.Execute(func() { u.handshaken(err) })
+	})
+	return u, nil
+}
+
+// handshaken learns, on the loop, whether the bridge reached the backend.
+func (u *upstream) handshaken(err error) {
+	if u.fd < 0 || u.tls == nil || !u.connecting {
+		return // given up meanwhile (a timeout, the client gone)
+	}
+	if err != nil {
+		if c := u.c; c != nil {
+			u.l.e.cfg.Log.Debug("backend TLS handshake failed", "backend", u.b.URL, "error", err)
+			c.failed(exchange.ErrTLS)
+			return
+		}
+		u.closeFD()
+		return
+	}
+	u.tlsUp = true
+	u.OnEvents(evloop.Writable)
+}
+
+// run dials ap, shakes hands, reports how that went with done, then carries bytes
+// both ways until the connection ends.
+func (br *bridge) run(local *net.UnixConn, ap netip.AddrPort, cfg *tls.Config, timeout time.Duration, done func(error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
+	d := net.Dialer{KeepAlive: 30 * time.Second}
+	raw, err := d.DialContext(ctx, "tcp", ap.String())
+	var tc *tls.Conn
+	if err == nil {
+		tc = tls.Client(raw, cfg)
+		if err = tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+		}
+	}
+	cancel()
+	if err != nil {
+		local.Close()
+		done(err)
+		return
+	}
+	done(nil)
+	go func() { // the loop to the backend
+		_, err := io.Copy(tc, local)
+		if err == nil && br.tunnel.Load() {
+			_ = tc.CloseWrite()
+			return
+		}
+		// The loop closed its end: the connection is over.
+		tc.Close()
+		local.Close()
+	}()
+	if _, err := io.Copy(local, tc); err == nil || errors.Is(err, io.EOF) {
+		_ = local.CloseWrite() // the backend ended: the loop reads the end
+		return
+	}
+	local.Close()
+	tc.Close()
+}

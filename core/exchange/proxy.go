@@ -1,0 +1,164 @@
+package exchange
+
+import (
+	"crypto/tls"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/pool"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+	"github.com/switchyard-lb/switchyard/sdk"
+)
+
+// Settings are the live-changeable knobs of the request path.
+type Settings struct {
+	StatusPath string // answered with the status JSON, GET or POST
+	Retries    int    // more backends a failed request may try
+	// ReuseAlways lets a client connection's first request take an idle backend
+	// connection another client used last (load_balancer.reuse "always"); by default
+	// ("safe") it goes on a connection of its own.
+	ReuseAlways    bool
+	MaxHeaders     int           // more request header fields get 431
+	ConnectTimeout time.Duration // dialing a backend
+	Idle           time.Duration // longest silence of an upgraded (WebSocket) connection
+	AccessLog      *AccessLog    // one line per request; nil: off
+	// BackendTLS configures connections to https backends (servers.ca,
+	// servers.tls_skip_verify); nil verifies against the system's roots.
+	BackendTLS *tls.Config
+}
+
+// TLSFor is the TLS configuration of a new connection to the https backend at
+// hostport: BackendTLS's, with the backend's host name, HTTP/1.1 by ALPN and the
+// caller's session cache, so that a new connection resumes a session.
+func (s *Settings) TLSFor(hostport string, sessions tls.ClientSessionCache) *tls.Config {
+	var cfg *tls.Config
+	if s.BackendTLS != nil {
+		cfg = s.BackendTLS.Clone()
+	} else {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(hostport)
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	cfg.ClientSessionCache = sessions
+	return cfg
+}
+
+// OutcomeObserver hears the result of every request sent to a backend; it must not
+// block (passive health checks implement it).
+type OutcomeObserver interface {
+	Observe(b *backend.Backend, failed bool, errMsg string)
+}
+
+// Config builds a Proxy.
+type Config struct {
+	Pool     *pool.Pool
+	Backends *backend.Set
+	Picker   strategy.Picker
+	Settings Settings
+	// Outcomes hears each request's result (nil: nobody).
+	Outcomes OutcomeObserver
+	// Own counts the answers made without a backend (nil: the Proxy's own memory).
+	Own *backend.Answers
+	Log hclog.Logger
+}
+
+// Proxy is what every front shares for the requests it serves: admission (the worker
+// pool), the backend set, the live picker and settings, and where each request's
+// outcome goes (the backend's figures, passive health, the strategy, the access log).
+//
+// Proxy is safe for use by multiple goroutines; its picker and settings may be
+// replaced while requests are served.
+type Proxy struct {
+	pool     *pool.Pool
+	backends *backend.Set
+	picker   atomic.Pointer[pickerBox]
+	settings atomic.Pointer[Settings]
+	outcomes OutcomeObserver
+	own      *backend.Answers
+	log      hclog.Logger
+}
+
+// pickerBox lets an interface live in an atomic.Pointer.
+type pickerBox struct{ strategy.Picker }
+
+// New returns a Proxy.
+func New(cfg Config) *Proxy {
+	p := &Proxy{pool: cfg.Pool, backends: cfg.Backends, outcomes: cfg.Outcomes, own: cfg.Own, log: cfg.Log}
+	if p.own == nil {
+		p.own = new(backend.Answers)
+	}
+	if p.outcomes == nil {
+		p.outcomes = nobody{}
+	}
+	if p.log == nil {
+		p.log = hclog.NewNullLogger()
+	}
+	p.SetPicker(cfg.Picker)
+	p.SetSettings(cfg.Settings)
+	return p
+}
+
+// nobody is the OutcomeObserver that hears nothing.
+type nobody struct{}
+
+func (nobody) Observe(*backend.Backend, bool, string) {}
+
+// SetPicker makes pk choose the backends of requests from now on.
+func (p *Proxy) SetPicker(pk strategy.Picker) { p.picker.Store(&pickerBox{pk}) }
+
+// Picker returns the current picker.
+func (p *Proxy) Picker() strategy.Picker { return p.picker.Load().Picker }
+
+// SetSettings applies s to requests from now on.
+func (p *Proxy) SetSettings(s Settings) { p.settings.Store(&s) }
+
+// Settings returns the settings requests are served with now.
+func (p *Proxy) Settings() *Settings { return p.settings.Load() }
+
+// Pool is the worker pool that admits requests.
+func (p *Proxy) Pool() *pool.Pool { return p.pool }
+
+// Backends is the backend set requests are placed on.
+func (p *Proxy) Backends() *backend.Set { return p.backends }
+
+// OwnAnswers counts the answers made without a backend: shed, no backend, refused
+// requests.
+func (p *Proxy) OwnAnswers() *backend.Answers { return p.own }
+
+// Log is the data plane's log.
+func (p *Proxy) Log() hclog.Logger { return p.log }
+
+// Outcomes returns the observer that hears every request's result.
+func (p *Proxy) Outcomes() OutcomeObserver { return p.outcomes }
+
+// Record ends one round trip to b that the picker pk placed: the backend's figures,
+// passive health and the strategy hear how it went. status 0 means that no answer
+// came; errMsg is "" unless the round trip failed short of an answer. A 5xx answer
+// counts as a failure.
+func (p *Proxy) Record(pk strategy.Picker, b *backend.Backend, status int, errMsg string, latency time.Duration) {
+	failed := errMsg != "" || status >= 500
+	b.Finish(latency, failed)
+	if failed && errMsg == "" {
+		errMsg = "status " + strconv.Itoa(status)
+	}
+	p.outcomes.Observe(b, failed, errMsg)
+	pk.Observe(b, sdk.Outcome{URL: b.URL, Status: status, Latency: latency, Err: errMsg})
+}
+
+// Finish records a request's answer once it is sent: its status and duration and
+// body bytes on answers (the backend's that served it, or OwnAnswers when none did),
+// and its access-log line when the log is on.
+func (p *Proxy) Finish(answers *backend.Answers, e *Entry) {
+	answers.Add(e.Status, e.Duration)
+	answers.AddBytes(e.In, e.Out)
+	if l := p.settings.Load().AccessLog; l != nil {
+		l.Record(e)
+	}
+}

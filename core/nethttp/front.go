@@ -1,0 +1,150 @@
+// Package nethttp is the front on Go's net/http server: a goroutine per client
+// connection, for where the event loop does not serve (systems without it, and next
+// TLS listeners and HTTP/2). Requests are read through package h1 first (see gate),
+// so it refuses what the event loop refuses; the rules of each request are package
+// exchange's, and backends are reached through net/http's transport, http and https
+// alike.
+package nethttp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/switchyard-lb/switchyard/core/exchange"
+	"github.com/switchyard-lb/switchyard/core/h1"
+)
+
+// Timeouts bound each stage of a request (see config.Timeouts).
+type Timeouts struct {
+	Connect, ResponseHeader, Idle, ReadHeader, BodyIdle time.Duration
+}
+
+// Config builds a Front.
+type Config struct {
+	// Listener is where clients connect; the Front closes it at Shutdown.
+	Listener net.Listener
+	// Proxy gives the worker pool, the backend set, the live settings and picker,
+	// and takes each request's outcome.
+	Proxy *exchange.Proxy
+	// Status returns the status JSON answered on the status path.
+	Status   func() []byte
+	Limits   h1.Limits
+	Timeouts Timeouts
+	Log      hclog.Logger
+}
+
+// Front serves clients on a net/http server until Shutdown.
+type Front struct {
+	cfg    Config
+	server *http.Server
+	pooled *http.Transport // keep-alive connections to backends
+	fresh  *http.Transport // a connection per request (load_balancer.reuse "safe")
+	// sessions are the TLS sessions with https backends, resumed by new connections.
+	sessions tls.ClientSessionCache
+	done     chan struct{}
+}
+
+// connKey finds a request's connection in its context.
+type connKey struct{}
+
+// conn is one client connection's state, shared by its requests.
+type conn struct {
+	g        *gate
+	ip       []byte // the client's address, as X-Forwarded-For and the log write it
+	requests int    // requests read from it so far
+}
+
+// Serve serves cfg.Listener's clients until Shutdown.
+func Serve(cfg Config) *Front {
+	if cfg.Log == nil {
+		cfg.Log = hclog.NewNullLogger()
+	}
+	f := &Front{cfg: cfg, done: make(chan struct{}), sessions: tls.NewLRUClientSessionCache(1024)}
+	f.pooled, f.fresh = f.transport(true), f.transport(false)
+	f.server = &http.Server{
+		Handler:           f,
+		ReadHeaderTimeout: cfg.Timeouts.ReadHeader,
+		IdleTimeout:       cfg.Timeouts.Idle,
+		// h1 bounds the head first (see gate); this is the server's own bound, set
+		// above it so that it never answers first.
+		MaxHeaderBytes: 2*cfg.Limits.MaxHeaderBytes + 4096,
+		ErrorLog:       log.New(hclogWriter{cfg.Log.Named("http")}, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			st := &conn{}
+			if g, ok := c.(*gate); ok {
+				st.g = g
+			}
+			if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+				st.ip = ap.Addr().Unmap().AppendTo(nil)
+			}
+			return context.WithValue(ctx, connKey{}, st)
+		},
+	}
+	f.server.SetKeepAlivesEnabled(true)
+	go func() {
+		defer close(f.done)
+		if err := f.server.Serve(gateListener{cfg.Listener, f}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Log.Error("client listener stopped", "addr", cfg.Listener.Addr().String(), "error", err)
+		}
+	}()
+	return f
+}
+
+// Addr is the address clients connect to.
+func (f *Front) Addr() net.Addr { return f.cfg.Listener.Addr() }
+
+// Shutdown stops accepting, closes idle connections, and lets requests in flight
+// finish until ctx ends, when it closes what is left.
+func (f *Front) Shutdown(ctx context.Context) error {
+	err := f.server.Shutdown(ctx)
+	if err != nil {
+		_ = f.server.Close()
+	}
+	<-f.done
+	f.pooled.CloseIdleConnections()
+	return err
+}
+
+// gateListener hands the server each connection through a gate.
+type gateListener struct {
+	net.Listener
+	f *Front
+}
+
+func (l gateListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &gate{Conn: c, f: l.f}, nil
+}
+
+// refused counts, and logs, a request the gate answered itself.
+func (f *Front) refused(g *gate, status int) {
+	var ip []byte
+	if ap, err := netip.ParseAddrPort(g.RemoteAddr().String()); err == nil {
+		ip = ap.Addr().Unmap().AppendTo(nil)
+	}
+	f.cfg.Proxy.Finish(f.cfg.Proxy.OwnAnswers(), &exchange.Entry{Start: time.Now(), Client: ip, Status: status})
+}
+
+// hclogWriter sends the server's own messages (a failed TLS handshake, a panic) to
+// the structured log, one line each.
+type hclogWriter struct{ log hclog.Logger }
+
+func (w hclogWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	if len(msg) > 0 && msg[len(msg)-1] == '\n' {
+		msg = msg[:len(msg)-1]
+	}
+	w.log.Debug(msg)
+	return len(p), nil
+}

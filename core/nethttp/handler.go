@@ -1,0 +1,503 @@
+package nethttp
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/exchange"
+	"github.com/switchyard-lb/switchyard/core/strategy"
+)
+
+// request is one request's scratch, pooled: what the strategy sees and the backends
+// tried would otherwise escape to the heap on every request. What the transport may
+// still read after the round trip returns (the request body, sent by another
+// goroutine) is not in it.
+type request struct {
+	view  strategy.Request
+	hdr   headerView
+	tried [4]*backend.Backend
+	out   http.Request
+	url   url.URL
+	copy  []byte
+	body  *clientBody // this request's, not pooled; nil when it has none
+}
+
+var requests = sync.Pool{New: func() any { return &request{copy: make([]byte, 32<<10)} }}
+
+// ServeHTTP proxies one request. It reads top to bottom: status page, refusals,
+// admission, pick, forward (with retries), answer. Every path answers the client.
+func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := f.cfg.Proxy
+	s := p.Settings()
+	c, _ := r.Context().Value(connKey{}).(*conn)
+	if c == nil {
+		c = &conn{}
+	}
+	c.requests++
+	x := &exchangeState{f: f, w: w, r: r, c: c, start: time.Now()}
+
+	// 1. The status page belongs to the proxy.
+	if (r.Method == http.MethodGet || r.Method == http.MethodPost) && r.URL.Path == s.StatusPath {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(f.cfg.Status())
+		return
+	}
+
+	// 2. Refuse what no backend should see (h1 refused the rest at the gate).
+	if r.URL.User != nil || strings.IndexByte(r.Host, '@') >= 0 {
+		x.own(exchange.UserInfo, true)
+		return
+	}
+
+	// 3. Admission: a worker, or 503 at once when the queue is full.
+	if err := p.Pool().Acquire(); err != nil {
+		x.own(exchange.Shed(err), false)
+		return
+	}
+	x.worker = true
+	defer x.release()
+
+	st := requests.Get().(*request)
+	defer func() {
+		st.tried, st.view, st.body, st.out, st.url = [4]*backend.Backend{}, strategy.Request{}, nil, http.Request{}, url.URL{}
+		requests.Put(st)
+	}()
+	x.st = st
+	st.hdr = headerView(r.Header)
+	st.view = strategy.Request{Method: []byte(r.Method), Host: []byte(r.Host), Path: []byte(r.URL.Path), RemoteAddr: c.ip, Header: &st.hdr}
+	var body io.ReadCloser = http.NoBody
+	if r.ContentLength != 0 {
+		st.body = &clientBody{r: r.Body, rc: http.NewResponseController(w), idle: f.cfg.Timeouts.BodyIdle}
+		body = st.body
+	}
+	upgrade := isUpgrade(r)
+	bodiless := r.ContentLength == 0
+
+	// 4. Pick and forward, retrying on another backend when the request can be sent
+	// again safely (exchange.MayRetry).
+	picker := p.Picker()
+	exclude := st.tried[:0]
+	for attempt := 1; ; attempt++ {
+		b, err := picker.Pick(&st.view, p.Backends().Snapshot().Candidates, exclude)
+		if err != nil {
+			x.attempts = attempt - 1
+			x.own(exchange.NoBackend(err), false)
+			return
+		}
+		x.b, x.picker, x.attempts = b, picker, attempt
+		out := f.outRequest(st, w, r, b, c, body, upgrade)
+		if upgrade {
+			f.tunnel(x, out)
+			return
+		}
+		b.Start()
+		sent := time.Now()
+		tr := f.pooled
+		if !s.ReuseAlways && c.requests == 1 {
+			// A client connection's first request takes no idle connection that
+			// another client used last (load_balancer.reuse "safe").
+			tr = f.fresh
+		}
+		resp, err := tr.RoundTrip(out)
+		if err == nil && (st.body == nil || st.body.failed() == nil) {
+			x.answer(resp, sent)
+			return
+		}
+		if err == nil { // an answer to a body the client broke off: the client's fault
+			resp.Body.Close()
+		}
+		if st.body != nil && st.body.failed() != nil {
+			// A request body that the client broke off is the client's fault: the
+			// backend's standing does not move.
+			b.Abandon()
+			x.clientFault(st.body.failed())
+			return
+		}
+		if r.Context().Err() != nil {
+			// The client left before the answer: not the backend's failure, and
+			// nobody to answer.
+			b.Abandon()
+			return
+		}
+		fl := failure(err)
+		p.Log().Debug("backend failed", "backend", b.URL, "error", err)
+		p.Record(picker, b, 0, fl.Msg, time.Since(sent))
+		if !exchange.MayRetry(attempt, s.Retries, fl.NotSent, st.view.Method, bodiless) {
+			x.backendFailed(fl.Answer())
+			return
+		}
+		exclude = append(exclude, b)
+	}
+}
+
+// outRequest is the request as backend b will see it: the client's with the header
+// rules of the exchange applied (hop-by-hop and forwarded fields, Host).
+func (f *Front) outRequest(st *request, w http.ResponseWriter, r *http.Request, b *backend.Backend, c *conn, body io.ReadCloser, upgrade bool) *http.Request {
+	scheme, host, _ := strings.Cut(b.Key, "://")
+	st.url = url.URL{Scheme: scheme, Host: host}
+	target := r.RequestURI
+	clientHost := r.Host
+	if origin, authority, ok := exchange.OriginForm([]byte(target)); ok {
+		target, clientHost = string(origin), string(authority)
+	}
+	if clientHost == "" { // HTTP/1.0 without Host: the backend's address stands in
+		clientHost = host
+	}
+	st.url.Opaque, st.url.RawQuery, _ = strings.Cut(target, "?")
+	if st.url.RawQuery != "" || strings.HasSuffix(target, "?") {
+		st.url.ForceQuery = true
+	}
+	h := make(http.Header, len(r.Header)+4)
+	connection := r.Header["Connection"]
+	for name, values := range r.Header {
+		if dropRequestField(name, connection, upgrade) {
+			continue
+		}
+		h[name] = values
+	}
+	if upgrade {
+		h["Connection"] = []string{"Upgrade"}
+	}
+	if ua := r.Header["User-Agent"]; len(ua) > 0 {
+		h["User-Agent"] = ua
+	} else {
+		h["User-Agent"] = []string{""} // none: the transport adds none either
+	}
+	proto := "http"
+	if r.TLS != nil {
+		proto = "https"
+	}
+	h["X-Forwarded-For"] = []string{string(c.ip)}
+	h["X-Forwarded-Proto"] = []string{proto}
+	if clientHost != "" {
+		h["X-Forwarded-Host"] = []string{clientHost}
+	}
+	st.out = http.Request{
+		Method: r.Method, URL: &st.url, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: body, ContentLength: r.ContentLength, Host: clientHost,
+	}
+	if r.ContentLength < 0 {
+		// Chunked: the client's trailers, read with the body's end, go on after it
+		// (see clientBody.Read).
+		st.out.TransferEncoding = []string{"chunked"}
+		st.out.Trailer = http.Header{}
+		st.body.trailer, st.body.from = st.out.Trailer, r
+	}
+	if body == http.NoBody {
+		st.out.ContentLength = 0
+	}
+	return st.out.WithContext(httptrace.WithClientTrace(r.Context(), interim(w)))
+}
+
+// dropRequestField reports whether the request field name stays on this hop: the
+// exchange's rules (exchange.HopByHop, Forwarded, ContentLength), and what the
+// client's Connection names unless it is protected. Host goes in http.Request.Host.
+func dropRequestField(name string, connection []string, upgrade bool) bool {
+	if upgrade && name == "Upgrade" {
+		return false // the upgrade goes on; it says so itself
+	}
+	n := []byte(name)
+	if name == "Host" || name == "User-Agent" || exchange.ContentLength(n) || exchange.Forwarded(n) || exchange.HopByHop(n, true) {
+		return true
+	}
+	return len(connection) > 0 && listed(connection, name) && !exchange.Protected(n)
+}
+
+// dropResponseField is dropRequestField for an answer's fields.
+func dropResponseField(name string, connection []string) bool {
+	n := []byte(name)
+	if exchange.HopByHop(n, false) {
+		return true
+	}
+	return len(connection) > 0 && listed(connection, name) && !exchange.Protected(n)
+}
+
+// listed reports whether the Connection values list name.
+func listed(connection []string, name string) bool {
+	for _, v := range connection {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isUpgrade reports whether r asks to switch protocols (WebSocket).
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && listed(r.Header["Connection"], "upgrade")
+}
+
+// exchangeState is one request on its way: what the answer and the outcome need.
+type exchangeState struct {
+	f        *Front
+	w        http.ResponseWriter
+	r        *http.Request
+	c        *conn
+	st       *request
+	b        *backend.Backend
+	picker   strategy.Picker
+	start    time.Time
+	attempts int
+	status   int
+	out      int64
+	worker   bool // a worker of the pool is held
+}
+
+// release gives the request's worker back, once.
+func (x *exchangeState) release() {
+	if x.worker {
+		x.worker = false
+		x.f.cfg.Proxy.Pool().Release()
+	}
+}
+
+// own answers with the proxy's own error, no backend involved.
+func (x *exchangeState) own(a exchange.Answer, closing bool) {
+	x.write(a, closing)
+	x.finish(x.f.cfg.Proxy.OwnAnswers(), "")
+}
+
+// backendFailed answers a request whose last backend failed.
+func (x *exchangeState) backendFailed(a exchange.Answer) {
+	x.write(a, false)
+	x.finish(x.b.Answers, x.b.URL)
+}
+
+// clientFault answers a request whose body the client broke: 408 when it stalled,
+// 400 otherwise; the connection closes, its framing being lost.
+func (x *exchangeState) clientFault(err error) {
+	a := exchange.BodyCut
+	switch {
+	case isTimeout(err):
+		a = exchange.BodyTimeout
+	case errors.Is(err, errBadChunk):
+		a = exchange.BodyChunked
+	}
+	x.write(a, true)
+	x.finish(x.f.cfg.Proxy.OwnAnswers(), "")
+}
+
+func (x *exchangeState) write(a exchange.Answer, closing bool) {
+	h := x.w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	noDefaults(h)
+	if a.RetryAfter {
+		h["Retry-After"] = []string{"1"}
+	}
+	if closing {
+		h["Connection"] = []string{"close"}
+	}
+	body := a.Body()
+	x.status, x.out = a.Status, int64(len(body))
+	x.w.WriteHeader(a.Status)
+	_, _ = x.w.Write(body)
+}
+
+// finish records the answer (exchange.Proxy.Finish).
+func (x *exchangeState) finish(answers *backend.Answers, url string) {
+	var in int64
+	if x.st != nil && x.st.body != nil {
+		in = x.st.body.read()
+	}
+	x.f.cfg.Proxy.Finish(answers, &exchange.Entry{Start: x.start, Client: x.c.ip, Method: []byte(x.r.Method),
+		Path: []byte(x.r.RequestURI), Status: x.status, Backend: url, In: in, Out: x.out,
+		Duration: time.Since(x.start), Attempts: x.attempts})
+}
+
+// answer sends the backend's answer on: its head at once, its body as it comes.
+func (x *exchangeState) answer(resp *http.Response, sent time.Time) {
+	defer resp.Body.Close()
+	x.status = resp.StatusCode
+	h := x.w.Header()
+	connection := resp.Header["Connection"]
+	for name, values := range resp.Header {
+		if !dropResponseField(name, connection) {
+			h[name] = values
+		}
+	}
+	noDefaults(h)
+	bodiless := resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
+	switch {
+	case bodiless:
+		delete(h, "Content-Length")
+	case resp.ContentLength >= 0:
+		h["Content-Length"] = []string{itoa(resp.ContentLength)}
+	case x.r.Method != http.MethodHead:
+		delete(h, "Content-Length") // chunked, or until the backend closes
+		if len(resp.TransferEncoding) == 0 {
+			// Until the backend closes: the client's connection ends with it, as
+			// the event loop ends it.
+			h["Connection"] = []string{"close"}
+		}
+	}
+	for name := range resp.Trailer {
+		h.Add("Trailer", name)
+	}
+	if x.r.Header.Get("Connection") == "close" || x.r.Close {
+		h["Connection"] = []string{"close"}
+	}
+	x.w.WriteHeader(resp.StatusCode)
+	err, clientGone := x.copyBody(resp)
+	for name, values := range resp.Trailer {
+		if !framingTrailer(name) {
+			h[http.TrailerPrefix+name] = values
+		}
+	}
+	p := x.f.cfg.Proxy
+	switch {
+	case clientGone:
+		p.Record(x.picker, x.b, resp.StatusCode, "", time.Since(sent))
+	case err != nil:
+		fl := failure(err)
+		p.Record(x.picker, x.b, resp.StatusCode, fl.Msg, time.Since(sent))
+		x.finish(x.b.Answers, x.b.URL)
+		// The client has part of the answer: only closing can tell it.
+		panic(http.ErrAbortHandler)
+	default:
+		p.Record(x.picker, x.b, resp.StatusCode, "", time.Since(sent))
+	}
+	x.finish(x.b.Answers, x.b.URL)
+}
+
+// copyBody streams the answer's body: each piece reaches the client as the backend
+// sends it. A body that arrives whole in one read leaves with the head.
+func (x *exchangeState) copyBody(resp *http.Response) (err error, clientGone bool) {
+	buf := x.st.copy
+	rc := http.NewResponseController(x.w)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := x.w.Write(buf[:n]); werr != nil {
+				return nil, true
+			}
+			x.out += int64(n)
+		}
+		if rerr == io.EOF {
+			return nil, false
+		}
+		if rerr != nil {
+			if x.r.Context().Err() != nil {
+				return nil, true // the client left: the read was called off
+			}
+			return rerr, false
+		}
+		if resp.ContentLength >= 0 && x.out >= resp.ContentLength {
+			continue // the end comes with the next read, which does not block
+		}
+		if err := rc.Flush(); err != nil {
+			return nil, true
+		}
+	}
+}
+
+// noDefaults keeps the server from adding fields the answer did not have: Date, and
+// a Content-Type guessed from the body.
+func noDefaults(h http.Header) {
+	if _, ok := h["Date"]; !ok {
+		h["Date"] = nil
+	}
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = nil
+	}
+}
+
+// framingTrailer reports whether a trailer field would frame or route the message
+// (Content-Length, Transfer-Encoding, Host): it is dropped, as h1 drops it.
+func framingTrailer(name string) bool {
+	return strings.EqualFold(name, "Content-Length") || strings.EqualFold(name, "Transfer-Encoding") || strings.EqualFold(name, "Host")
+}
+
+func itoa(n int64) string { return string(appendInt(nil, n)) }
+
+// clientBody is the client's request body as the backend reads it: it notes the
+// client's failure, so that it is not charged to the backend, and each read has
+// body_idle to make progress.
+type clientBody struct {
+	r io.ReadCloser
+	// trailer receives from's trailers when the body ends.
+	trailer http.Header
+	from    *http.Request
+	rc      *http.ResponseController
+	idle    time.Duration
+	at      time.Time
+	mu      sync.Mutex // the transport reads on its own goroutine; n and err are read on the handler's
+	n       int64
+	err     error
+}
+
+// failed is the client's error reading the body, or nil.
+func (b *clientBody) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// read is the number of body bytes read so far.
+func (b *clientBody) read() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		_ = backend.Refresh(&b.at, b.idle, b.rc.SetReadDeadline)
+	}
+	n, err := b.r.Read(p)
+	if err == io.EOF && b.trailer != nil {
+		for name, values := range b.from.Trailer {
+			b.trailer[name] = values
+		}
+	}
+	b.mu.Lock()
+	b.n += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+func (b *clientBody) Close() error { return nil } // the server closes the client's body
+
+// headerView lets a strategy read the request's fields by name.
+type headerView http.Header
+
+// Peek returns the value of the first field called name, nil when there is none.
+func (h *headerView) Peek(name string) []byte {
+	v := (*h)[textproto.CanonicalMIMEHeaderKey(name)]
+	if len(v) == 0 {
+		return nil
+	}
+	return []byte(v[0])
+}
+
+// interim passes informational answers (103 Early Hints) on; 100 Continue is the
+// server's own to send.
+func interim(w http.ResponseWriter) *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
+		if code == http.StatusContinue {
+			return nil
+		}
+		h := w.Header()
+		for name, values := range header {
+			h[name] = values
+		}
+		w.WriteHeader(code)
+		for name := range header {
+			delete(h, name)
+		}
+		return nil
+	}}
+}

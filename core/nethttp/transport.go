@@ -1,0 +1,92 @@
+package nethttp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/exchange"
+)
+
+// maxIdlePerBackend bounds the idle connections kept to one backend, as the event
+// loop bounds its own per loop.
+const maxIdlePerBackend = 256
+
+// transport returns the net/http transport to backends: with keep-alive (pooled),
+// or a connection per request that closes after its answer.
+func (f *Front) transport(pooled bool) *http.Transport {
+	t := f.cfg.Timeouts
+	d := &net.Dialer{Timeout: t.Connect, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// A backend that stalls in the middle of an answer, or of taking a
+			// body, fails after body_idle (nginx's proxy_read_timeout).
+			return newAnswerGate(&backend.IdleConn{Conn: c, ReadIdle: t.BodyIdle, WriteIdle: t.BodyIdle}, f.cfg.Limits, f.staleCounter("http://"+addr)), nil
+		},
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := f.dialTLS(ctx, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newAnswerGate(&backend.IdleConn{Conn: c, ReadIdle: t.BodyIdle, WriteIdle: t.BodyIdle}, f.cfg.Limits, f.staleCounter("https://"+addr)), nil
+		},
+		DisableKeepAlives:      !pooled,
+		DisableCompression:     true, // the body passes as the backend sent it
+		MaxIdleConns:           0,
+		MaxIdleConnsPerHost:    maxIdlePerBackend,
+		IdleConnTimeout:        t.Idle,
+		ResponseHeaderTimeout:  t.ResponseHeader,
+		MaxResponseHeaderBytes: int64(max(f.cfg.Limits.MaxHeaderBytes, 4096)) * 4,
+		// Admission is the worker pool's job, not the transport's.
+		MaxConnsPerHost: 0,
+		WriteBufferSize: 16 << 10,
+		ReadBufferSize:  16 << 10,
+	}
+}
+
+// staleCounter counts the unsound pooled connections of the backend whose key is
+// key (scheme://host:port), when it is in the set.
+func (f *Front) staleCounter(key string) func() {
+	for _, b := range f.cfg.Proxy.Backends().Snapshot().All {
+		if b.Key == key {
+			return b.CountStale
+		}
+	}
+	return nil
+}
+
+// failure says in the proxy's own words how a round trip failed: an error may quote
+// what the backend sent, and no byte of that reaches the client (DESIGN section 11).
+func failure(err error) *exchange.Failure {
+	var op *net.OpError
+	timeout := isTimeout(err) || errors.Is(err, context.DeadlineExceeded)
+	switch {
+	case errors.Is(err, errMalformedAnswer), strings.Contains(err.Error(), "malformed HTTP"):
+		return exchange.ErrMalformed
+	case errors.Is(err, errTLS):
+		return exchange.ErrTLS
+	case errors.As(err, &op) && op.Op == "dial", errors.Is(err, syscall.ECONNREFUSED):
+		if timeout {
+			return exchange.ErrConnectTO
+		}
+		return exchange.ErrConnect
+	case timeout:
+		return exchange.ErrTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		strings.Contains(err.Error(), "server closed idle connection"):
+		return exchange.ErrClosedEOF
+	case errors.As(err, &op), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return exchange.ErrConnReset
+	}
+	return exchange.ErrMalformed
+}

@@ -1,5 +1,0 @@
-//go:build !race && unix
-
-package main
-
-var raceFlag []string

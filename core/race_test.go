@@ -1,6 +1,0 @@
-//go:build race && unix
-
-package main
-
-// raceFlag builds the programs under test with the race detector when the tests run with it.
-var raceFlag = []string{"-race"}
