@@ -2,7 +2,10 @@
 // with a small JSON body naming itself, so that the proxies in front of it are what
 // a benchmark measures.
 //
-//	go run ./bench/fastbackend PORT [PORT...]
+//	go run ./bench/fastbackend [-tls] PORT [PORT...]
+//
+// With -tls it speaks HTTPS, with a self-signed certificate for 127.0.0.1 made at
+// start (a proxy in front of it must skip verification).
 //
 // It is a raw HTTP/1.1 responder on package net rather than a net/http server: it
 // reads each request's head and body and answers with bytes prepared in advance, so
@@ -25,9 +28,16 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http/httputil"
 	"os"
@@ -48,17 +58,34 @@ var badRequest = []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnec
 var date atomic.Pointer[[]byte]
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: fastbackend PORT [PORT...]")
+	ports := os.Args[1:]
+	useTLS := len(ports) > 0 && ports[0] == "-tls"
+	if useTLS {
+		ports = ports[1:]
+	}
+	if len(ports) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: fastbackend [-tls] PORT [PORT...]")
 		os.Exit(2)
+	}
+	var cfg *tls.Config
+	if useTLS {
+		cert, err := selfSigned()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fastbackend:", err)
+			os.Exit(1)
+		}
+		cfg = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}
 	}
 	setDate(time.Now())
 	go tickDate()
-	for _, port := range os.Args[1:] {
+	for _, port := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+port)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "fastbackend:", err)
 			os.Exit(1)
+		}
+		if cfg != nil {
+			ln = tls.NewListener(ln, cfg)
 		}
 		go serve(ln, newAnswer(fmt.Sprintf(`{"server":%q}`, ln.Addr().String())))
 		fmt.Println("listening on", ln.Addr())
@@ -238,4 +265,19 @@ func discardBody(br *bufio.Reader, length int64, chunked bool) error {
 			return nil
 		}
 	}
+}
+
+// selfSigned is a certificate for 127.0.0.1, made now, that nothing trusts.
+func selfSigned() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fastbackend"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

@@ -4,9 +4,11 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"sync"
@@ -24,6 +26,9 @@ type Config struct {
 	Timeout   time.Duration // of one probe
 	Healthy   int           // successes in a row that bring a backend back
 	Unhealthy int           // failures in a row that take it out
+	// TLS verifies https backends as requests do (servers.ca,
+	// servers.tls_skip_verify); nil: the system's roots.
+	TLS *tls.Config
 }
 
 // StatusSetter receives the verdicts of active checks. backend.Set's owner implements
@@ -49,14 +54,30 @@ type Checker struct {
 
 // NewChecker returns a checker that reports to setter. Run starts it.
 func NewChecker(cfg Config, setter StatusSetter, log hclog.Logger) *Checker {
-	return &Checker{
-		cfg: cfg, setter: setter, log: log, probers: map[*backend.Backend]context.CancelFunc{},
-		client: &http.Client{
-			Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute, DisableCompression: true},
-			// A redirect is an answer, not something to follow.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+	c := &Checker{cfg: cfg, setter: setter, log: log, probers: map[*backend.Backend]context.CancelFunc{}}
+	c.client = &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute, DisableCompression: true,
+			DialTLSContext: c.dialTLS},
+		// A redirect is an answer, not something to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	return c
+}
+
+// dialTLS connects to an https backend with the TLS settings in force.
+func (c *Checker) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	c.mu.Lock()
+	base := c.cfg.TLS
+	c.mu.Unlock()
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		cfg = base.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	d := tls.Dialer{Config: cfg}
+	return d.DialContext(ctx, network, addr)
 }
 
 // Start checks backends until ctx is done; Watch changes which.

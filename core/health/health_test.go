@@ -195,3 +195,34 @@ func TestCheckerFollowsThresholds(t *testing.T) {
 		t.Errorf("health = %+v, want up with the reason of the change and no error left", h)
 	}
 }
+
+func TestCheckerVerifiesHTTPSBackendsAsConfigured(t *testing.T) {
+	s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") }))
+	t.Cleanup(s.Close)
+	set := backend.NewSet()
+	set.Update([]config.Backend{{URL: s.URL, Weight: 1}})
+	rec := &recorder{events: make(chan string, 10)}
+	// The system's roots do not know httptest's certificate: the backend goes down.
+	cfg := Config{Path: "/health", Interval: 5 * time.Millisecond, Timeout: time.Second, Healthy: 1, Unhealthy: 1}
+	c := NewChecker(cfg, rec, hclog.NewNullLogger())
+	c.Start(t.Context(), set.Snapshot().All)
+	next := func(want string) {
+		t.Helper()
+		select {
+		case got := <-rec.events:
+			if got != want {
+				t.Fatalf("event %q, want %q", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %q event", want)
+		}
+	}
+	next(s.URL + " up=false")
+	if h := set.Snapshot().All[0].Health(); !strings.Contains(h.LastError, "certificate") {
+		t.Errorf("last error %q, want the certificate named", h.LastError)
+	}
+	// servers.ca trusts it from the next probe on.
+	cfg.TLS = s.Client().Transport.(*http.Transport).TLSClientConfig
+	c.SetConfig(cfg)
+	next(s.URL + " up=true")
+}

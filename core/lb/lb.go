@@ -298,9 +298,10 @@ func (l *LB) startStrategy(ctx context.Context, cfg *config.Config) (strategy.Pi
 
 func checkConfig(cfg *config.Config) health.Config {
 	hc := cfg.HealthCheck
+	backendTLS, _ := config.BackendTLS(cfg) // it was read when cfg was validated
 	return health.Config{
 		Path: hc.Path, Interval: hc.Interval.D(), Timeout: hc.Timeout.D(),
-		Healthy: hc.HealthyThreshold, Unhealthy: hc.UnhealthyThreshold,
+		Healthy: hc.HealthyThreshold, Unhealthy: hc.UnhealthyThreshold, TLS: backendTLS,
 	}
 }
 
