@@ -6,7 +6,10 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,5 +99,51 @@ func TestHTTPSBackendCertificateRefusedIsNotSent(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 502 || !strings.Contains(string(b), "TLS handshake failed") {
 		t.Errorf("untrusted certificate: %d %s, want 502 naming the TLS handshake", resp.StatusCode, b)
+	}
+}
+
+// Each TLS connection's bridge end passes through an *os.File: one that closed its
+// descriptor twice (once by hand, once by its finalizer at a garbage collection) would
+// close whatever socket reused the number, another bridge's among them.
+func TestTLSBridgesSurviveGarbageCollection(t *testing.T) {
+	srv, _ := exchangetest.TLSBackend(t, "tls")
+	addr, _ := startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv)}, srv.URL)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				// A new client connection each time: under reuse "safe" each
+				// request dials a new TLS connection, and a bridge of its own.
+				client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+				resp, err := client.Get("http://" + addr + "/")
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "tls GET") {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Errorf("%d of 400 requests over new TLS connections failed", n)
 	}
 }

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +31,9 @@ import (
 // reached, or whose certificate fails, has got no byte of the request, and the
 // request may go to another backend whatever its method.
 
+// bridgeProcs gives the bridges a processor of their own, once (see dialTLS).
+var bridgeProcs sync.Once
+
 // bridge is the goroutine side of one TLS upstream connection.
 type bridge struct {
 	// tunnel is set when the connection carries an upgraded exchange: the end of
@@ -40,6 +45,15 @@ type bridge struct {
 // dialTLS opens a connection to the https backend b at ap; it completes when
 // handshaken runs on the loop.
 func (l *loop) dialTLS(b *backend.Backend, ap netip.AddrPort) (*upstream, error) {
+	bridgeProcs.Do(func() {
+		// The bridges' goroutines run beside the loops: with no processor but the
+		// one a loop holds, they would wait for the runtime's monitor to poll the
+		// network for them, every 10 ms (a data-plane process runs with
+		// GOMAXPROCS=1).
+		if runtime.GOMAXPROCS(0) < 2 {
+			runtime.GOMAXPROCS(2)
+		}
+	})
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 	if err != nil {
 		return nil, err
@@ -52,8 +66,9 @@ func (l *loop) dialTLS(b *backend.Backend, ap netip.AddrPort) (*upstream, error)
 		unix.Close(fds[1])
 		return nil, err
 	}
-	far, err := net.FileConn(os.NewFile(uintptr(fds[1]), "tls-bridge"))
-	unix.Close(fds[1]) // FileConn holds a copy
+	f := os.NewFile(uintptr(fds[1]), "tls-bridge")
+	far, err := net.FileConn(f)
+	f.Close() // FileConn holds a copy; the File closes its own, once
 	if err != nil {
 		unix.Close(fds[0])
 		return nil, err

@@ -33,12 +33,12 @@ type answerGate struct {
 
 	state answerState
 	raw   []byte // an answer head under way
-	out   []byte // judged bytes not yet read by the transport
+	out   []byte // judged bytes, read by the transport from pos on
+	pos   int
 	left  int64
 	chunk h1.Chunked
 	resp  h1.Response
 	err   error
-	buf   [16 << 10]byte
 }
 
 type answerState uint8
@@ -71,17 +71,20 @@ func (g *answerGate) Write(p []byte) (int, error) {
 // Read gives the transport the judged bytes.
 func (g *answerGate) Read(p []byte) (int, error) {
 	for {
-		if len(g.out) > 0 {
-			n := copy(p, g.out)
-			g.out = g.out[n:]
+		if g.pos < len(g.out) {
+			n := copy(p, g.out[g.pos:])
+			g.pos += n
+			if g.pos == len(g.out) {
+				g.out, g.pos = g.out[:0], 0 // drained: the storage serves the next bytes
+			}
 			return n, nil
 		}
 		if g.err != nil {
 			return 0, g.err
 		}
-		n, err := g.Conn.Read(g.buf[:])
+		n, err := g.Conn.Read(p) // the transport's buffer; feed copies what it keeps
 		if n > 0 {
-			g.feed(g.buf[:n])
+			g.feed(p[:n])
 		}
 		if err != nil && g.err == nil {
 			if g.state == answerIdle && g.next.Load() {
@@ -101,7 +104,7 @@ func (g *answerGate) Read(p []byte) (int, error) {
 // connection, which is for connections the backend closed while idle, not for
 // answers that came wrong.
 func (g *answerGate) refuse() {
-	g.out = append(g.out[:0], "HTTP/1.1 ---\r\n\r\n"...)
+	g.out, g.pos = append(g.out[:0], "HTTP/1.1 ---\r\n\r\n"...), 0
 	g.err = errMalformedAnswer
 }
 

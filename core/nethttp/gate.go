@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/exchange"
@@ -27,9 +26,9 @@ type gate struct {
 	f       *Front
 	state   gateState
 	raw     []byte // bytes read, not yet judged (a head under way, or held)
-	out     []byte // judged bytes the server has not read yet
-	spare   []byte // out's storage
-	left    int64  // body bytes to come, in gateBody
+	out     []byte // judged bytes, read by the server from pos on
+	pos     int
+	left    int64 // body bytes to come, in gateBody
 	chunk   h1.Chunked
 	req     h1.Request
 	refuse  *h1.Error // a head refused, answered when the server next reads a head
@@ -47,8 +46,6 @@ const (
 	gateTunnel                   // an upgraded connection: bytes pass as they are
 )
 
-var readBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-
 // errRefused ends the server's read of a connection whose head was refused and
 // answered; the server closes it without a word (a read error, as for a reset).
 var errRefused = &net.OpError{Op: "read", Net: "tcp", Err: errors.New("request refused by the h1 parser")}
@@ -56,9 +53,12 @@ var errRefused = &net.OpError{Op: "read", Net: "tcp", Err: errors.New("request r
 // Read gives the server the judged bytes.
 func (g *gate) Read(p []byte) (int, error) {
 	for {
-		if len(g.out) > 0 {
-			n := copy(p, g.out)
-			g.out = g.out[n:]
+		if g.pos < len(g.out) {
+			n := copy(p, g.out[g.pos:])
+			g.pos += n
+			if g.pos == len(g.out) {
+				g.out, g.pos = g.out[:0], 0 // drained: the storage serves the next bytes
+			}
 			return n, nil
 		}
 		if g.state == gateTunnel && len(g.raw) == 0 {
@@ -89,15 +89,15 @@ func (g *gate) Read(p []byte) (int, error) {
 				return 0, nil
 			}
 		}
-		bp := readBufs.Get().(*[]byte)
-		n, err := g.Conn.Read(*bp)
+		// The server's own buffer takes the read: an idle connection waiting here
+		// holds no buffer of the gate's. feed copies what it keeps.
+		n, err := g.Conn.Read(p)
 		if n > 0 {
-			g.feed((*bp)[:n])
+			g.feed(p[:n])
 		}
-		readBufs.Put(bp)
 		if err != nil {
 			switch {
-			case err == io.EOF && len(p) == 1 && len(g.out) == 0 && g.state != gateTunnel:
+			case err == io.EOF && len(p) == 1 && g.pos == len(g.out) && g.state != gateTunnel:
 				g.err = err
 				return 0, nil // see above: a half-close is not an abort
 			case !isTimeout(err):
@@ -107,7 +107,7 @@ func (g *gate) Read(p []byte) (int, error) {
 				// off its one-byte look while a handler runs): the event loop's answer.
 				g.answer(exchange.HeadTimeout)
 				g.err = errRefused
-			case len(g.out) == 0:
+			case g.pos == len(g.out):
 				// A deadline is the server's to set and move (read_header, idle, a
 				// read it calls off): the connection goes on.
 				return 0, err
@@ -136,7 +136,7 @@ func (g *gate) feed(b []byte) {
 				g.bodyEnded()
 			}
 		case gateChunked:
-			out, n, done, err := g.chunk.Forward(g.spare[len(g.spare):], b)
+			out, n, done, err := g.chunk.Forward(nil, b)
 			g.out = append(g.out, out...)
 			b = b[n:]
 			if err != nil {
