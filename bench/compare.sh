@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Compares the load balancer with HAProxy, nginx and Caddy on this machine: the same
-# three fast backends behind each, least-connections everywhere, the same wrk load,
-# several rounds, medians; the core on both of its engines (eventloop, fasthttp), with its
+# three fast backends behind each, least-connections everywhere, keep-alive to the
+# backends, no access log, the same wrk load, several rounds, medians; the core on both
+# of its fronts (eventloop, and nethttp: Go's net/http server, as Caddy), with its
 # leastconn plugin and with the strategy in-process, and the eventloop engine both in
 # data-plane processes (the default: one per CPU) and in one process. Then 10,000 idle keep-alive
 # connections on the core (each engine), on HAProxy and on the bare proxy. Last, a new
 # connection per request (wrk -H "Connection: close"), where the backend connection reuse
 # policy shows: HAProxy's http-reuse safe and always against the core's
 # load_balancer.reuse "safe" and "always" (the keep-alive rows run both in "safe", each
-# one's default; nginx's upstream keepalive reuses as "always" does).
+# one's default; nginx's upstream keepalive and Caddy's net/http pool reuse as "always"
+# does). Caddy is the other net/http proxy: the core's nethttp rows are quoted against it.
 #
 #   bash bench/compare.sh                 # defaults: 3 rounds of 10s, wrk -t1 -c64
 #   ROUNDS=5 DURATION=20s CONNS=128 bash bench/compare.sh
 #   BASELINE=HEAD~3 bash bench/compare.sh # also the core (in-process) built at that commit
 #   ACCESS_LOG=1 bash bench/compare.sh    # also the core (in-process) writing an access log
+#   CADDY=/usr/bin/caddy bash bench/compare.sh # that Caddy instead of the pinned one
 #
 # It installs what it lacks: wrk, haproxy and nginx from Debian's packages (as root),
-# and Caddy with `go install`. Numbers are only comparable within one run.
+# and Caddy $CADDY_VERSION (default v2.11.9), built once with `go install` from the Go
+# module proxy into bench/.bin/caddy-VERSION. Numbers are only comparable within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,14 +50,13 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-CADDY=$(command -v caddy || true)
-if [ -z "$CADDY" ]; then
-  mkdir -p bench/.bin
-  if [ ! -x bench/.bin/caddy ]; then
-    say "installing caddy (go install github.com/caddyserver/caddy/v2/cmd/caddy@latest)"
-    GOBIN="$PWD/bench/.bin" go install github.com/caddyserver/caddy/v2/cmd/caddy@latest
+CADDY_VERSION=${CADDY_VERSION:-v2.11.9}
+if [ -z "${CADDY:-}" ]; then
+  CADDY="$PWD/bench/.bin/caddy-$CADDY_VERSION/caddy"
+  if [ ! -x "$CADDY" ]; then
+    say "building caddy $CADDY_VERSION (go install, once)"
+    GOBIN="$(dirname "$CADDY")" go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION"
   fi
-  CADDY="$PWD/bench/.bin/caddy"
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -71,6 +74,10 @@ fi
 # --- backends and proxies ------------------------------------------------------------
 B1=19101 B2=19102 B3=19103
 "$WORK/fastbackend" $B1 $B2 $B3 >/dev/null & BACKEND_PID=$!; PIDS+=($BACKEND_PID)
+# The same backends over TLS (a self-signed certificate: the proxies skip verification),
+# for what an https backend costs against an http one.
+T1=19111 T2=19112 T3=19113
+"$WORK/fastbackend" -tls $T1 $T2 $T3 >/dev/null & TLS_BACKEND_PID=$!; PIDS+=($TLS_BACKEND_PID)
 
 cat >"$WORK/haproxy.cfg" <<CFG
 global
@@ -93,6 +100,14 @@ backend be
   server b1 127.0.0.1:$B1
   server b2 127.0.0.1:$B2
   server b3 127.0.0.1:$B3
+frontend fe_tls
+  bind 127.0.0.1:19216
+  default_backend be_tls
+backend be_tls
+  balance leastconn
+  server b1 127.0.0.1:$T1 ssl verify none
+  server b2 127.0.0.1:$T2 ssl verify none
+  server b3 127.0.0.1:$T3 ssl verify none
 backend be_always
   http-reuse always
   balance leastconn
@@ -130,14 +145,23 @@ http {
 CFG
 nginx -c "$WORK/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 & NGINX_PID=$!; PIDS+=($NGINX_PID)
 
+# No admin endpoint, no automatic HTTPS, no config saved under $HOME, no access log
+# (Caddy logs requests only with a log directive); keep-alive to the backends with
+# enough idle connections for every client connection (Caddy keeps 32 per backend).
 cat >"$WORK/Caddyfile" <<CFG
 {
   admin off
   auto_https off
+  persist_config off
 }
-http://127.0.0.1:19203 {
+:19203 {
+  bind 127.0.0.1
   reverse_proxy 127.0.0.1:$B1 127.0.0.1:$B2 127.0.0.1:$B3 {
     lb_policy least_conn
+    transport http {
+      keepalive 2m
+      keepalive_idle_conns_per_host 1024
+    }
   }
 }
 CFG
@@ -152,8 +176,16 @@ core_config() { # port, extra load_balancer keys
 }
 CFG
 }
-core_config 19204 ', "engine": "fasthttp"' >"$WORK/core-plugin.json"
-core_config 19205 ', "engine": "fasthttp"' >"$WORK/core-inproc.json"
+# core_config_https is core_config with the TLS backends.
+core_config_https() {
+  core_config "$@" | sed -e "s|http://127.0.0.1:$B1|https://127.0.0.1:$T1|; s|http://127.0.0.1:$B2|https://127.0.0.1:$T2|" \
+    -e "s|http://127.0.0.1:$B3\"}\]|https://127.0.0.1:$T3\"}], \"tls_skip_verify\": true|"
+}
+core_config 19204 ', "engine": "nethttp"' >"$WORK/core-plugin.json"
+core_config_https 19217 ', "engine": "eventloop"' >"$WORK/core-loop-https.json"
+core_config_https 19218 ', "engine": "nethttp"' >"$WORK/core-nethttp-https.json"
+core_config 19205 ', "engine": "nethttp"' >"$WORK/core-inproc.json"
+core_config 19215 ', "engine": "nethttp", "reuse": "always"' >"$WORK/core-nethttp-always.json"
 core_config 19210 ', "engine": "eventloop"' >"$WORK/core-loop.json"
 core_config 19211 ', "engine": "eventloop"' >"$WORK/core-loop-inproc.json"
 core_config 19212 ', "engine": "eventloop", "processes": 1' >"$WORK/core-loop-one.json"
@@ -164,6 +196,9 @@ core_config 19214 ', "engine": "eventloop", "reuse": "always"' >"$WORK/core-loop
 "$WORK/core" -config "$WORK/core-loop-inproc.json" -log-level warn -in-process-strategy & LOOP_INPROC_PID=$!; PIDS+=($LOOP_INPROC_PID)
 "$WORK/core" -config "$WORK/core-loop-one.json" -log-level warn & LOOP_ONE_PID=$!; PIDS+=($LOOP_ONE_PID)
 "$WORK/core" -config "$WORK/core-loop-always.json" -log-level warn & LOOP_ALWAYS_PID=$!; PIDS+=($LOOP_ALWAYS_PID)
+"$WORK/core" -config "$WORK/core-nethttp-always.json" -log-level warn & NETHTTP_ALWAYS_PID=$!; PIDS+=($NETHTTP_ALWAYS_PID)
+"$WORK/core" -config "$WORK/core-loop-https.json" -log-level warn & LOOP_HTTPS_PID=$!; PIDS+=($LOOP_HTTPS_PID)
+"$WORK/core" -config "$WORK/core-nethttp-https.json" -log-level warn & NETHTTP_HTTPS_PID=$!; PIDS+=($NETHTTP_HTTPS_PID)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
 if [ -n "${ACCESS_LOG:-}" ]; then
   core_config 19209 ", \"access_log\": \"$WORK/access.log\"" >"$WORK/core-access.json"
@@ -181,16 +216,19 @@ wait_port() {
   done
   say "nothing listens on port $1"; exit 1
 }
-for p in $B1 19201 19202 19203 19204 19205 19207 19210 19211 19212 19213 19214; do wait_port "$p"; done
+for p in $B1 $T1 19201 19202 19203 19204 19205 19207 19210 19211 19212 19213 19214 19215 19216 19217 19218; do wait_port "$p"; done
 [ -z "${BASELINE:-}" ] || wait_port 19208
 [ -z "${ACCESS_LOG:-}" ] || wait_port 19209
 sleep 1 # let health checks mark the backends up
 
 # --- load ----------------------------------------------------------------------------
-NAMES=("direct (one backend, the ceiling)" "haproxy (http-reuse safe)" "nginx" "caddy" "core fasthttp, leastconn plugin" "core fasthttp, in-process" "bare fasthttp proxy (baseline)")
+NAMES=("direct (one backend, the ceiling)" "haproxy (http-reuse safe)" "nginx" "caddy $CADDY_VERSION" "core nethttp, leastconn plugin" "core nethttp, in-process" "bare net/http proxy (baseline)")
 TREES=("$BACKEND_PID" "$HAPROXY_PID" "$NGINX_PID" "$CADDY_PID" "$CORE_PID" "$INPROC_PID" "$BARE_PID" "$LOOP_PID" "$LOOP_INPROC_PID" "$LOOP_ONE_PID")
 URLS=("http://127.0.0.1:$B1/" "http://127.0.0.1:19201/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19204/" "http://127.0.0.1:19205/" "http://127.0.0.1:19207/")
 NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process" "core eventloop, plugin, 1 process"); URLS+=("http://127.0.0.1:19210/" "http://127.0.0.1:19211/" "http://127.0.0.1:19212/")
+NAMES+=("haproxy, https backends" "core eventloop, https backends" "core nethttp, https backends")
+URLS+=("http://127.0.0.1:19216/" "http://127.0.0.1:19217/" "http://127.0.0.1:19218/")
+TREES+=("$HAPROXY_PID" "$LOOP_HTTPS_PID" "$NETHTTP_HTTPS_PID")
 if [ -n "${BASELINE:-}" ]; then
   BASE_IDX=${#URLS[@]}
   NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/"); TREES+=("$BASE_PID")
@@ -246,11 +284,21 @@ for i in "${!URLS[@]}"; do
   cpu=$(median "${CPU[$i]}")
   printf '| %-34s | %10.0f | %8s | %8s | %10.2fx | %10s | %10.2fx |\n' "${NAMES[$i]}" "$rps" "$(median "${P50[$i]}")" "$(median "${P99[$i]}")" "$(awk -v a="$rps" -v b="$HA" 'BEGIN {print a / b}')" "$cpu" "$(awk -v a="$cpu" -v b="$HACPU" 'BEGIN {print a / b}')"
 done
-PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}")
-printf '\ncore fasthttp with the plugin / in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
-printf 'core fasthttp in-process / bare fasthttp proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
+PLUGIN=$(median "${RPS[4]}") INPROC=$(median "${RPS[5]}") CADDYRPS=$(median "${RPS[3]}") CADDYCPU=$(median "${CPU[3]}")
+printf '\ncore nethttp / caddy: %.2fx requests/s, %.2fx CPU per request with the plugin; %.2fx, %.2fx in-process\n' \
+  "$(awk -v a="$PLUGIN" -v b="$CADDYRPS" 'BEGIN {print a / b}')" "$(awk -v a="$(median "${CPU[4]}")" -v b="$CADDYCPU" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$INPROC" -v b="$CADDYRPS" 'BEGIN {print a / b}')" "$(awk -v a="$(median "${CPU[5]}")" -v b="$CADDYCPU" 'BEGIN {print a / b}')"
+printf 'core nethttp with the plugin / in-process: %.2fx\n' "$(awk -v a="$PLUGIN" -v b="$INPROC" 'BEGIN {print a / b}')"
+printf 'core nethttp in-process / bare net/http proxy: %.2fx\n' "$(awk -v a="$INPROC" -v b="$(median "${RPS[6]}")" 'BEGIN {print a / b}')"
 printf 'core eventloop with the plugin / in-process: %.2fx\n' "$(awk -v a="$(median "${RPS[7]}")" -v b="$(median "${RPS[8]}")" 'BEGIN {print a / b}')"
 printf 'core eventloop, data-plane processes / one process: %.2fx\n' "$(awk -v a="$(median "${RPS[7]}")" -v b="$(median "${RPS[9]}")" 'BEGIN {print a / b}')"
+printf 'https backends / http backends: haproxy %.2fx, core eventloop %.2fx, core nethttp %.2fx (requests/s, plugin rows)\n' \
+  "$(awk -v a="$(median "${RPS[10]}")" -v b="$HA" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${RPS[11]}")" -v b="$(median "${RPS[7]}")" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${RPS[12]}")" -v b="$PLUGIN" 'BEGIN {print a / b}')"
+printf 'core eventloop / haproxy, both to https backends: %.2fx requests/s, %.2fx CPU per request\n' \
+  "$(awk -v a="$(median "${RPS[11]}")" -v b="$(median "${RPS[10]}")" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${CPU[11]}")" -v b="$(median "${CPU[10]}")" 'BEGIN {print a / b}')"
 if [ -n "${BASELINE:-}" ]; then
   printf 'core eventloop in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$(median "${RPS[8]}")" -v b="$(median "${RPS[$BASE_IDX]}")" 'BEGIN {print a / b}')"
 fi
@@ -262,9 +310,9 @@ fi
 # --- a new connection per request ---------------------------------------------------
 # Every request opens a client connection, so every request is a first request: under
 # "safe" it cannot take an idle backend connection another client used last.
-CNAMES=("haproxy, http-reuse safe" "haproxy, http-reuse always" "nginx (reuses as always)" "core eventloop, reuse safe" "core eventloop, reuse always")
-CURLS=("http://127.0.0.1:19201/" "http://127.0.0.1:19213/" "http://127.0.0.1:19202/" "http://127.0.0.1:19210/" "http://127.0.0.1:19214/")
-CTREES=("$HAPROXY_PID" "$HAPROXY_PID" "$NGINX_PID" "$LOOP_PID" "$LOOP_ALWAYS_PID")
+CNAMES=("haproxy, http-reuse safe" "haproxy, http-reuse always" "nginx (reuses as always)" "caddy (reuses as always)" "core eventloop, reuse safe" "core eventloop, reuse always" "core nethttp, reuse safe" "core nethttp, reuse always")
+CURLS=("http://127.0.0.1:19201/" "http://127.0.0.1:19213/" "http://127.0.0.1:19202/" "http://127.0.0.1:19203/" "http://127.0.0.1:19210/" "http://127.0.0.1:19214/" "http://127.0.0.1:19204/" "http://127.0.0.1:19215/")
+CTREES=("$HAPROXY_PID" "$HAPROXY_PID" "$NGINX_PID" "$CADDY_PID" "$LOOP_PID" "$LOOP_ALWAYS_PID" "$CORE_PID" "$NETHTTP_ALWAYS_PID")
 declare -A CRPS CP99 CCPU
 for r in $(seq 1 "$ROUNDS"); do
   for i in "${!CURLS[@]}"; do
@@ -287,9 +335,13 @@ for i in "${!CURLS[@]}"; do
   rps=$(median "${CRPS[$i]}")
   printf '| %-34s | %10.0f | %8s | %14.2fx | %10s |\n' "${CNAMES[$i]}" "$rps" "$(median "${CP99[$i]}")" "$(awk -v a="$rps" -v b="$CHA" 'BEGIN {print a / b}')" "$(median "${CCPU[$i]}")"
 done
-printf '\ncore reuse safe / always: %.2fx; haproxy safe / always: %.2fx\n' \
-  "$(awk -v a="$(median "${CRPS[3]}")" -v b="$(median "${CRPS[4]}")" 'BEGIN {print a / b}')" \
+printf '\ncore eventloop reuse safe / always: %.2fx; core nethttp: %.2fx; haproxy safe / always: %.2fx\n' \
+  "$(awk -v a="$(median "${CRPS[4]}")" -v b="$(median "${CRPS[5]}")" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${CRPS[6]}")" -v b="$(median "${CRPS[7]}")" 'BEGIN {print a / b}')" \
   "$(awk -v a="$(median "${CRPS[0]}")" -v b="$(median "${CRPS[1]}")" 'BEGIN {print a / b}')"
+printf 'core nethttp / caddy: %.2fx requests/s, %.2fx CPU per request with reuse always (as Caddy); %.2fx, %.2fx with reuse safe\n' \
+  "$(awk -v a="$(median "${CRPS[7]}")" -v b="$(median "${CRPS[3]}")" 'BEGIN {print a / b}')" "$(awk -v a="$(median "${CCPU[7]}")" -v b="$(median "${CCPU[3]}")" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${CRPS[6]}")" -v b="$(median "${CRPS[3]}")" 'BEGIN {print a / b}')" "$(awk -v a="$(median "${CCPU[6]}")" -v b="$(median "${CCPU[3]}")" 'BEGIN {print a / b}')"
 
 # --- idle connections ----------------------------------------------------------------
 # One proxy at a time, each after the load above: resident memory before and after.
@@ -298,7 +350,7 @@ idle() { # name, port, pid
   "$WORK/idleconns" -addr "127.0.0.1:$2" -n "$IDLE" -pid "$3"
 }
 printf '\n%s idle keep-alive client connections, resident memory:\n' "$IDLE"
-idle "core fasthttp (plugin)" 19204 "$CORE_PID"
+idle "core nethttp (plugin)" 19204 "$CORE_PID"
 idle "core eventloop (plugin)" 19210 "$LOOP_PID"
 idle haproxy 19201 "$HAPROXY_PID"
-idle "bare fasthttp proxy" 19207 "$BARE_PID"
+idle "bare net/http proxy" 19207 "$BARE_PID"
