@@ -33,12 +33,9 @@ type answerGate struct {
 
 	state answerState
 	raw   []byte // an answer head under way
-	out   []byte // judged bytes, read by the transport from pos on
-	pos   int
-	left  int64
-	chunk h1.Chunked
-	resp  h1.Response
-	err   error
+	passage
+	resp h1.Response
+	err  error
 }
 
 type answerState uint8
@@ -71,13 +68,8 @@ func (g *answerGate) Write(p []byte) (int, error) {
 // Read gives the transport the judged bytes.
 func (g *answerGate) Read(p []byte) (int, error) {
 	for {
-		if g.pos < len(g.out) {
-			n := copy(p, g.out[g.pos:])
-			g.pos += n
-			if g.pos == len(g.out) {
-				g.out, g.pos = g.out[:0], 0 // drained: the storage serves the next bytes
-			}
-			return n, nil
+		if g.waiting() {
+			return g.drain(p), nil
 		}
 		if g.err != nil {
 			return 0, g.err
@@ -125,17 +117,14 @@ func (g *answerGate) feed(b []byte) {
 			g.raw = append(g.raw, b...)
 			b = g.parseHead()
 		case answerBody:
-			n := int(min(int64(len(b)), g.left))
-			g.out = append(g.out, b[:n]...)
-			g.left -= int64(n)
-			b = b[n:]
-			if g.left == 0 {
+			var done bool
+			if b, done = g.length(b); done {
 				g.ended()
 			}
 		case answerChunked:
-			out, n, done, err := g.chunk.Forward(nil, b)
-			g.out = append(g.out, out...)
-			b = b[n:]
+			var done bool
+			var err error
+			b, done, err = g.chunked(b)
 			if err != nil {
 				g.err = errMalformedAnswer // mid-body: the transport fails the body's read
 				return

@@ -23,13 +23,10 @@ import (
 // pass through.
 type gate struct {
 	net.Conn
-	f       *Front
-	state   gateState
-	raw     []byte // bytes read, not yet judged (a head under way, or held)
-	out     []byte // judged bytes, read by the server from pos on
-	pos     int
-	left    int64 // body bytes to come, in gateBody
-	chunk   h1.Chunked
+	f     *Front
+	state gateState
+	raw   []byte // bytes read, not yet judged (a head under way, or held)
+	passage
 	req     h1.Request
 	refuse  *h1.Error // a head refused, answered when the server next reads a head
 	err     error     // the read error after out is drained
@@ -53,13 +50,8 @@ var errRefused = &net.OpError{Op: "read", Net: "tcp", Err: errors.New("request r
 // Read gives the server the judged bytes.
 func (g *gate) Read(p []byte) (int, error) {
 	for {
-		if g.pos < len(g.out) {
-			n := copy(p, g.out[g.pos:])
-			g.pos += n
-			if g.pos == len(g.out) {
-				g.out, g.pos = g.out[:0], 0 // drained: the storage serves the next bytes
-			}
-			return n, nil
+		if g.waiting() {
+			return g.drain(p), nil
 		}
 		if g.state == gateTunnel && len(g.raw) == 0 {
 			return g.Conn.Read(p)
@@ -97,7 +89,7 @@ func (g *gate) Read(p []byte) (int, error) {
 		}
 		if err != nil {
 			switch {
-			case err == io.EOF && len(p) == 1 && g.pos == len(g.out) && g.state != gateTunnel:
+			case err == io.EOF && len(p) == 1 && !g.waiting() && g.state != gateTunnel:
 				g.err = err
 				return 0, nil // see above: a half-close is not an abort
 			case !isTimeout(err):
@@ -107,7 +99,7 @@ func (g *gate) Read(p []byte) (int, error) {
 				// off its one-byte look while a handler runs): the event loop's answer.
 				g.answer(exchange.HeadTimeout)
 				g.err = errRefused
-			case g.pos == len(g.out):
+			case !g.waiting():
 				// A deadline is the server's to set and move (read_header, idle, a
 				// read it calls off): the connection goes on.
 				return 0, err
@@ -128,17 +120,14 @@ func (g *gate) feed(b []byte) {
 			}
 			b = g.head()
 		case gateBody:
-			n := int(min(int64(len(b)), g.left))
-			g.out = append(g.out, b[:n]...)
-			g.left -= int64(n)
-			b = b[n:]
-			if g.left == 0 {
+			var done bool
+			if b, done = g.length(b); done {
 				g.bodyEnded()
 			}
 		case gateChunked:
-			out, n, done, err := g.chunk.Forward(nil, b)
-			g.out = append(g.out, out...)
-			b = b[n:]
+			var done bool
+			var err error
+			b, done, err = g.chunked(b)
 			if err != nil {
 				// The server reads a body that breaks off here; the handler answers
 				// the client's fault.
