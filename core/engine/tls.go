@@ -40,6 +40,34 @@ type bridge struct {
 	// the loop's side is then passed on as a half-close (close_notify), not as the
 	// end of the connection.
 	tunnel atomic.Bool
+
+	mu      sync.Mutex
+	local   net.Conn // the socket pair's far end
+	tc      *tls.Conn
+	aborted bool // abort ran: whatever comes is closed at once
+}
+
+// abort closes both of the bridge's connections, now or as soon as they exist: the
+// loop let go of its end for good, or both directions have ended.
+func (br *bridge) abort() {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	br.aborted = true
+	if br.local != nil {
+		br.local.Close()
+	}
+	if br.tc != nil {
+		br.tc.Close()
+	}
+}
+
+// closeFD closes the connection's loop side; an https backend's bridge goes with it,
+// whatever it was waiting for (a backend that says nothing, or takes nothing).
+func (u *upstream) closeFD() {
+	u.sock.closeFD()
+	if u.tls != nil {
+		u.tls.abort()
+	}
 }
 
 // dialTLS opens a connection to the https backend b at ap; it completes when
@@ -110,6 +138,9 @@ func (u *upstream) handshaken(err error) {
 // run dials ap, shakes hands, reports how that went with done, then carries bytes
 // both ways until the connection ends.
 func (br *bridge) run(local *net.UnixConn, ap netip.AddrPort, cfg *tls.Config, timeout time.Duration, done func(error)) {
+	br.mu.Lock()
+	br.local = local
+	br.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
 	d := net.Dialer{KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", ap.String())
@@ -126,21 +157,30 @@ func (br *bridge) run(local *net.UnixConn, ap netip.AddrPort, cfg *tls.Config, t
 		done(err)
 		return
 	}
-	done(nil)
-	go func() { // the loop to the backend
-		_, err := io.Copy(tc, local)
-		if err == nil && br.tunnel.Load() {
-			_ = tc.CloseWrite()
-			return
-		}
-		// The loop closed its end: the connection is over.
+	br.mu.Lock()
+	br.tc = tc
+	aborted := br.aborted
+	br.mu.Unlock()
+	if aborted { // the loop gave up meanwhile
 		tc.Close()
-		local.Close()
-	}()
-	if _, err := io.Copy(local, tc); err == nil || errors.Is(err, io.EOF) {
-		_ = local.CloseWrite() // the backend ended: the loop reads the end
+		done(errors.New("connection abandoned during the TLS handshake"))
 		return
 	}
-	local.Close()
-	tc.Close()
+	done(nil)
+	up := make(chan struct{})
+	go func() { // the loop to the backend
+		defer close(up)
+		if _, err := io.Copy(tc, local); err == nil && br.tunnel.Load() {
+			_ = tc.CloseWrite() // a tunnel's half-close; the other way goes on
+			return
+		}
+		br.abort() // the loop closed its end: the connection is over
+	}()
+	if _, err := io.Copy(local, tc); err == nil {
+		_ = local.CloseWrite() // the backend ended: the loop reads the end
+	} else {
+		br.abort()
+	}
+	<-up
+	br.abort() // both ways have ended
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"sync/atomic"
+	"time"
 
+	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
 )
@@ -30,6 +32,11 @@ type answerGate struct {
 	// Set by the writer, read by the reader: a request was written since the last
 	// answer ended, and whether it was HEAD.
 	next, head atomic.Bool
+	// idle bounds each read of an answer's body (body_idle). The wait for a head
+	// is the transport's (response_header) and a pooled connection's idle time its
+	// own (idle): reads then have no deadline.
+	idle   time.Duration
+	readAt time.Time // the read deadline set last; zero when none is
 
 	state answerState
 	raw   []byte // an answer head under way
@@ -51,8 +58,8 @@ const (
 // errMalformedAnswer is an answer h1 refused.
 var errMalformedAnswer = errors.New("malformed answer from the backend")
 
-func newAnswerGate(c net.Conn, limits h1.Limits, stale func()) *answerGate {
-	g := &answerGate{Conn: c, limits: limits, stale: stale}
+func newAnswerGate(c net.Conn, limits h1.Limits, idle time.Duration, stale func()) *answerGate {
+	g := &answerGate{Conn: c, limits: limits, idle: idle, stale: stale}
 	g.next.Store(true)
 	return g
 }
@@ -74,6 +81,7 @@ func (g *answerGate) Read(p []byte) (int, error) {
 		if g.err != nil {
 			return 0, g.err
 		}
+		g.deadline()
 		n, err := g.Conn.Read(p) // the transport's buffer; feed copies what it keeps
 		if n > 0 {
 			g.feed(p[:n])
@@ -136,6 +144,19 @@ func (g *answerGate) feed(b []byte) {
 			g.out = append(g.out, b...)
 			return
 		}
+	}
+}
+
+// deadline sets the read deadline for the state the answer is in: body_idle in a
+// body, none while a head is awaited or the connection is idle.
+func (g *answerGate) deadline() {
+	inBody := g.state == answerBody || g.state == answerChunked || g.state == answerTunnel
+	switch {
+	case inBody && g.idle > 0:
+		_ = backend.Refresh(&g.readAt, g.idle, g.Conn.SetReadDeadline)
+	case !inBody && !g.readAt.IsZero():
+		g.readAt = time.Time{}
+		_ = g.Conn.SetReadDeadline(time.Time{})
 	}
 }
 

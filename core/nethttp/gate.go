@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/exchange"
@@ -31,6 +33,10 @@ type gate struct {
 	refuse  *h1.Error // a head refused, answered when the server next reads a head
 	err     error     // the read error after out is drained
 	upgrade bool      // the request being read asks for an upgrade
+	// decided is how the handler answered an upgrade request (decidedTunnel,
+	// decidedHTTP), for the next Read to apply: the handler's goroutine never
+	// touches the rest of the gate, which the server reads on its own.
+	decided atomic.Int32
 }
 
 type gateState uint8
@@ -47,8 +53,17 @@ const (
 // answered; the server closes it without a word (a read error, as for a reset).
 var errRefused = &net.OpError{Op: "read", Net: "tcp", Err: errors.New("request refused by the h1 parser")}
 
+// How an upgrade request was answered (gate.decided).
+const (
+	decidedTunnel = 1
+	decidedHTTP   = 2
+)
+
 // Read gives the server the judged bytes.
 func (g *gate) Read(p []byte) (int, error) {
+	if d := g.decided.Swap(0); d != 0 {
+		g.upgraded(d == decidedTunnel)
+	}
 	for {
 		if g.waiting() {
 			return g.drain(p), nil
@@ -80,12 +95,26 @@ func (g *gate) Read(p []byte) (int, error) {
 			if len(p) == 1 {
 				return 0, nil
 			}
+			// The server reads a head: the handler did not say how the upgrade
+			// went, so it went on as HTTP.
+			g.upgraded(false)
+			continue
 		}
 		// The server's own buffer takes the read: an idle connection waiting here
-		// holds no buffer of the gate's. feed copies what it keeps.
-		n, err := g.Conn.Read(p)
+		// holds no buffer of the gate's, and feed copies what it keeps. The
+		// server's one-byte look while a handler runs reads through a buffer of
+		// the gate's instead, so that a pipelined head is not parsed byte by byte.
+		buf, bp := p, (*[]byte)(nil)
+		if len(p) == 1 {
+			bp = smallReads.Get().(*[]byte)
+			buf = *bp
+		}
+		n, err := g.Conn.Read(buf)
 		if n > 0 {
-			g.feed(p[:n])
+			g.feed(buf[:n])
+		}
+		if bp != nil {
+			smallReads.Put(bp)
 		}
 		if err != nil {
 			switch {
@@ -143,6 +172,9 @@ func (g *gate) feed(b []byte) {
 		}
 	}
 }
+
+// smallReads are the buffers of the server's one-byte reads (see Read).
+var smallReads = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 
 // errBadChunk is the end of a chunked body that h1 refused.
 var errBadChunk = errors.New("invalid chunked request body")
@@ -231,8 +263,26 @@ func appendInt(dst []byte, n int64) []byte {
 	return append(dst, b[i:]...)
 }
 
-// upgraded tells the gate how an upgrade request was answered: as a tunnel (101), or
-// not, when the connection goes on with HTTP and what was held is judged as such.
+// decide records, from the handler, how an upgrade request was answered: as a tunnel
+// (101), or not.
+func (g *gate) decide(tunnel bool) {
+	if g == nil {
+		return
+	}
+	if tunnel {
+		g.decided.Store(decidedTunnel)
+	} else {
+		g.decided.Store(decidedHTTP)
+	}
+}
+
+// holding reports whether the request being served asked for an upgrade (h1's
+// reading), which the handler must answer with decide.
+func (g *gate) holding() bool { return g != nil && g.upgrade }
+
+// upgraded applies how an upgrade request was answered: a tunnel passes what was held
+// on as it is; otherwise the connection goes on with HTTP, and what was held is
+// judged as such.
 func (g *gate) upgraded(tunnel bool) {
 	if g.state != gateHold {
 		return

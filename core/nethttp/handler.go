@@ -43,11 +43,26 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.requests++
 	x := &exchangeState{f: f, w: w, r: r, c: c, start: time.Now()}
+	upgrade := isUpgrade(r)
+	if upgrade {
+		// The gate holds what follows an upgrade request until it knows how the
+		// request was answered: as anything but a tunnel, unless tunnel says so.
+		defer func() {
+			if !x.tunneled {
+				c.g.decide(false)
+			}
+		}()
+	}
 
 	// 1. The status page belongs to the proxy.
 	if (r.Method == http.MethodGet || r.Method == http.MethodPost) && r.URL.Path == s.StatusPath {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
+		if r.ContentLength != 0 {
+			// A body nobody reads: the connection ends with the answer, as on the
+			// event loop, rather than wait for the body.
+			w.Header().Set("Connection", "close")
+		}
 		_, _ = w.Write(f.cfg.Status())
 		return
 	}
@@ -60,7 +75,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// 3. Admission: a worker, or 503 at once when the queue is full.
 	if err := p.Pool().Acquire(); err != nil {
-		x.own(exchange.Shed(err), false)
+		x.own(exchange.Shed(err), true) // as the event loop: the connection ends
 		return
 	}
 	x.worker = true
@@ -79,7 +94,6 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.body = &clientBody{r: r.Body, rc: http.NewResponseController(w), idle: f.cfg.Timeouts.BodyIdle}
 		body = st.body
 	}
-	upgrade := isUpgrade(r)
 	bodiless := r.ContentLength == 0
 
 	// 4. Pick and forward, retrying on another backend when the request can be sent
@@ -90,7 +104,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b, err := picker.Pick(&st.view, p.Backends().Snapshot().Candidates, exclude)
 		if err != nil {
 			x.attempts = attempt - 1
-			x.own(exchange.NoBackend(err), false)
+			x.own(exchange.NoBackend(err), true) // as the event loop: the connection ends
 			return
 		}
 		x.b, x.picker, x.attempts = b, picker, attempt
@@ -124,9 +138,9 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if r.Context().Err() != nil {
 			// The client left before the answer: not the backend's failure, and
-			// nobody to answer.
+			// nobody to answer (the server must not answer for us either).
 			b.Abandon()
-			return
+			panic(http.ErrAbortHandler)
 		}
 		fl := failure(err)
 		p.Log().Debug("backend failed", "backend", b.URL, "error", err)
@@ -152,9 +166,14 @@ func (f *Front) outRequest(st *request, w http.ResponseWriter, r *http.Request, 
 	if clientHost == "" { // HTTP/1.0 without Host: the backend's address stands in
 		clientHost = host
 	}
-	st.url.Opaque, st.url.RawQuery, _ = strings.Cut(target, "?")
-	if st.url.RawQuery != "" || strings.HasSuffix(target, "?") {
-		st.url.ForceQuery = true
+	// The path goes on as the client wrote it: Path and RawPath, never Opaque,
+	// which would turn a target such as //other/x into an absolute one.
+	rawPath, query, hasQuery := strings.Cut(target, "?")
+	st.url.RawQuery, st.url.ForceQuery = query, hasQuery
+	if path, err := url.PathUnescape(rawPath); err == nil {
+		st.url.Path, st.url.RawPath = path, rawPath
+	} else {
+		st.url.Path = rawPath
 	}
 	h := make(http.Header, len(r.Header)+4)
 	connection := r.Header["Connection"]
@@ -233,9 +252,10 @@ func listed(connection []string, name string) bool {
 	return false
 }
 
-// isUpgrade reports whether r asks to switch protocols (WebSocket).
+// isUpgrade reports whether r asks to switch protocols (WebSocket): an Upgrade field
+// is present and Connection names it, as h1 reads it (and the gate holds it).
 func isUpgrade(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" && listed(r.Header["Connection"], "upgrade")
+	return len(r.Header["Upgrade"]) > 0 && listed(r.Header["Connection"], "upgrade")
 }
 
 // exchangeState is one request on its way: what the answer and the outcome need.
@@ -252,6 +272,7 @@ type exchangeState struct {
 	status   int
 	out      int64
 	worker   bool // a worker of the pool is held
+	tunneled bool // the request became a tunnel (the gate was told)
 }
 
 // release gives the request's worker back, once.
@@ -358,6 +379,8 @@ func (x *exchangeState) answer(resp *http.Response, sent time.Time) {
 	switch {
 	case clientGone:
 		p.Record(x.picker, x.b, resp.StatusCode, "", time.Since(sent))
+		// Nobody to answer, and the server must not end the answer as if whole.
+		panic(http.ErrAbortHandler)
 	case err != nil:
 		fl := failure(err)
 		p.Record(x.picker, x.b, resp.StatusCode, fl.Msg, time.Since(sent))
@@ -434,6 +457,7 @@ type clientBody struct {
 	mu      sync.Mutex // the transport reads on its own goroutine; n and err are read on the handler's
 	n       int64
 	err     error
+	ended   bool // the body was read to its end: no deadline is set any more
 }
 
 // failed is the client's error reading the body, or nil.
@@ -451,10 +475,13 @@ func (b *clientBody) read() int64 {
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
-	if b.idle > 0 {
+	if b.idle > 0 && !b.ended {
 		_ = backend.Refresh(&b.at, b.idle, b.rc.SetReadDeadline)
 	}
 	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.ended = true
+	}
 	if err == io.EOF && b.trailer != nil {
 		for name, values := range b.from.Trailer {
 			b.trailer[name] = values
@@ -487,17 +514,22 @@ func (h *headerView) Peek(name string) []byte {
 // server's own to send.
 func interim(w http.ResponseWriter) *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
-		if code == http.StatusContinue {
-			return nil
-		}
-		h := w.Header()
-		for name, values := range header {
-			h[name] = values
-		}
-		w.WriteHeader(code)
-		for name := range header {
-			delete(h, name)
-		}
+		passInterim(w, code, http.Header(header))
 		return nil
 	}}
+}
+
+// passInterim sends the informational answer code with header's fields to the client.
+func passInterim(w http.ResponseWriter, code int, header http.Header) {
+	if code == http.StatusContinue {
+		return
+	}
+	h := w.Header()
+	for name, values := range header {
+		h[name] = values
+	}
+	w.WriteHeader(code)
+	for name := range header {
+		delete(h, name)
+	}
 }

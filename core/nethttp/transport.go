@@ -29,16 +29,18 @@ func (f *Front) transport(pooled bool) *http.Transport {
 			if err != nil {
 				return nil, err
 			}
-			// A backend that stalls in the middle of an answer, or of taking a
-			// body, fails after body_idle (nginx's proxy_read_timeout).
-			return newAnswerGate(&backend.IdleConn{Conn: c, ReadIdle: t.BodyIdle, WriteIdle: t.BodyIdle}, f.cfg.Limits, f.staleCounter("http://"+addr)), nil
+			// A backend that stalls in the middle of an answer's body, or of
+			// taking a request body, fails after body_idle (nginx's
+			// proxy_read_timeout); its head is the transport's to time
+			// (response_header).
+			return newAnswerGate(&backend.IdleConn{Conn: c, WriteIdle: t.BodyIdle}, f.cfg.Limits, t.BodyIdle, f.staleCounter("http://"+addr)), nil
 		},
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := f.dialTLS(ctx, addr)
 			if err != nil {
 				return nil, err
 			}
-			return newAnswerGate(&backend.IdleConn{Conn: c, ReadIdle: t.BodyIdle, WriteIdle: t.BodyIdle}, f.cfg.Limits, f.staleCounter("https://"+addr)), nil
+			return newAnswerGate(&backend.IdleConn{Conn: c, WriteIdle: t.BodyIdle}, f.cfg.Limits, t.BodyIdle, f.staleCounter("https://"+addr)), nil
 		},
 		DisableKeepAlives:      !pooled,
 		DisableCompression:     true, // the body passes as the backend sent it

@@ -29,34 +29,41 @@ func (f *Front) tunnel(x *exchangeState, out *http.Request) {
 	sent := time.Now()
 	up, err := f.dialBackend(out.Context(), b)
 	if err == nil {
-		up = newAnswerGate(up, f.cfg.Limits, nil)
+		up = newAnswerGate(up, f.cfg.Limits, 0, nil)
 	}
 	if err != nil {
 		fl := failure(err)
 		p.Record(x.picker, b, 0, fl.Msg, time.Since(sent))
 		x.backendFailed(fl.Answer())
-		x.c.g.upgradedIfGate(false)
 		return
 	}
 	_ = up.SetDeadline(time.Now().Add(max(f.cfg.Timeouts.ResponseHeader, time.Second)))
 	br := bufio.NewReader(up)
 	err = out.Write(up)
 	var resp *http.Response
-	if err == nil {
-		resp, err = http.ReadResponse(br, out)
+	for err == nil {
+		if resp, err = http.ReadResponse(br, out); err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 &&
+			resp.StatusCode != http.StatusSwitchingProtocols {
+			passInterim(x.w, resp.StatusCode, resp.Header) // 103 before the 101, or the final answer
+			continue
+		}
+		break
 	}
 	if err != nil {
 		_ = up.Close()
+		if x.st.body != nil && x.st.body.failed() != nil {
+			b.Abandon() // the client broke its body off: not the backend's failure
+			x.clientFault(x.st.body.failed())
+			return
+		}
 		fl := failure(err)
 		p.Record(x.picker, b, 0, fl.Msg, time.Since(sent))
 		x.backendFailed(fl.Answer())
-		x.c.g.upgradedIfGate(false)
 		return
 	}
 	_ = up.SetDeadline(time.Time{})
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		// Not upgraded: an ordinary answer, and the connection goes on with HTTP.
-		x.c.g.upgradedIfGate(false)
 		defer up.Close()
 		x.answer(resp, sent)
 		return
@@ -71,7 +78,8 @@ func (f *Front) tunnel(x *exchangeState, out *http.Request) {
 		x.finish(b.Answers, b.URL)
 		return
 	}
-	x.c.g.upgradedIfGate(true)
+	x.tunneled = true
+	x.c.g.decide(true) // before the first read of the hijacked connection
 	// The answer's head, then what the client sent after its request.
 	head := []byte("HTTP/1.1 101 Switching Protocols\r\n")
 	connection := resp.Header["Connection"]
@@ -102,13 +110,6 @@ func (f *Front) tunnel(x *exchangeState, out *http.Request) {
 	_ = client.Close()
 	_ = up.Close()
 	x.finish(b.Answers, b.URL)
-}
-
-// upgradedIfGate tells the client connection's gate, if any, how an upgrade went.
-func (g *gate) upgradedIfGate(tunnel bool) {
-	if g != nil {
-		g.upgraded(tunnel)
-	}
 }
 
 // dialBackend opens a connection of its own to b: TCP, then TLS for https.

@@ -1,0 +1,99 @@
+package nethttp
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-lb/switchyard/core/exchange"
+	"github.com/switchyard-lb/switchyard/core/exchange/exchangetest"
+)
+
+// Upload pauses > body_idle/4 before its last byte; the answer streams longer than body_idle.
+func TestPausedUploadThenLongStreamIsWhole(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		for i := 0; i < 8; i++ {
+			fmt.Fprintf(w, "tok%d ", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	addr, _ := serve(t, exchange.Settings{}, srv.URL)
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab")
+	time.Sleep(150 * time.Millisecond)
+	io.WriteString(c, "c")
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if string(b) != "tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 " {
+		t.Errorf("stream cut short but ended cleanly: %q err=%v", b, err)
+	}
+}
+
+// Steady upload lasting longer than body_idle in total.
+func TestUploadLongerThanBodyIdleThatKeepsMoving(t *testing.T) {
+	url, _, _ := countingBackend(t)
+	addr, px := serve(t, exchange.Settings{}, url)
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 90\r\n\r\n")
+	for i := 0; i < 9; i++ {
+		time.Sleep(80 * time.Millisecond)
+		io.WriteString(c, strings.Repeat("x", 10))
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Errorf("status %d %q, backend failures %d", resp.StatusCode, b, exchangetest.Backend(px, url).Failures())
+	}
+}
+
+// Pooled connection idle for most of body_idle, then a POST answered in 150ms.
+func TestPooledConnectionIdleTimeIsNotTheAnswersDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body)
+		if r.Method == "POST" {
+			time.Sleep(150 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	addr, px := serve(t, exchange.Settings{ReuseAlways: true}, srv.URL)
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	time.Sleep(200 * time.Millisecond)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Errorf("status %d %q, backend failures %d", resp.StatusCode, b, exchangetest.Backend(px, srv.URL).Failures())
+	}
+}
