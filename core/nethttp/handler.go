@@ -58,9 +58,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodPost) && r.URL.Path == s.StatusPath {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		if r.ContentLength != 0 {
-			// A body nobody reads: the connection ends with the answer, as on the
-			// event loop, rather than wait for the body.
+		if r.ContentLength != 0 && !f.skipBody(w, r) {
 			w.Header().Set("Connection", "close")
 		}
 		_, _ = w.Write(f.cfg.Status())
@@ -422,6 +420,22 @@ func (x *exchangeState) copyBody(resp *http.Response) (err error, clientGone boo
 			return nil, true
 		}
 	}
+}
+
+// skipBody reads and drops the body of a request the proxy answers itself, as the
+// event loop skips one, and reports whether the connection may carry another
+// request: only when the whole body came within a second (bounded by body_idle) and
+// was no larger than 256 KiB. A body that is not there is not waited for.
+func (f *Front) skipBody(w http.ResponseWriter, r *http.Request) bool {
+	rc := http.NewResponseController(w)
+	wait := time.Second
+	if d := f.cfg.Timeouts.BodyIdle; d > 0 && d < wait {
+		wait = d
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(wait))
+	defer rc.SetReadDeadline(time.Time{})
+	n, err := io.CopyN(io.Discard, r.Body, 256<<10+1)
+	return err == io.EOF && n <= 256<<10
 }
 
 // noDefaults keeps the server from adding fields the answer did not have: Date, and
