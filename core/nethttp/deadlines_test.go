@@ -15,8 +15,10 @@ import (
 	"github.com/switchyard-lb/switchyard/core/exchange/exchangetest"
 )
 
-// Upload pauses > body_idle/4 before its last byte; the answer streams longer than body_idle.
-func TestPausedUploadThenLongStreamIsWhole(t *testing.T) {
+// An answer that streams for longer than body_idle (300 ms in serve) after an upload
+// arrives whole, whether the upload came at once or paused before its last byte
+// (longer than a quarter of body_idle, when the body reader would move the deadline).
+func TestLongAnswerAfterAnUploadIsWhole(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.ReadAll(r.Body)
 		for i := 0; i < 8; i++ {
@@ -27,19 +29,23 @@ func TestPausedUploadThenLongStreamIsWhole(t *testing.T) {
 	}))
 	defer srv.Close()
 	addr, _ := serve(t, exchange.Settings{}, srv.URL)
-	c, _ := net.Dial("tcp", addr)
-	defer c.Close()
-	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab")
-	time.Sleep(150 * time.Millisecond)
-	io.WriteString(c, "c")
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if string(b) != "tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 " {
-		t.Errorf("stream cut short but ended cleanly: %q err=%v", b, err)
+	for _, pause := range []time.Duration{0, 150 * time.Millisecond} {
+		t.Run(pause.String(), func(t *testing.T) {
+			c, _ := net.Dial("tcp", addr)
+			defer c.Close()
+			io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nab")
+			time.Sleep(pause)
+			io.WriteString(c, "c")
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			if string(b) != "tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 " {
+				t.Errorf("stream cut short: %q err=%v", b, err)
+			}
+		})
 	}
 }
 
