@@ -132,49 +132,101 @@ type front struct {
 	be   *rawBackend
 }
 
-// startFronts starts the event loop and the net/http front on one proxy, each with a
-// backend of its own.
+// fronts names the fronts every case runs against.
+var fronts = []string{config.EngineEventLoop, config.EngineNetHTTP}
+
+// startFronts starts each front, each on a proxy of its own with a raw backend.
 func startFronts(t *testing.T) []*front {
 	t.Helper()
-	limits := h1.Limits{MaxHeaderBytes: 16 << 10, MaxHeaders: 100}
-	timeouts := struct{ connect, header, idle, readHeader, bodyIdle time.Duration }{
-		time.Second, 2 * time.Second, 10 * time.Second, 2 * time.Second, 2 * time.Second}
-	var fronts []*front
-	for _, name := range []string{config.EngineEventLoop, config.EngineNetHTTP} {
+	var out []*front
+	for _, name := range fronts {
 		be := startRawBackend(t)
-		px := exchangetest.NewProxy(t, exchange.Settings{StatusPath: "/lb-status", ReuseAlways: true, MaxHeaders: limits.MaxHeaders,
+		px := exchangetest.NewProxy(t, exchange.Settings{StatusPath: "/lb-status", ReuseAlways: true, MaxHeaders: h1.DefaultLimits.MaxHeaders,
 			ConnectTimeout: time.Second, Idle: 10 * time.Second}, "http://"+be.addr)
-		status := func() []byte { return []byte(`{}`) }
-		fr := &front{name: name, be: be}
-		switch name {
-		case config.EngineEventLoop:
-			e, err := engine.Start(engine.Config{Addr: "127.0.0.1:0", Loops: 1, Proxy: px, Limits: limits,
-				Status: func(answer func([]byte)) { answer(status()) },
-				Timeouts: engine.Timeouts{Connect: timeouts.connect, ResponseHeader: timeouts.header, Idle: timeouts.idle,
-					ReadHeader: timeouts.readHeader, BodyIdle: timeouts.bodyIdle}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = e.Shutdown(context.Background()) })
-			fr.addr = e.Addr().String()
-		default:
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := nethttp.Serve(nethttp.Config{Listener: ln, Proxy: px, Status: status, Limits: limits,
-				Timeouts: nethttp.Timeouts{Connect: timeouts.connect, ResponseHeader: timeouts.header, Idle: timeouts.idle,
-					ReadHeader: timeouts.readHeader, BodyIdle: timeouts.bodyIdle}})
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				defer cancel()
-				_ = f.Shutdown(ctx)
-			})
-			fr.addr = f.Addr().String()
-		}
-		fronts = append(fronts, fr)
+		out = append(out, &front{name: name, be: be, addr: startFront(t, name, px)})
 	}
-	return fronts
+	return out
+}
+
+// startFront serves px on the front called name and returns its address.
+func startFront(t *testing.T, name string, px *exchange.Proxy) string {
+	t.Helper()
+	const connect, header, idle, readHeader, bodyIdle = time.Second, 2 * time.Second, 10 * time.Second, 2 * time.Second, 2 * time.Second
+	status := func() []byte { return []byte(`{}`) }
+	if name == config.EngineEventLoop {
+		e, err := engine.Start(engine.Config{Addr: "127.0.0.1:0", Loops: 1, Proxy: px, Limits: h1.DefaultLimits,
+			Status:   func(answer func([]byte)) { answer(status()) },
+			Timeouts: engine.Timeouts{Connect: connect, ResponseHeader: header, Idle: idle, ReadHeader: readHeader, BodyIdle: bodyIdle}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Shutdown(context.Background()) })
+		return e.Addr().String()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := nethttp.Serve(nethttp.Config{Listener: ln, Proxy: px, Status: status, Limits: h1.DefaultLimits,
+		Timeouts: nethttp.Timeouts{Connect: connect, ResponseHeader: header, Idle: idle, ReadHeader: readHeader, BodyIdle: bodyIdle}})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = f.Shutdown(ctx)
+	})
+	return f.Addr().String()
+}
+
+// An https backend behind a plaintext listener, on each front: the TLS connection is
+// kept and reused; a backend whose certificate is refused got nothing of the request,
+// which goes to another backend whatever its method; with none left the client gets
+// the proxy's 502.
+func TestHTTPSBackends(t *testing.T) {
+	for _, name := range fronts {
+		t.Run(name, func(t *testing.T) {
+			srv, conns := exchangetest.TLSBackend(t, "tls")
+			addr := startFront(t, name, exchangetest.NewProxy(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), ReuseAlways: true}, srv.URL))
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			for i := range 5 {
+				status, body := post(t, client, addr)
+				if status != 200 || body != "tls POST /p?q=1 http body" {
+					t.Fatalf("request %d: %d %q", i, status, body)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("the backend accepted %d TLS connections for 5 requests in a row, want 1", n)
+			}
+
+			bad, _ := exchangetest.TLSBackend(t, "untrusted")
+			exchangetest.Untrusted(t, bad)
+			px := exchangetest.NewProxy(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), Retries: 1}, bad.URL, srv.URL)
+			addr = startFront(t, name, px)
+			for i := range 4 {
+				if status, body := post(t, http.DefaultClient, addr); status != 200 || !strings.HasPrefix(body, "tls ") {
+					t.Fatalf("request %d: %d %q, want 200 from the trusted backend", i, status, body)
+				}
+			}
+			if exchangetest.Backend(px, bad.URL).Failures() == 0 {
+				t.Errorf("the untrusted backend has no failure recorded")
+			}
+			addr = startFront(t, name, exchangetest.NewProxy(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv)}, bad.URL))
+			if status, body := post(t, http.DefaultClient, addr); status != 502 || !strings.Contains(body, "TLS handshake failed") {
+				t.Errorf("untrusted certificate, no other backend: %d %s, want 502 naming the TLS handshake", status, body)
+			}
+		})
+	}
+}
+
+// post sends a POST with a body to addr and returns the answer.
+func post(t *testing.T, client *http.Client, addr string) (int, string) {
+	t.Helper()
+	resp, err := client.Post("http://"+addr+"/p?q=1", "text/plain", strings.NewReader("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // run sends tc's bytes to the front and reads what comes back.

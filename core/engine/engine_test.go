@@ -67,41 +67,6 @@ func TestHTTPSBackendThroughTheLoop(t *testing.T) {
 	}
 }
 
-func TestHTTPSBackendCertificateRefusedIsNotSent(t *testing.T) {
-	bad, _ := exchangetest.TLSBackend(t, "untrusted")
-	exchangetest.Untrusted(t, bad) // not httptest's own certificate, which good has
-	good, _ := exchangetest.TLSBackend(t, "trusted")
-	// Only good's certificate is trusted: a POST placed on bad fails its handshake,
-	// which sends nothing, so it goes to good whatever its method.
-	addr, px := startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(good), Retries: 1}, bad.URL, good.URL)
-	for i := range 4 {
-		resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "trusted ") {
-			t.Fatalf("request %d: %d %q, want 200 from the trusted backend", i, resp.StatusCode, b)
-		}
-	}
-	if exchangetest.Backend(px, bad.URL).Failures() == 0 {
-		t.Errorf("the untrusted backend has no failure recorded")
-	}
-
-	// With no other backend, the client gets the proxy's own 502.
-	addr, _ = startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(good)}, bad.URL)
-	resp, err := http.Get("http://" + addr + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 502 || !strings.Contains(string(b), "TLS handshake failed") {
-		t.Errorf("untrusted certificate: %d %s, want 502 naming the TLS handshake", resp.StatusCode, b)
-	}
-}
-
 // Each TLS connection's bridge end passes through an *os.File: one that closed its
 // descriptor twice (once by hand, once by its finalizer at a garbage collection) would
 // close whatever socket reused the number, another bridge's among them.

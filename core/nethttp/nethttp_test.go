@@ -37,44 +37,6 @@ func serve(t *testing.T, s exchange.Settings, urls ...string) (string, *exchange
 	return ln.Addr().String(), px
 }
 
-func TestHTTPSBackend(t *testing.T) {
-	srv, conns := exchangetest.TLSBackend(t, "tls")
-	addr, _ := serve(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), ReuseAlways: true}, srv.URL)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-	for i := range 5 {
-		resp, err := client.Post("http://"+addr+"/p?q=1", "text/plain", strings.NewReader("body"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(b) != "tls POST /p?q=1 http body" {
-			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
-		}
-	}
-	if n := conns.Load(); n != 1 {
-		t.Errorf("the backend accepted %d TLS connections for 5 requests in a row, want 1", n)
-	}
-
-	bad, _ := exchangetest.TLSBackend(t, "untrusted")
-	exchangetest.Untrusted(t, bad)
-	addr, px := serve(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), Retries: 1}, bad.URL, srv.URL)
-	for i := range 4 {
-		resp, err := http.Post("http://"+addr+"/", "text/plain", strings.NewReader("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !strings.HasPrefix(string(b), "tls ") {
-			t.Fatalf("request %d: %d %q, want 200 from the trusted backend (a failed handshake sent nothing)", i, resp.StatusCode, b)
-		}
-	}
-	if exchangetest.Backend(px, bad.URL).Failures() == 0 {
-		t.Errorf("the untrusted backend has no failure recorded")
-	}
-}
-
 // countingBackend answers "ok" and counts the connections it accepted and the
 // requests that came with Connection: close.
 func countingBackend(t *testing.T) (string, *atomic.Int64, *atomic.Int64) {
