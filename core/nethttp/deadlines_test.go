@@ -103,3 +103,33 @@ func TestPooledConnectionIdleTimeIsNotTheAnswersDeadline(t *testing.T) {
 		t.Errorf("status %d %q, backend failures %d", resp.StatusCode, b, exchangetest.Backend(px, srv.URL).Failures())
 	}
 }
+
+// A connection's second head, trickled, gets 408 after read_header (2 s in serve),
+// not after idle (10 s): the server waits for the next request under its idle
+// timeout, and the gate holds a head back until it is whole.
+func TestSecondHeadIsTimedByReadHeader(t *testing.T) {
+	url, _, _ := countingBackend(t)
+	addr, _ := serve(t, exchange.Settings{}, url)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost:")
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(8 * time.Second))
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer to a head left unfinished: %v", err)
+	}
+	if resp.StatusCode != 408 || time.Since(start) > 6*time.Second {
+		t.Errorf("answer %d after %v, want 408 after read_header (2s)", resp.StatusCode, time.Since(start).Round(time.Millisecond))
+	}
+}

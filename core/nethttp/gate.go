@@ -37,6 +37,13 @@ type gate struct {
 	// decidedHTTP), for the next Read to apply: the handler's goroutine never
 	// touches the rest of the gate, which the server reads on its own.
 	decided atomic.Int32
+
+	// A head under way must be whole within read_header from its first byte,
+	// whatever deadline the server set (its idle timeout while it waits for a
+	// connection's next request): the read deadline is the earlier of the two.
+	dmu       sync.Mutex
+	server    time.Time // the deadline the server set last
+	headStart time.Time // when the head under way began; zero between heads
 }
 
 type gateState uint8
@@ -185,11 +192,14 @@ func (g *gate) head() []byte {
 	if err != nil {
 		g.refuse = err.(*h1.Error)
 		g.raw = g.raw[:0]
+		g.headBegun(false)
 		return nil
 	}
 	if n == 0 {
+		g.headBegun(true)
 		return nil
 	}
+	g.headBegun(false)
 	g.out = appendHead(g.out, &g.req)
 	rest := g.raw[n:]
 	g.upgrade = g.req.Upgrade
@@ -210,6 +220,50 @@ func (g *gate) head() []byte {
 		return nil
 	}
 	return tail
+}
+
+// headBegun notes whether a head is under way, and moves the read deadline with it.
+func (g *gate) headBegun(underWay bool) {
+	g.dmu.Lock()
+	defer g.dmu.Unlock()
+	switch {
+	case underWay && g.headStart.IsZero():
+		g.headStart = time.Now()
+	case !underWay && !g.headStart.IsZero():
+		g.headStart = time.Time{}
+	default:
+		return
+	}
+	_ = g.applyDeadline()
+}
+
+// SetReadDeadline sets the server's read deadline, or read_header's for a head under
+// way when that is earlier.
+func (g *gate) SetReadDeadline(t time.Time) error {
+	g.dmu.Lock()
+	defer g.dmu.Unlock()
+	g.server = t
+	return g.applyDeadline()
+}
+
+// SetDeadline sets both deadlines, the read one as SetReadDeadline does.
+func (g *gate) SetDeadline(t time.Time) error {
+	if err := g.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return g.SetReadDeadline(t)
+}
+
+// applyDeadline sets the earlier of the server's deadline and the head's. g.dmu must
+// be held.
+func (g *gate) applyDeadline() error {
+	d := g.server
+	if rh := g.f.cfg.Timeouts.ReadHeader; rh > 0 && !g.headStart.IsZero() {
+		if hd := g.headStart.Add(rh); d.IsZero() || hd.Before(d) {
+			d = hd
+		}
+	}
+	return g.Conn.SetReadDeadline(d)
 }
 
 // bodyEnded follows a request's body, or a head without one: the next head comes,
