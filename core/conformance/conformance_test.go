@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -444,5 +445,64 @@ func framed(answer, method string) bool {
 			_, err := io.ReadAll(resp.Body)
 			return err == nil && br.Buffered() == 0
 		}
+	}
+}
+
+// A backend that answers an upload before reading it, and stops reading: the client
+// gets the backend's answer whole, on each front, while its upload is still going.
+func TestAnswerBeforeTheUploadEnds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!")
+				// A lingering close, as servers do: what the proxy still sends is
+				// read for a while, then the connection ends.
+				c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+				io.Copy(io.Discard, br)
+			}()
+		}
+	}()
+	for _, name := range fronts {
+		t.Run(name, func(t *testing.T) {
+			addr := startFront(t, name, exchangetest.NewProxy(t, exchange.Settings{ConnectTimeout: time.Second}, "http://"+ln.Addr().String()))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			const size = 64 << 20
+			go func() {
+				io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+				chunk := make([]byte, 64<<10)
+				for sent := 0; sent < size; sent += len(chunk) {
+					if _, err := c.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != 413 || string(b) != "too big!" {
+				t.Errorf("got %d %q (%v), want the backend's 413 \"too big!\"", resp.StatusCode, b, err)
+			}
+		})
 	}
 }

@@ -91,6 +91,10 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 {
 		st.body = &clientBody{r: r.Body, rc: http.NewResponseController(w), idle: f.cfg.Timeouts.BodyIdle}
 		body = st.body
+		// The answer may start before the upload ends, and the upload goes on to
+		// the backend meanwhile: without this the server would read the rest of
+		// the body itself, and close it, at the answer's first write.
+		_ = st.body.rc.EnableFullDuplex()
 	}
 	bodiless := r.ContentLength == 0
 
@@ -489,7 +493,12 @@ func (b *clientBody) read() int64 {
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
-	if b.idle > 0 && !b.ended {
+	if b.ended {
+		// The transport reads once more after the declared length; the server
+		// may have closed the body it read to its end by then.
+		return 0, io.EOF
+	}
+	if b.idle > 0 {
 		_ = backend.Refresh(&b.at, b.idle, b.rc.SetReadDeadline)
 	}
 	n, err := b.r.Read(p)
