@@ -17,6 +17,13 @@ type Config struct {
 	Threadpool   Threadpool        `json:"threadpool"`
 	HealthCheck  HealthCheck       `json:"health_check"`
 	Plugins      map[string]Plugin `json:"plugins"`
+	// Pools are the named pools beside default (servers), each with its own
+	// backends, strategy and health check (DESIGN section 4.1).
+	Pools map[string]Pool `json:"pools"`
+	// Routes send each request, by host, path, method or header, to a pool, or
+	// answer it; tried in order, the first that matches wins. A request no route
+	// matches goes to default.
+	Routes []Route `json:"routes"`
 
 	// Path is the file this configuration was read from ("" when built in code).
 	Path string `json:"-"`
