@@ -30,6 +30,9 @@ type Config struct {
 	// Warnings are what Parse read differently from what the file says (an old
 	// name of a value), for the log.
 	Warnings []string `json:"-"`
+	// raw is the file as Parse read it, where Validate finds the line and column of
+	// a refused key.
+	raw []byte
 }
 
 // LoadBalancer is the client-facing side.

@@ -9,7 +9,8 @@ import (
 )
 
 // Diff lists the dotted keys whose values differ between a and b ("threadpool.max_workers",
-// "servers.backends"), sorted. Lists count as one value.
+// "servers.backends", "pools.api.retries", "routes"), sorted. Lists count as one value;
+// an object one side has and the other has not (a pool added or removed) is one key.
 func Diff(a, b *Config) []string {
 	var out []string
 	diffValues("", toTree(a), toTree(b), &out)
@@ -66,7 +67,7 @@ func (c *Config) Value(key string) (string, bool) {
 		v = m[part]
 	}
 	switch v.(type) {
-	case map[string]any, []any:
+	case map[string]any, []any, nil: // nil: not in c (a pool removed) or null
 		return "", false
 	}
 	return fmt.Sprint(v), true

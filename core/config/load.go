@@ -12,7 +12,7 @@ import (
 )
 
 // Error is a refused configuration: the file, the key (dotted path, "" for the
-// document) and, for syntax errors, the line and column.
+// document) and, when the key is in the file, the line and column of its value.
 type Error struct {
 	File string
 	Key  string
@@ -58,6 +58,7 @@ func Load(path string, bundled []string) (*Config, error) {
 func Parse(data []byte, file string) (*Config, error) {
 	c := defaults()
 	c.Path = file
+	c.raw = bytes.Clone(data)
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{File: file, Msg: "file is empty (want a JSON object; {} gives every default)"}
 	}

@@ -13,7 +13,9 @@ import (
 )
 
 // Validate reports every impossible value in c, joined; nil when c can be applied.
-// bundled names the strategies built into the core.
+// bundled names the strategies built into the core. Each error is an *Error naming
+// the file and the key and, when the key is in the file Parse read, the line and
+// column of its value.
 func (c *Config) Validate(bundled []string) error {
 	v := validator{file: c.Path}
 	lb := &c.LoadBalancer
@@ -39,7 +41,7 @@ func (c *Config) Validate(bundled []string) error {
 	v.check(lb.Limits.MaxHeaderBytes >= 1024, "load_balancer.limits.max_header_bytes", "must be at least 1024, got %d", lb.Limits.MaxHeaderBytes)
 	v.check(lb.Limits.MaxHeaders >= 1, "load_balancer.limits.max_headers", "must be at least 1, got %d", lb.Limits.MaxHeaders)
 	v.strategy(c, bundled)
-	v.backends(c.Servers)
+	v.servers(c)
 	v.engine(c)
 
 	tp := &c.Threadpool
@@ -54,14 +56,10 @@ func (c *Config) Validate(bundled []string) error {
 	v.check(tp.QueueTimeout > 0, "threadpool.queue_timeout", "must be positive, got %s", tp.QueueTimeout)
 	v.check(tp.IdleTimeout > 0, "threadpool.idle_timeout", "must be positive, got %s", tp.IdleTimeout)
 
-	hc := &c.HealthCheck
-	v.check(strings.HasPrefix(hc.Path, "/"), "health_check.path", "must start with /, got %q", hc.Path)
-	v.check(hc.Interval > 0, "health_check.interval", "must be positive, got %s", hc.Interval)
-	v.check(hc.Timeout > 0, "health_check.timeout", "must be positive, got %s", hc.Timeout)
-	v.check(hc.HealthyThreshold >= 1, "health_check.healthy_threshold", "must be at least 1, got %d", hc.HealthyThreshold)
-	v.check(hc.UnhealthyThreshold >= 1, "health_check.unhealthy_threshold", "must be at least 1, got %d", hc.UnhealthyThreshold)
-	v.check(hc.Passive.ConsecutiveFailures >= 0, "health_check.passive.consecutive_failures", "must be 0 (off) or more, got %d", hc.Passive.ConsecutiveFailures)
-	v.check(hc.Passive.EjectionTime > 0, "health_check.passive.ejection_time", "must be positive, got %s", hc.Passive.EjectionTime)
+	v.healthCheck("health_check", c.HealthCheck, nil)
+	v.pools(c, bundled)
+	v.routes(c)
+	locate(c.raw, v.errs)
 	return errors.Join(v.errs...)
 }
 
@@ -78,12 +76,33 @@ func (v *validator) check(ok bool, key, format string, args ...any) {
 	}
 }
 
+// healthCheck checks the health check hc, under key (health_check, or a pool's).
+// given reports whether the file gives a field ("passive.ejection_time"); nil means
+// every field is checked. A pool's health check is checked for the fields it gives:
+// those it leaves out are the top level's, checked there.
+func (v *validator) healthCheck(key string, hc HealthCheck, given func(field string) bool) {
+	for _, r := range []struct {
+		field string
+		ok    bool
+		msg   string
+	}{
+		{"path", strings.HasPrefix(hc.Path, "/"), fmt.Sprintf("must start with /, got %q", hc.Path)},
+		{"interval", hc.Interval > 0, fmt.Sprintf("must be positive, got %s", hc.Interval)},
+		{"timeout", hc.Timeout > 0, fmt.Sprintf("must be positive, got %s", hc.Timeout)},
+		{"healthy_threshold", hc.HealthyThreshold >= 1, fmt.Sprintf("must be at least 1, got %d", hc.HealthyThreshold)},
+		{"unhealthy_threshold", hc.UnhealthyThreshold >= 1, fmt.Sprintf("must be at least 1, got %d", hc.UnhealthyThreshold)},
+		{"passive.consecutive_failures", hc.Passive.ConsecutiveFailures >= 0, fmt.Sprintf("must be 0 (off) or more, got %d", hc.Passive.ConsecutiveFailures)},
+		{"passive.ejection_time", hc.Passive.EjectionTime > 0, fmt.Sprintf("must be positive, got %s", hc.Passive.EjectionTime)},
+	} {
+		if given == nil || given(r.field) {
+			v.check(r.ok, key+"."+r.field, "%s", r.msg)
+		}
+	}
+}
+
 // strategy checks that the strategy exists and that every plugin command can run.
 func (v *validator) strategy(c *Config, bundled []string) {
-	name := c.LoadBalancer.Strategy
-	_, isPlugin := c.Plugins[name]
-	v.check(isPlugin || slices.Contains(bundled, name), "load_balancer.strategy",
-		"%q is neither a bundled strategy (%s) nor a key of plugins", name, strings.Join(bundled, ", "))
+	v.strategyName("load_balancer.strategy", c.LoadBalancer.Strategy, c, bundled)
 	for pname, p := range c.Plugins {
 		key := "plugins." + pname
 		v.check(p.OnFailure == "" || p.OnFailure == OnFailureFallback || p.OnFailure == OnFailureRefuse, key+".on_failure",
@@ -160,32 +179,49 @@ func (c *Config) PluginCommand(name string) string {
 // to look up in PATH.
 const pathSeparators = "/" + string(filepath.Separator)
 
-// backends checks the backend list: not empty, valid distinct URLs, weights >= 1.
-func (v *validator) backends(s Servers) {
+// strategyName checks that the strategy name given under key is a bundled one or a
+// key of plugins.
+func (v *validator) strategyName(key, name string, c *Config, bundled []string) {
+	_, isPlugin := c.Plugins[name]
+	v.check(isPlugin || slices.Contains(bundled, name), key,
+		"%q is neither a bundled strategy (%s) nor a key of plugins", name, strings.Join(bundled, ", "))
+}
+
+// servers checks servers, the pool named default. Its backends may be an empty list
+// only beside routes: default then has no backends, and a request no route takes
+// gets 404 (DESIGN section 4.1).
+func (v *validator) servers(c *Config) {
+	s := &c.Servers
 	v.check(s.QueueCapacity >= 1, "servers.queue_capacity", "must be at least 1, got %d", s.QueueCapacity)
-	v.check(len(s.Backends) > 0 || s.Discovery != nil, "servers.backends", "is empty: list at least one backend, or leave the key out for the local test servers")
+	v.check(len(s.Backends) > 0 || s.Discovery != nil || len(c.Routes) > 0, "servers.backends",
+		"is empty: list at least one backend, or leave the key out for the local test servers (an empty list is for a file with routes)")
 	if d := s.Discovery; d != nil {
-		v.discovery(d)
+		v.discovery("servers.discovery", d)
 	}
-	seen := make(map[string]int, len(s.Backends))
-	for i, b := range s.Backends {
-		key := fmt.Sprintf("servers.backends[%d]", i)
-		v.check(b.Weight >= 1, key+".weight", "must be at least 1, got %d", b.Weight)
+	v.backends("servers.backends", s.Backends)
+}
+
+// backends checks the backend list under key: valid URLs, none twice, weights >= 1.
+// Whether the list may be empty is the caller's rule.
+func (v *validator) backends(key string, bs []Backend) {
+	seen := make(map[string]int, len(bs))
+	for i, b := range bs {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		v.check(b.Weight >= 1, k+".weight", "must be at least 1, got %d", b.Weight)
 		norm, err := NormalizeURL(b.URL)
 		if err != nil {
-			v.check(false, key+".url", "%v", err)
+			v.check(false, k+".url", "%v", err)
 			continue
 		}
 		if j, dup := seen[norm]; dup {
-			v.check(false, key+".url", "%q duplicates servers.backends[%d]", b.URL, j)
+			v.check(false, k+".url", "%q duplicates %s[%d]", b.URL, key, j)
 		}
 		seen[norm] = i
 	}
 }
 
-// discovery checks servers.discovery.
-func (v *validator) discovery(d *Discovery) {
-	const key = "servers.discovery"
+// discovery checks a discovery section under key (servers.discovery, or a pool's).
+func (v *validator) discovery(key string, d *Discovery) {
 	v.check((d.SRV == "") != (d.DNS == ""), key, "names one record: srv, or dns with port")
 	v.check(d.DNS == "" || d.Port > 0, key+".port", "must be given with dns (the backends' port)")
 	v.check(d.SRV == "" || d.Port == 0, key+".port", "goes with dns only: an SRV record gives the ports")
