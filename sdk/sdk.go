@@ -76,6 +76,12 @@ type Request struct {
 	Method, Host, Path, RemoteAddr string
 	// Headers holds only the headers the strategy declared (see Headerer).
 	Headers map[string]string
+	// Pool names the pool the request was routed to: a key of config.json's
+	// `pools`, or "default" (the pool of `servers`) when no route matched. The load
+	// balancer runs one instance of a strategy per pool that names it, so a
+	// strategy sees one pool all its life; it is empty only under a load balancer
+	// older than pools.
+	Pool string
 }
 
 // Backend is one candidate backend as the strategy sees it.

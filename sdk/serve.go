@@ -91,7 +91,7 @@ func (c *controlServer) start(req *proto.StartRequest) (*proto.StartResponse, er
 		return nil, fmt.Errorf("opening the pick channel: %w", err)
 	}
 	mu := new(sync.Mutex)
-	sess := newSession(c.impl, mu)
+	sess := newSession(c.impl, mu, req.Pool)
 	go func() {
 		conn, err := ln.Accept()
 		if err != nil {

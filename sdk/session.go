@@ -22,6 +22,7 @@ type session struct {
 	observer  Observer  // nil when s does not observe
 	scheduler Scheduler // nil when s does not schedule
 	headers   []string
+	pool      string // Request.Pool of every pick: the core said it once, at Start
 
 	tables  [4]table // recent versions, by version % 4
 	view    []Backend
@@ -38,8 +39,10 @@ type table struct {
 	valid    bool
 }
 
-func newSession(s Strategy, mu *sync.Mutex) *session {
-	ss := &session{s: s, mu: mu}
+// newSession serves s for the pool the core named at Start ("" from a core older
+// than pools).
+func newSession(s Strategy, mu *sync.Mutex, pool string) *session {
+	ss := &session{s: s, mu: mu, pool: pool}
 	ss.observer, _ = s.(Observer)
 	ss.scheduler, _ = s.(Scheduler)
 	if h, ok := s.(Headerer); ok {
@@ -50,9 +53,9 @@ func newSession(s Strategy, mu *sync.Mutex) *session {
 }
 
 // another returns a session of the same strategy for one more pick channel, with
-// the headers it asked for once.
+// the headers it asked for once and the same pool: a plugin process serves one.
 func (ss *session) another() *session {
-	next := &session{s: ss.s, mu: ss.mu, observer: ss.observer, scheduler: ss.scheduler, headers: ss.headers}
+	next := &session{s: ss.s, mu: ss.mu, observer: ss.observer, scheduler: ss.scheduler, headers: ss.headers, pool: ss.pool}
 	if _, ok := ss.s.(Headerer); ok {
 		next.req.Headers = make(map[string]string, len(ss.headers))
 	}
@@ -161,6 +164,7 @@ func (ss *session) pick(r *wire.Reader) {
 	reuse(&ss.req.Host, r.Bytes())
 	reuse(&ss.req.Path, r.Bytes())
 	reuse(&ss.req.RemoteAddr, r.Bytes())
+	ss.req.Pool = ss.pool // not on the wire: see StartRequest.pool
 	nh := int(r.Uint8())
 	for i := range nh {
 		v := r.Bytes()

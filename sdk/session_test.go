@@ -66,7 +66,7 @@ func appendPick(buf []byte, id uint32, path string) []byte {
 
 func TestRequestStringsAreTheStrategysToKeep(t *testing.T) {
 	k := &keeper{}
-	ss := newSession(k, new(sync.Mutex))
+	ss := newSession(k, new(sync.Mutex), "")
 	msgs := appendTable(nil)
 	var want []string
 	for i := range 50 {
@@ -81,7 +81,7 @@ func TestRequestStringsAreTheStrategysToKeep(t *testing.T) {
 }
 
 func TestPanickingPickIsReportedWithItsMessage(t *testing.T) {
-	ss := newSession(&keeper{}, new(sync.Mutex))
+	ss := newSession(&keeper{}, new(sync.Mutex), "")
 	msgs := appendTable(nil)
 	feed(t, ss, appendPick(msgs, 7, "/panic"))
 	_, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
@@ -132,7 +132,7 @@ func TestScheduleAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ss := newSession(tt.s, new(sync.Mutex))
+			ss := newSession(tt.s, new(sync.Mutex), "")
 			feed(t, ss, wire.AppendSchedule(appendTable(nil), 1))
 			kind, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
 			if err != nil || kind != wire.KindScheduled {
@@ -149,7 +149,7 @@ func TestScheduleAnswers(t *testing.T) {
 }
 
 func TestScheduleOfAnUnknownTable(t *testing.T) {
-	ss := newSession(&planner{}, new(sync.Mutex))
+	ss := newSession(&planner{}, new(sync.Mutex), "")
 	feed(t, ss, wire.AppendSchedule(nil, 3))
 	_, payload, _, err := wire.ReadMessage(bytes.NewReader(ss.out), nil)
 	if err != nil {
@@ -157,5 +157,39 @@ func TestScheduleOfAnUnknownTable(t *testing.T) {
 	}
 	if got := wire.NewReader(payload).Scheduled(); got.Result != wire.ScheduleBad || got.Err != "strategy: unknown backend table version 3" {
 		t.Errorf("answer = %+v, want a bad answer naming version 3", got)
+	}
+}
+
+// pools remembers the pool of every request it is asked about, then scribbles on
+// it: the next pick must not see that.
+type pools struct{ seen []string }
+
+func (p *pools) Pick(req *Request, _ []Backend) (int, error) {
+	p.seen = append(p.seen, req.Pool)
+	req.Pool = "scribbled"
+	return 0, nil
+}
+
+func TestPickSeesThePoolNamedAtStart(t *testing.T) {
+	tests := []struct {
+		name, pool string
+	}{
+		{"a pool of config.json", "api"},
+		{"the default pool", "default"},
+		{"a core older than pools", ""}, // its Start says no pool, its picks are as ever
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &pools{}
+			first := newSession(p, new(sync.Mutex), tt.pool)
+			// The core's channel and a data-plane process's, to the one process.
+			for _, ss := range []*session{first, first.another()} {
+				feed(t, ss, appendPick(appendPick(appendTable(nil), 1, "/a"), 2, "/b"))
+			}
+			want := strings.Repeat(tt.pool+",", 4)
+			if got := strings.Join(p.seen, ",") + ","; got != want {
+				t.Errorf("Request.Pool of 4 picks on 2 channels = %q, want %q each", p.seen, tt.pool)
+			}
+		})
 	}
 }

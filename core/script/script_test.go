@@ -118,3 +118,29 @@ func TestPickFailuresAreTold(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestAttributes(t *testing.T) {
+	s := configured(t, `
+HEADERS = ["X-User"]
+def pick(req, backends):
+    fail(req.method, req.host, req.path, req.remote_addr, req.pool, req.headers, dir(req))
+`)
+	bs := []sdk.Backend{{URL: "http://a:1"}, {URL: "http://b:1"}}
+	for _, tt := range []struct {
+		name, pool, want string
+	}{
+		{"a pool", "api", "GET example.com /x 10.0.0.1 api"},
+		{"the default pool", "default", "GET example.com /x 10.0.0.1 default"},
+		{"no pool from a core older than pools", "", "GET example.com /x 10.0.0.1 default"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := &sdk.Request{Method: "GET", Host: "example.com", Path: "/x", RemoteAddr: "10.0.0.1",
+				Headers: map[string]string{"X-User": "ann"}, Pool: tt.pool}
+			_, err := s.Pick(req, bs)
+			want := tt.want + ` {"x-user": "ann"} ["headers", "host", "method", "path", "pool", "remote_addr"]`
+			if err == nil || err.Error() != want {
+				t.Errorf("req's attributes = %v\nwant %s", err, want)
+			}
+		})
+	}
+}

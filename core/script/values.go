@@ -6,6 +6,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/sdk"
 )
 
@@ -24,13 +25,15 @@ func (*state) Freeze() {}
 func (*state) Type() string { return "state" }
 
 // request is the `req` a pick sees: its fields are read from the sdk's Request when
-// the script asks for them.
+// the script asks for them. They are .method, .host, .path, .remote_addr, .pool
+// (the pool the request was routed to, "default" when none is named) and .headers
+// (the declared headers, keys lower-cased).
 type request struct {
 	r       *sdk.Request
 	headers *starlark.Dict // built on first use, per pick
 }
 
-var requestAttrs = []string{"headers", "host", "method", "path", "remote_addr"}
+var requestAttrs = []string{"headers", "host", "method", "path", "pool", "remote_addr"}
 
 func (r *request) String() string        { return fmt.Sprintf("<request %s %s>", r.r.Method, r.r.Path) }
 func (r *request) Type() string          { return "request" }
@@ -50,6 +53,11 @@ func (r *request) Attr(name string) (starlark.Value, error) {
 		return starlark.String(r.r.Path), nil
 	case "remote_addr":
 		return starlark.String(r.r.RemoteAddr), nil
+	case "pool":
+		if r.r.Pool == "" { // a core older than pools has the one pool
+			return starlark.String(config.DefaultPool), nil
+		}
+		return starlark.String(r.r.Pool), nil
 	case "headers":
 		if r.headers == nil {
 			r.headers = starlark.NewDict(len(r.r.Headers))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/shm"
 	"github.com/switchyard-lb/switchyard/plugins/leastconn"
 )
@@ -16,6 +17,7 @@ import (
 // its pick channel's socket and what the plugin announced when it started.
 type Endpoint struct {
 	Name      string   `json:"name"`
+	Pool      string   `json:"pool,omitempty"` // the pool it picks for (see Spec.Pool)
 	Socket    string   `json:"socket"`
 	Headers   []string `json:"headers,omitempty"`
 	Observes  bool     `json:"observes,omitempty"`
@@ -29,19 +31,26 @@ func (p *Plugin) Endpoint() (Endpoint, bool) {
 	if ch == nil || ch.sock == "" {
 		return Endpoint{}, false
 	}
-	return Endpoint{Name: p.spec.Name, Socket: ch.sock, Headers: ch.headers, Observes: ch.observes, Schedules: ch.schedules}, true
+	return Endpoint{Name: p.spec.Name, Pool: p.spec.Pool, Socket: ch.sock, Headers: ch.headers, Observes: ch.observes, Schedules: ch.schedules}, true
 }
 
-// Attach returns a Plugin for a data-plane process: it picks over a pick channel of
-// its own to the plugin process that the control plane runs (see Connect), and
-// falls back to the built-in pick while it has none. Its figures are counted in c
-// (nil: its own memory).
+// Attach is AttachFor the pool "default".
 func Attach(name string, log hclog.Logger, c *shm.Strategy) *Plugin {
+	return AttachFor(config.DefaultPool, name, log, c)
+}
+
+// AttachFor returns a Plugin for a data-plane process, for the requests of pool (""
+// means "default"): it picks over a pick channel of its own to the plugin process
+// that the control plane runs for pool (see Connect), and falls back to the
+// built-in pick while it has none. Its figures are counted in c (nil: its own
+// memory).
+func AttachFor(pool, name string, log hclog.Logger, c *shm.Strategy) *Plugin {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	_, cancel := context.WithCancel(context.Background())
-	p := &Plugin{spec: Spec{Name: name}, log: log, fallback: NewLocal(name, leastconn.New()), cancel: cancel, done: make(chan struct{}), attached: true}
+	spec := Spec{Name: name, Pool: poolName(pool)}
+	p := &Plugin{spec: spec, log: log, fallback: NewLocalFor(spec.Pool, name, leastconn.New()), cancel: cancel, done: make(chan struct{}), attached: true}
 	close(p.done)
 	p.count(c)
 	p.setState(StateStarting)
@@ -49,10 +58,14 @@ func Attach(name string, log hclog.Logger, c *shm.Strategy) *Plugin {
 }
 
 // Connect opens a pick channel to the plugin at ep, in place of the one an
-// attached Plugin had.
+// attached Plugin had. The plugin must serve p's pool: its strategy names that
+// pool to each pick, whichever channel the pick comes by.
 func (p *Plugin) Connect(ep Endpoint) error {
 	if !p.attached {
 		return errors.New("strategy: Connect on a plugin this process runs")
+	}
+	if ep.Pool != "" && ep.Pool != p.spec.Pool {
+		return fmt.Errorf("strategy %q: the plugin at %s picks for pool %q, not %q", ep.Name, ep.Socket, ep.Pool, p.spec.Pool)
 	}
 	conn, err := net.Dial("unix", ep.Socket)
 	if err != nil {

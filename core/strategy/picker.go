@@ -1,6 +1,11 @@
 // Package strategy connects the proxy to a backend-selection strategy written against
 // the sdk: it turns the live backend set into the sdk's view, asks the strategy, and
 // feeds outcomes back.
+//
+// A Picker serves one pool (DESIGN section 4.1): the core makes one for each pool,
+// even for pools that name the same strategy, and names the pool when it makes it
+// (NewLocalFor, Spec.Pool, AttachFor). The strategy sees that name as
+// sdk.Request.Pool in every pick; it does not travel with each Request.
 package strategy
 
 import (
@@ -11,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/sdk"
 )
 
@@ -23,6 +29,7 @@ var ErrNoBackend = errors.New("strategy: no backend available")
 var ErrStrategyFailed = errors.New("strategy failed")
 
 // Request is the proxy's view of a request, as byte slices valid during Pick only.
+// Its pool is the Picker's own (see the package doc).
 type Request struct {
 	Method, Host, Path, RemoteAddr []byte
 	// Header gives the request's header values (nil when absent).
@@ -78,6 +85,7 @@ type Pending struct {
 // The schedule of an sdk.Scheduler is walked without the mutex.
 type Local struct {
 	name      string
+	pool      string // sdk.Request.Pool of every pick
 	s         sdk.Strategy
 	observer  sdk.Observer  // nil when the strategy does not observe
 	scheduler sdk.Scheduler // nil when the strategy does not schedule
@@ -90,9 +98,15 @@ type Local struct {
 	req  sdk.Request        // guarded by mu
 }
 
-// NewLocal wraps s, which config.json calls name.
-func NewLocal(name string, s sdk.Strategy) *Local {
-	l := &Local{name: name, s: s}
+// NewLocal wraps s, which config.json calls name, for the pool "default": it is
+// NewLocalFor(config.DefaultPool, name, s).
+func NewLocal(name string, s sdk.Strategy) *Local { return NewLocalFor(config.DefaultPool, name, s) }
+
+// NewLocalFor wraps s, which config.json calls name, for the requests of pool (""
+// means "default"): s sees pool as sdk.Request.Pool in every pick. s must serve
+// no other Local.
+func NewLocalFor(pool, name string, s sdk.Strategy) *Local {
+	l := &Local{name: name, pool: poolName(pool), s: s}
 	l.observer, _ = s.(sdk.Observer)
 	l.scheduler, _ = s.(sdk.Scheduler)
 	if h, ok := s.(sdk.Headerer); ok {
@@ -180,6 +194,7 @@ func (l *Local) schedule(cands []*backend.Backend) *schedule {
 func (l *Local) fillRequest(req *Request) {
 	l.req.Method, l.req.Host = unsafeString(req.Method), unsafeString(req.Host)
 	l.req.Path, l.req.RemoteAddr = unsafeString(req.Path), unsafeString(req.RemoteAddr)
+	l.req.Pool = l.pool // set again: the strategy may have written over it
 	if len(l.headers) == 0 {
 		return
 	}
@@ -211,6 +226,14 @@ func View(b *backend.Backend) sdk.Backend {
 		Latency:     b.Latency().Round(time.Microsecond),
 		ErrorRate:   b.ErrorRate(),
 	}
+}
+
+// poolName is the name of pool as strategies see it: "" is the default pool.
+func poolName(pool string) string {
+	if pool == "" {
+		return config.DefaultPool
+	}
+	return pool
 }
 
 func contains(list []*backend.Backend, b *backend.Backend) bool {

@@ -43,6 +43,10 @@ const PickTimeout = 250 * time.Millisecond
 type Spec struct {
 	// Name is the strategy's name in config.json.
 	Name string
+	// Pool names the pool whose requests the plugin picks for (default "default").
+	// The plugin is told once, when it starts, and shows it to the strategy as
+	// sdk.Request.Pool in every pick; so one plugin process serves one pool.
+	Pool string
 	// Command builds the plugin's command with exec.CommandContext(ctx, ...); each
 	// start calls it anew. ctx ends only when the start is abandoned (StartContext),
 	// and the plugin's process group is then killed through the command's Cancel.
@@ -64,13 +68,13 @@ type Spec struct {
 }
 
 // BundledSpec is the Spec of a bundled strategy: the core's own executable,
-// re-executed in plugin mode.
+// re-executed in plugin mode. The caller sets the Spec's Pool.
 func BundledSpec(name string) (Spec, error) {
 	return selfSpec(name, pluginModeEnv+"="+name)
 }
 
 // ScriptSpec is the Spec of the strategy script at path: the core's own executable,
-// re-executed to run the script.
+// re-executed to run the script. The caller sets the Spec's Pool.
 func ScriptSpec(name, path string) (Spec, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -145,7 +149,8 @@ func Start(spec Spec) (*Plugin, error) { return StartContext(context.Background(
 // on ctx.
 func StartContext(ctx context.Context, spec Spec) (*Plugin, error) {
 	life, cancel := context.WithCancel(context.Background())
-	p := &Plugin{spec: spec, log: spec.Log, fallback: NewLocal(spec.Name, leastconn.New()), cancel: cancel, done: make(chan struct{})}
+	spec.Pool = poolName(spec.Pool)
+	p := &Plugin{spec: spec, log: spec.Log, fallback: NewLocalFor(spec.Pool, spec.Name, leastconn.New()), cancel: cancel, done: make(chan struct{})}
 	p.count(spec.Counters)
 	if c := spec.Counters; c != nil {
 		c.Fallbacks().Store(0)
@@ -542,7 +547,7 @@ func (p *Plugin) connect(ctx context.Context, rpc plugin.ClientProtocol) (*chann
 	sock := filepath.Join(p.spec.RuntimeDir, fmt.Sprintf("%s-%d.sock", p.spec.Name, launches.Add(1)))
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := raw.(proto.StrategyClient).Start(ctx, &proto.StartRequest{Options: p.spec.Options, SocketPath: sock})
+	resp, err := raw.(proto.StrategyClient).Start(ctx, &proto.StartRequest{Options: p.spec.Options, SocketPath: sock, Pool: p.spec.Pool})
 	if err != nil {
 		return nil, fmt.Errorf("strategy %q: %w", p.spec.Name, err)
 	}

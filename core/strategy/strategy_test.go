@@ -51,6 +51,14 @@ var testStrategies = map[string]func() sdk.Strategy{
 	"rotate":       func() sdk.Strategy { return &rotate{} },
 	"bad-schedule": func() sdk.Strategy { return &badSchedule{} },
 	"declines":     func() sdk.Strategy { return &declines{} },
+	"pool":         func() sdk.Strategy { return poolTeller{} },
+}
+
+// poolTeller declines every request, saying which pool it was told.
+type poolTeller struct{}
+
+func (poolTeller) Pick(req *sdk.Request, _ []sdk.Backend) (int, error) {
+	return 0, fmt.Errorf("pool %q", req.Pool)
 }
 
 // rotate takes every backend in turn, asked request by request: a strategy written

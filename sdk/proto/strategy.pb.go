@@ -31,7 +31,18 @@ type StartRequest struct {
 	// The plugin's `options` object from config.json, as written (empty when none).
 	Options []byte `protobuf:"bytes,1,opt,name=options,proto3" json:"options,omitempty"`
 	// Where the plugin listens for the core's pick channel (a Unix socket path).
-	SocketPath    string `protobuf:"bytes,2,opt,name=socket_path,json=socketPath,proto3" json:"socket_path,omitempty"`
+	SocketPath string `protobuf:"bytes,2,opt,name=socket_path,json=socketPath,proto3" json:"socket_path,omitempty"`
+	// The pool whose requests this plugin process picks for ("default" for the pool
+	// of `servers`); the sdk shows it to every Pick as sdk.Request.Pool.
+	//
+	// Why here and not in each Pick message: the core runs one strategy process per
+	// pool, so every pick channel of a process (the core's and its data-plane
+	// processes') serves one pool. Saying it once costs a pick nothing, where a
+	// string in each Pick frame would cost its bytes and a comparison per request.
+	// It is compatible both ways without a new ProtocolVersion: a plugin built
+	// before pools skips this unknown field, and a core built before pools leaves it
+	// empty (Request.Pool is then "").
+	Pool          string `protobuf:"bytes,3,opt,name=pool,proto3" json:"pool,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -76,6 +87,13 @@ func (x *StartRequest) GetOptions() []byte {
 func (x *StartRequest) GetSocketPath() string {
 	if x != nil {
 		return x.SocketPath
+	}
+	return ""
+}
+
+func (x *StartRequest) GetPool() string {
+	if x != nil {
+		return x.Pool
 	}
 	return ""
 }
@@ -149,11 +167,12 @@ var File_sdk_proto_strategy_proto protoreflect.FileDescriptor
 
 const file_sdk_proto_strategy_proto_rawDesc = "" +
 	"\n" +
-	"\x18sdk/proto/strategy.proto\x12\x16switchyard.strategy.v1\"I\n" +
+	"\x18sdk/proto/strategy.proto\x12\x16switchyard.strategy.v1\"]\n" +
 	"\fStartRequest\x12\x18\n" +
 	"\aoptions\x18\x01 \x01(\fR\aoptions\x12\x1f\n" +
 	"\vsocket_path\x18\x02 \x01(\tR\n" +
-	"socketPath\"c\n" +
+	"socketPath\x12\x12\n" +
+	"\x04pool\x18\x03 \x01(\tR\x04pool\"c\n" +
 	"\rStartResponse\x12\x18\n" +
 	"\aheaders\x18\x01 \x03(\tR\aheaders\x12\x1a\n" +
 	"\bobserves\x18\x02 \x01(\bR\bobserves\x12\x1c\n" +

@@ -10,6 +10,9 @@
 //
 // For an sdk.Scheduler, the harness walks the strategy's schedule as the load
 // balancer does, asking for a new one after SetBackends; Schedule shows it.
+//
+// Requests carry the pool the strategy serves as sdk.Request.Pool: "default", or
+// the name given to SetPool, unless the request names its own.
 package sdktest
 
 import (
@@ -35,7 +38,8 @@ type Harness struct {
 	t        testing.TB
 	s        sdk.Strategy
 	backends []sdk.Backend
-	walk     *walk // the schedule of an sdk.Scheduler; nil until asked
+	walk     *walk  // the schedule of an sdk.Scheduler; nil until asked
+	pool     string // see SetPool
 }
 
 // walk is a schedule as the load balancer walks it.
@@ -51,7 +55,7 @@ type walk struct {
 // Configure for others.
 func New(t testing.TB, s sdk.Strategy, backends ...sdk.Backend) *Harness {
 	t.Helper()
-	h := &Harness{t: t, s: s}
+	h := &Harness{t: t, s: s, pool: defaultPool}
 	h.SetBackends(backends...)
 	if c, ok := s.(sdk.Configurer); ok {
 		if err := c.Configure(json.RawMessage("null")); err != nil {
@@ -96,16 +100,32 @@ func (h *Harness) SetBackends(backends ...sdk.Backend) {
 	h.walk = nil
 }
 
+// defaultPool is the pool a Harness's requests are in until SetPool: the load
+// balancer's pool of `servers`, which takes the requests no route matched.
+const defaultPool = "default"
+
+// SetPool names the pool the strategy serves, as the load balancer runs one
+// instance of a strategy for each pool that names it: Pick then gives name as
+// sdk.Request.Pool to requests that do not name a pool themselves.
+func (h *Harness) SetPool(name string) { h.pool = name }
+
 // Backends returns the candidates as the strategy sees them now.
 func (h *Harness) Backends() []sdk.Backend { return h.backends }
 
 // Pick asks the strategy for a backend for req, or walks its schedule if it is an
 // sdk.Scheduler, and, as the proxy would, counts the request in flight on the
-// backend. It fails the test on an index out of range.
+// backend. It fails the test on an index out of range. A nil req is a GET of /;
+// a req without a Pool is in the harness's pool (see SetPool). req itself is
+// left as it is.
 func (h *Harness) Pick(req *sdk.Request) (string, error) {
 	h.t.Helper()
 	if req == nil {
 		req = &sdk.Request{Method: "GET", Path: "/"}
+	}
+	if req.Pool == "" {
+		r := *req
+		r.Pool = h.pool
+		req = &r
 	}
 	var i int
 	if w := h.schedule(); w != nil && w.err == nil {

@@ -115,3 +115,37 @@ func TestHarnessWalksALeastSchedule(t *testing.T) {
 		t.Errorf("Schedule() = %+v, %v, want a Least schedule", sc, err)
 	}
 }
+
+// byPool sends the requests of pool "api" to the second backend, the rest to the
+// first.
+type byPool struct{ seen []string }
+
+func (b *byPool) Pick(req *sdk.Request, _ []sdk.Backend) (int, error) {
+	b.seen = append(b.seen, req.Pool)
+	if req.Pool == "api" {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+func TestHarnessRequestsCarryThePool(t *testing.T) {
+	s := &byPool{}
+	h := sdktest.New(t, s, sdktest.Backends("http://a:1", "http://b:1")...)
+	req := &sdk.Request{Method: "GET", Path: "/"}
+	if counts := h.Spread(req, 2); counts["http://a:1"] != 2 {
+		t.Errorf("Spread in the default pool = %v, want both on a", counts)
+	}
+	h.SetPool("api")
+	if counts := h.Spread(req, 2); counts["http://b:1"] != 2 {
+		t.Errorf("Spread after SetPool(api) = %v, want both on b", counts)
+	}
+	if url, _ := h.Pick(&sdk.Request{Pool: "static"}); url != "http://a:1" {
+		t.Errorf("Pick of a request naming pool static = %s, want a", url)
+	}
+	if got := strings.Join(s.seen, " "); got != "default default api api static" {
+		t.Errorf("pools seen = %s, want default default api api static", got)
+	}
+	if req.Pool != "" {
+		t.Errorf("the caller's request has Pool %q after the picks, want it untouched", req.Pool)
+	}
+}

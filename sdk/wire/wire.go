@@ -11,7 +11,10 @@
 //   - Table: the candidate backends of one version (identity, weight, figures).
 //   - Figures: the live figures of a version's backends, sent once per batch that
 //     holds picks or schedule requests.
-//   - Pick: one request to place on a version's backends, minus excluded ones.
+//   - Pick: one request to place on a version's backends, minus excluded ones. It
+//     does not carry the request's pool: a plugin process serves one pool, which
+//     the core names once when it starts the plugin (StartRequest.pool in
+//     sdk/proto), so no pick pays for it and this layout is as it was before pools.
 //   - Outcome: one request's result, for strategies that observe.
 //   - Schedule: a request for the schedule of a version's backends. Sent only to a
 //     plugin whose start answer announced schedules (sdk.Scheduler); others never
