@@ -21,8 +21,12 @@ import (
 type Backend struct {
 	// URL is the backend's URL as written in config.json.
 	URL string
-	// Key is the normalized URL, the backend's identity (see config.NormalizeURL).
-	Key    string
+	// Key is the normalized URL, the backend's identity within its pool (see
+	// config.NormalizeURL).
+	Key string
+	// Pool is the name of the pool the backend belongs to ("default" for servers);
+	// a URL listed in two pools is two backends.
+	Pool   string
 	source atomic.Pointer[string]   // "config" or "dns"
 	dial   atomic.Pointer[DialAddr] // where a data plane dials it (see DialAddr)
 	// priority ranks the backend for taking requests (see config.Backend.Priority).
@@ -193,7 +197,8 @@ type Snapshot struct {
 // Set is safe for use by multiple goroutines: Snapshot is lock-free, Update is
 // serialized by a mutex.
 type Set struct {
-	slots    Slots // nil: figures in process memory
+	pool     string // the pool's name, given to its backends
+	slots    Slots  // nil: figures in process memory
 	onChange func()
 	// gen counts the changes of the backends' states written to their slots (nil:
 	// the states are this process's own); follow: this set takes them from there.
@@ -206,11 +211,31 @@ type Set struct {
 	updated bool // Update has run before
 }
 
-// NewSet returns an empty set; Update fills it.
-func NewSet() *Set {
-	s := &Set{byKey: map[string]*Backend{}}
+// NewSet returns an empty set of the default pool; Update fills it.
+func NewSet() *Set { return NewPoolSet(DefaultPool, nil) }
+
+// DefaultPool is the name of the pool that config.json's servers describe.
+const DefaultPool = "default"
+
+// NewPoolSet returns the empty set of the pool called pool, whose backends keep their
+// figures where slots says (nil: in this process's memory).
+func NewPoolSet(pool string, slots Slots) *Set {
+	s := &Set{pool: pool, slots: slots, byKey: map[string]*Backend{}}
 	s.snap.Store(&Snapshot{})
 	return s
+}
+
+// Pool is the name of the set's pool.
+func (s *Set) Pool() string { return s.pool }
+
+// SlotKey is the key a backend's slot is known by: its Key in the default pool (so
+// that a slot outlives a change that only adds pools), the pool's name and its Key
+// in another.
+func SlotKey(pool, key string) string {
+	if pool == DefaultPool || pool == "" {
+		return key
+	}
+	return pool + " " + key
 }
 
 // Slot is where a backend's live figures live in a shared memory segment (package
@@ -237,13 +262,9 @@ type Slots interface {
 // Answers must fit in a segment's area.
 var _ [shm.AreaSize - unsafe.Sizeof(Answers{})]byte
 
-// NewSharedSet returns an empty set whose backends keep their figures where slots
-// says.
-func NewSharedSet(slots Slots) *Set {
-	s := NewSet()
-	s.slots = slots
-	return s
-}
+// NewSharedSet returns an empty set of the default pool whose backends keep their
+// figures where slots says.
+func NewSharedSet(slots Slots) *Set { return NewPoolSet(DefaultPool, slots) }
 
 // Snapshot returns the current view of the set. It never returns nil.
 func (s *Set) Snapshot() *Snapshot {
@@ -315,9 +336,10 @@ func (s *Set) Update(backends []config.Backend) (removed []*Backend) {
 		case b == nil:
 			var slot *Slot
 			if s.slots != nil {
-				slot = s.slots.Slot(key)
+				slot = s.slots.Slot(SlotKey(s.pool, key))
 			}
 			b = newBackend(cb.URL, key, first, slot)
+			b.Pool = s.pool
 		}
 		b.configure(cb.Weight)
 		b.priority.Store(int64(cb.Priority))

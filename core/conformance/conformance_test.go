@@ -200,7 +200,7 @@ func TestHTTPSBackends(t *testing.T) {
 
 			bad, _ := exchangetest.TLSBackend(t, "untrusted")
 			exchangetest.Untrusted(t, bad)
-			px := exchangetest.NewProxy(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), Retries: 1}, bad.URL, srv.URL)
+			px := exchangetest.NewProxyRetries(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv)}, 1, bad.URL, srv.URL)
 			addr = startFront(t, name, px)
 			for i := range 4 {
 				if status, body := post(t, http.DefaultClient, addr); status != 200 || !strings.HasPrefix(body, "tls ") {

@@ -517,7 +517,7 @@ func TestStatusAndMetrics(t *testing.T) {
 	if got := metric(t, lb, "lb_pool_admitted_total"); got < 1 {
 		t.Errorf("lb_pool_admitted_total = %v, want at least 1", got)
 	}
-	if got := metric(t, lb, regexp.QuoteMeta(`lb_backend_body_bytes_total{backend="`+u+`",direction="out"}`)); got < 1 {
+	if got := metric(t, lb, regexp.QuoteMeta(`lb_backend_body_bytes_total{backend="`+u+`",direction="out",pool="default"}`)); got < 1 {
 		t.Errorf("lb_backend_body_bytes_total out = %v, want the answer's body bytes", got)
 	}
 	// Profiles under load come from the admin address (README "Performance").

@@ -224,14 +224,14 @@ func TestMetricsAfterShedAndEdits(t *testing.T) {
 	}
 	text := readBody(t, resp)
 	for _, want := range []string{
-		`lb_request_duration_seconds_bucket{backend="` + a + `",le="0.5"}`,
-		`lb_request_duration_seconds_count{backend="` + a + `"}`,
-		`lb_requests_total{backend="` + a + `",code="200"} ` + itoa(ok),
-		`lb_requests_total{backend="",code="503"} ` + itoa(shed),
+		`lb_request_duration_seconds_bucket{backend="` + a + `",pool="default",le="0.5"}`,
+		`lb_request_duration_seconds_count{backend="` + a + `",pool="default"}`,
+		`lb_requests_total{backend="` + a + `",code="200",pool="default"} ` + itoa(ok),
+		`lb_requests_total{backend="",code="503",pool=""} ` + itoa(shed),
 		`lb_config_reloads_total{result="applied"} 1`,
 		`lb_config_reloads_total{result="refused"} 1`,
-		`lb_backend_ejections_total{backend="` + a + `"} 0`,
-		`lb_backend_state{backend="` + a + `",state="up"} 1`,
+		`lb_backend_ejections_total{backend="` + a + `",pool="default"} 0`,
+		`lb_backend_state{backend="` + a + `",pool="default",state="up"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -25,7 +25,7 @@ func (c *client) failed(err *exchange.Failure) {
 	c.record(b, 0, err.Msg)
 	c.closeUp()
 	c.b = nil
-	retry := exchange.MayRetry(c.attempts, c.settings().Retries, err.NotSent || !c.sent, c.req.Method, c.req.Framing == h1.BodyNone)
+	retry := exchange.MayRetry(c.attempts, c.route.Upstream.Retries(), err.NotSent || !c.sent, c.req.Method, c.req.Framing == h1.BodyNone)
 	c.tried = append(c.tried, b)
 	if retry && c.worker {
 		c.sent = false
@@ -84,9 +84,14 @@ func (c *client) finish(answers *backend.Answers, url string) {
 		c.worker = false
 		c.l.e.pool.Release()
 	}
+	var pool string
+	if url != "" && c.route != nil {
+		pool = c.route.Pool()
+	}
 	c.l.e.cfg.Proxy.Finish(answers, &exchange.Entry{Start: c.start, Client: c.ip, Method: c.req.Method, Path: c.req.Target,
-		Status: c.status, Backend: url, In: c.bytesIn, Out: c.bytesOut, Duration: c.l.ev.Now().Sub(c.start), Attempts: c.attempts})
+		Status: c.status, Backend: url, Pool: pool, In: c.bytesIn, Out: c.bytesOut, Duration: c.l.ev.Now().Sub(c.start), Attempts: c.attempts})
 	c.picker = nil
+	c.route = nil
 	c.served = true
 	c.view = strategy.Request{}
 	clear(c.triedArr[:])
@@ -126,6 +131,18 @@ func (c *client) reply(a exchange.Answer) {
 func (c *client) replyFor(b *backend.Backend, a exchange.Answer) {
 	c.replyBody(a)
 	c.finish(b.Answers, b.URL)
+}
+
+// replyRoute answers with a route's own reply (respond, or a redirect to location).
+func (c *client) replyRoute(rp *exchange.Reply, location []byte) {
+	c.status = rp.Status
+	c.skipBody()
+	head := equalMethod(c.req.Method, "HEAD")
+	if !head {
+		c.bytesOut = int64(len(rp.Body))
+	}
+	c.sendOut(rp.AppendHTTP1(make([]byte, 0, 128+len(rp.Body)+len(location)), location, head, !c.keep))
+	c.finish(c.l.e.cfg.Proxy.OwnAnswers(), "")
 }
 
 func (c *client) replyBody(a exchange.Answer) {

@@ -63,6 +63,7 @@ type client struct {
 	worker   bool // holds a pool worker
 	waiter   pool.Waiter
 	picker   strategy.Picker
+	route    *exchange.Route // the request's route, from when it is routed to its end
 	view     strategy.Request
 	tried    []*backend.Backend
 	triedArr [4]*backend.Backend
@@ -265,6 +266,27 @@ func (c *client) begin() {
 	if c.req.Framing == h1.BodyLength {
 		c.left = c.req.ContentLength
 	}
+	// The host the request goes on with (an absolute target's authority, else Host)
+	// and its path choose the route; a route the proxy answers itself takes no
+	// worker.
+	host, target := c.req.Host, c.req.Target
+	if t, authority, ok := exchange.OriginForm(target); ok {
+		host, target = authority, t
+	}
+	c.hdrs = c.req.Headers
+	c.route = c.l.e.cfg.Proxy.Table().Route(c.req.Method, host, exchange.Path(target), &c.hdrs)
+	switch c.route.Action {
+	case exchange.NoRoute:
+		c.reply(exchange.NoRouteAnswer)
+		return
+	case exchange.DoRespond:
+		c.replyRoute(&c.route.Reply, nil)
+		return
+	case exchange.DoRedirect:
+		rd := &c.route.Redirect
+		c.replyRoute(&exchange.Reply{Status: rd.Status}, rd.AppendLocation(make([]byte, 0, 128), host, target))
+		return
+	}
 	c.setTimer(phNone)
 	ok, w, err := c.l.e.pool.AcquireAsync(c.grantedElsewhere)
 	switch {
@@ -295,11 +317,10 @@ func (c *client) grantedElsewhere() {
 
 // pick chooses a backend and sends the request to it.
 func (c *client) pick() {
-	h := c.l.e.cfg.Proxy
-	c.picker = h.Picker()
-	c.hdrs = c.req.Headers
+	u := c.route.Upstream
+	c.picker = u.Picker()
 	c.view = strategy.Request{Method: c.req.Method, Host: c.req.Host, Path: exchange.Path(c.req.Target), RemoteAddr: c.ip, Header: &c.hdrs}
-	cands := c.l.e.cfg.Proxy.Backends().Snapshot().Candidates
+	cands := u.Backends().Snapshot().Candidates
 	if ap, ok := c.picker.(strategy.AsyncPicker); ok {
 		// A plugin that must be asked answers later: the loop serves the others
 		// meanwhile, and the picks of one pass go out together.
@@ -377,7 +398,7 @@ func (c *client) transmit(u *upstream) {
 	if len(c.req.Host) == 0 { // HTTP/1.0 without Host: the backend's address stands in
 		fallback = u.addr.AppendTo(nil)
 	}
-	head := appendRequestHead(c.l.scratch[:0], &c.req, c.ip, fallback)
+	head := appendRequestHead(c.l.scratch[:0], &c.req, c.route, c.ip, fallback)
 	c.l.scratch = head[:0]
 	u.expectHead(equalMethod(c.req.Method, "HEAD"))
 	c.sent = true

@@ -24,11 +24,12 @@ func named(list [][]byte, name []byte) bool {
 	return false
 }
 
-// appendRequestHead appends the head sent to a backend for r: HTTP/1.1, an
-// origin-form target, hop-by-hop fields and the client's X-Forwarded-* dropped, Host
-// kept (the target's host for an absolute-form target; fallback when the client sent
-// none), and X-Forwarded-For, -Proto and -Host set.
-func appendRequestHead(dst []byte, r *h1.Request, ip, fallback []byte) []byte {
+// appendRequestHead appends the head sent to a backend for r on route rt: HTTP/1.1,
+// an origin-form target (its path without the route's prefix), hop-by-hop fields and
+// the client's X-Forwarded-* dropped, Host kept (the target's host for an
+// absolute-form target; fallback when the client sent none), the route's header rules
+// applied, and X-Forwarded-For, -Proto and -Host set.
+func appendRequestHead(dst []byte, r *h1.Request, rt *exchange.Route, ip, fallback []byte) []byte {
 	target, host := r.Target, r.Host
 	if t, authority, ok := exchange.OriginForm(target); ok {
 		target, host = t, authority
@@ -38,18 +39,20 @@ func appendRequestHead(dst []byte, r *h1.Request, ip, fallback []byte) []byte {
 	}
 	dst = append(dst, r.Method...)
 	dst = append(dst, ' ')
-	dst = append(dst, target...)
+	dst = rt.Strip(dst, target)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	dst = append(dst, host...)
 	dst = append(dst, "\r\n"...)
 	for _, h := range r.Headers {
 		if len(h.Name) == 4 && h1.EqualFold(h.Name, "host") || exchange.ContentLength(h.Name) || exchange.Forwarded(h.Name) ||
 			exchange.HopByHop(h.Name, true) && !(r.Upgrade && h1.EqualFold(h.Name, "upgrade")) ||
-			len(r.Connection) > 0 && named(r.Connection, h.Name) && !exchange.Protected(h.Name) {
+			len(r.Connection) > 0 && named(r.Connection, h.Name) && !exchange.Protected(h.Name) ||
+			!rt.Request.Empty() && rt.Request.Drops(h.Name) {
 			continue
 		}
 		dst = appendField(dst, h)
 	}
+	dst = rt.Request.AppendSet(dst)
 	if r.Framing == h1.BodyLength {
 		dst = appendLength(dst, r.ContentLength)
 	}
@@ -69,9 +72,10 @@ func appendRequestHead(dst []byte, r *h1.Request, ip, fallback []byte) []byte {
 
 // appendResponseHead appends the head sent to the client for the answer r, whose raw
 // head is raw: HTTP/1.1, the backend's status and reason, its fields but the hop-by-hop
-// ones, Content-Length as one value (none for 1xx, 204 and 304, which lose their
+// ones, the route's header rules applied (rules; nil for an interim answer),
+// Content-Length as one value (none for 1xx, 204 and 304, which lose their
 // Transfer-Encoding too), and the client connection's own Connection field.
-func appendResponseHead(dst, raw []byte, r *h1.Response, keep, clientHTTP10, upgrade bool) []byte {
+func appendResponseHead(dst, raw []byte, r *h1.Response, rules *exchange.HeaderRules, keep, clientHTTP10, upgrade bool) []byte {
 	line := raw[:bytes.IndexByte(raw, '\n')]
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	dst = append(dst, "HTTP/1.1"...)
@@ -81,10 +85,14 @@ func appendResponseHead(dst, raw []byte, r *h1.Response, keep, clientHTTP10, upg
 	for _, h := range r.Headers {
 		if exchange.ContentLength(h.Name) || bodiless && len(h.Name) == 17 && h1.EqualFold(h.Name, "transfer-encoding") ||
 			exchange.HopByHop(h.Name, false) && !(upgrade && h1.EqualFold(h.Name, "upgrade")) ||
-			len(r.Connection) > 0 && named(r.Connection, h.Name) && !exchange.Protected(h.Name) {
+			len(r.Connection) > 0 && named(r.Connection, h.Name) && !exchange.Protected(h.Name) ||
+			rules != nil && !rules.Empty() && rules.Drops(h.Name) {
 			continue
 		}
 		dst = appendField(dst, h)
+	}
+	if rules != nil {
+		dst = rules.AppendSet(dst)
 	}
 	if !bodiless && r.Length >= 0 {
 		dst = appendLength(dst, r.Length)

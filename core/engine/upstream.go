@@ -245,7 +245,7 @@ func (u *upstream) readHead() bool {
 	if r.Interim() {
 		ok := true
 		if c.req.Minor > 0 { // HTTP/1.0 has no interim answers
-			head := appendResponseHead(u.l.scratch[:0], buf[:n], r, true, false, false)
+			head := appendResponseHead(u.l.scratch[:0], buf[:n], r, nil, true, false, false)
 			u.l.scratch = head[:0]
 			ok = c.interim(head)
 		}
@@ -257,7 +257,7 @@ func (u *upstream) readHead() bool {
 			c.failed(exchange.ErrMalformed)
 			return false
 		}
-		head := appendResponseHead(u.l.scratch[:0], buf[:n], r, true, false, true)
+		head := appendResponseHead(u.l.scratch[:0], buf[:n], r, &c.route.Response, true, false, true)
 		u.l.scratch = head[:0]
 		u.consume(n)
 		if !c.respond(101, head) {
@@ -276,7 +276,7 @@ func (u *upstream) readHead() bool {
 		keep = false
 	}
 	c.keep = keep
-	head := appendResponseHead(u.l.scratch[:0], buf[:n], r, keep, c.req.Minor == 0, false)
+	head := appendResponseHead(u.l.scratch[:0], buf[:n], r, &c.route.Response, keep, c.req.Minor == 0, false)
 	if u.dechunk {
 		head = dropField(head, "transfer-encoding")
 	}

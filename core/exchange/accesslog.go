@@ -125,6 +125,7 @@ type entry struct {
 	path     []byte
 	status   int
 	backend  string // "" when no backend answered
+	pool     string // "" when the proxy answered itself
 	in, out  int64
 	duration time.Duration
 	attempts int
@@ -149,6 +150,8 @@ func (l *AccessLog) write(e *entry) {
 		b = strconv.AppendInt(b, int64(e.status), 10)
 		b = append(b, `,"backend":`...)
 		b = appendQuoted(b, []byte(e.backend))
+		b = append(b, `,"pool":`...)
+		b = appendQuoted(b, []byte(e.pool))
 		b = append(b, `,"bytes_in":`...)
 		b = strconv.AppendInt(b, e.in, 10)
 		b = append(b, `,"bytes_out":`...)
@@ -174,6 +177,12 @@ func (l *AccessLog) write(e *entry) {
 			b = append(b, '-')
 		} else {
 			b = append(b, e.backend...)
+		}
+		b = append(b, " pool="...)
+		if e.pool == "" {
+			b = append(b, '-')
+		} else {
+			b = append(b, e.pool...)
 		}
 		b = append(b, " bytes_in="...)
 		b = strconv.AppendInt(b, e.in, 10)
@@ -239,6 +248,7 @@ type Entry struct {
 	Client, Method, Path []byte
 	Status               int
 	Backend              string // "" when the proxy answered itself
+	Pool                 string // the route's pool, "" when the proxy answered itself
 	In, Out              int64  // body bytes received from the client, sent to it
 	Duration             time.Duration
 	Attempts             int
@@ -247,5 +257,5 @@ type Entry struct {
 // Record writes e's line; it takes no lock on the request path.
 func (l *AccessLog) Record(e *Entry) {
 	l.write(&entry{start: e.Start, client: e.Client, method: e.Method, path: e.Path, status: e.Status,
-		backend: e.Backend, in: e.In, out: e.Out, duration: e.Duration, attempts: e.Attempts})
+		backend: e.Backend, pool: e.Pool, in: e.In, out: e.Out, duration: e.Duration, attempts: e.Attempts})
 }

@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
 
 	"github.com/switchyard-lb/switchyard/core/h1"
@@ -133,6 +134,9 @@ func statusText(code int) string {
 		return "Gateway Timeout"
 	case 505:
 		return "HTTP Version Not Supported"
+	}
+	if t := http.StatusText(code); t != "" {
+		return t
 	}
 	return "Error"
 }

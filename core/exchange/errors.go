@@ -17,6 +17,8 @@ const (
 	CodeBadRequest     = "bad_request"
 	CodeHeaderTooLarge = "header_too_large"
 	CodeShuttingDown   = "shutting_down"
+	// CodeNoRoute: no route matched and the default pool has no backends.
+	CodeNoRoute = "no_route"
 	// CodeStrategyFailed: the strategy failed to pick and fails closed
 	// (on_failure "refuse").
 	CodeStrategyFailed = "strategy_failed"

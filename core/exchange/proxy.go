@@ -18,7 +18,6 @@ import (
 // Settings are the live-changeable knobs of the request path.
 type Settings struct {
 	StatusPath string // answered with the status JSON, GET or POST
-	Retries    int    // more backends a failed request may try
 	// ReuseAlways lets a client connection's first request take an idle backend
 	// connection another client used last (load_balancer.reuse "always"); by default
 	// ("safe") it goes on a connection of its own.
@@ -58,9 +57,13 @@ type OutcomeObserver interface {
 
 // Config builds a Proxy.
 type Config struct {
-	Pool     *pool.Pool
-	Backends *backend.Set
-	Picker   strategy.Picker
+	Pool *pool.Pool
+	// Table routes requests to the pools (see NewTable).
+	Table *Table
+	// Commit, when set, is the generation of the table every process of the load
+	// balancer serves with: a table set with Stage takes over once Commit names its
+	// generation (see Table). Nil: SetTable takes over at once.
+	Commit   *atomic.Uint64
 	Settings Settings
 	// Outcomes hears each request's result (nil: nobody).
 	Outcomes OutcomeObserver
@@ -70,15 +73,16 @@ type Config struct {
 }
 
 // Proxy is what every front shares for the requests it serves: admission (the worker
-// pool), the backend set, the live picker and settings, and where each request's
+// pool), the routes and their pools, the live settings, and where each request's
 // outcome goes (the backend's figures, passive health, the strategy, the access log).
 //
-// Proxy is safe for use by multiple goroutines; its picker and settings may be
+// Proxy is safe for use by multiple goroutines; its table and settings may be
 // replaced while requests are served.
 type Proxy struct {
 	pool     *pool.Pool
-	backends *backend.Set
-	picker   atomic.Pointer[pickerBox]
+	table    atomic.Pointer[Table]
+	staged   atomic.Pointer[Table]
+	commit   *atomic.Uint64
 	settings atomic.Pointer[Settings]
 	outcomes OutcomeObserver
 	own      *backend.Answers
@@ -90,7 +94,7 @@ type pickerBox struct{ strategy.Picker }
 
 // New returns a Proxy.
 func New(cfg Config) *Proxy {
-	p := &Proxy{pool: cfg.Pool, backends: cfg.Backends, outcomes: cfg.Outcomes, own: cfg.Own, log: cfg.Log}
+	p := &Proxy{pool: cfg.Pool, commit: cfg.Commit, outcomes: cfg.Outcomes, own: cfg.Own, log: cfg.Log}
 	if p.own == nil {
 		p.own = new(backend.Answers)
 	}
@@ -100,21 +104,47 @@ func New(cfg Config) *Proxy {
 	if p.log == nil {
 		p.log = hclog.NewNullLogger()
 	}
-	p.SetPicker(cfg.Picker)
+	p.table.Store(cfg.Table)
 	p.SetSettings(cfg.Settings)
 	return p
+}
+
+// Table returns the routes requests are served with now. Where processes switch
+// together (Config.Commit), a staged table takes over at the first request after its
+// generation is committed, in every process at once.
+func (p *Proxy) Table() *Table {
+	t := p.table.Load()
+	if p.commit != nil {
+		if g := p.commit.Load(); g != t.Gen {
+			if s := p.staged.Load(); s != nil && s.Gen == g {
+				p.table.CompareAndSwap(t, s)
+				return s
+			}
+		}
+	}
+	return t
+}
+
+// SetTable makes t route requests from now on.
+func (p *Proxy) SetTable(t *Table) {
+	p.staged.Store(nil)
+	p.table.Store(t)
+}
+
+// Stage readies t to take over once Config.Commit names its generation; without a
+// commit word it takes over at once.
+func (p *Proxy) Stage(t *Table) {
+	if p.commit == nil {
+		p.SetTable(t)
+		return
+	}
+	p.staged.Store(t)
 }
 
 // nobody is the OutcomeObserver that hears nothing.
 type nobody struct{}
 
 func (nobody) Observe(*backend.Backend, bool, string) {}
-
-// SetPicker makes pk choose the backends of requests from now on.
-func (p *Proxy) SetPicker(pk strategy.Picker) { p.picker.Store(&pickerBox{pk}) }
-
-// Picker returns the current picker.
-func (p *Proxy) Picker() strategy.Picker { return p.picker.Load().Picker }
 
 // SetSettings applies s to requests from now on.
 func (p *Proxy) SetSettings(s Settings) { p.settings.Store(&s) }
@@ -124,9 +154,6 @@ func (p *Proxy) Settings() *Settings { return p.settings.Load() }
 
 // Pool is the worker pool that admits requests.
 func (p *Proxy) Pool() *pool.Pool { return p.pool }
-
-// Backends is the backend set requests are placed on.
-func (p *Proxy) Backends() *backend.Set { return p.backends }
 
 // OwnAnswers counts the answers made without a backend: shed, no backend, refused
 // requests.

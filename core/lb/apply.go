@@ -3,7 +3,6 @@ package lb
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 
@@ -107,27 +106,26 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	if err != nil {
 		return undo(err)
 	}
-	var picker strategy.Picker
-	if strategyChanged(prev, next) {
-		name, timeout := next.LoadBalancer.Strategy, next.LoadBalancer.Timeouts.PluginStart.D()
-		l.log.Info("starting the edit's strategy; the running one picks until it answers", "strategy", name, "timeout", timeout)
-		l.source.SetPendingStrategy(&strategy.Pending{Name: name, Since: time.Now().UTC(),
-			Reason: fmt.Sprintf("starting; waiting for its first answer (timeout %s)", timeout)})
-		defer l.source.SetPendingStrategy(nil) // switched to, or failed: either way no longer pending
-		if picker, err = l.startStrategy(ctx, next); err != nil {
-			return undo(err)
-		}
+	plan, err := l.planPools(ctx, prev, next)
+	if err != nil {
+		return undo(err)
 	}
 
 	// 2. Apply; nothing below fails.
 	l.pool.Resize(setup.PoolConfig(next))
-	discoveryChanged := !reflect.DeepEqual(prev.Servers.Discovery, next.Servers.Discovery)
-	if discoveryChanged {
-		l.resolveNow(next)
+	l.cfg = next // what the pools' drains and backends read from now on
+	pools := make([]*poolState, 0, len(plan.pools))
+	for _, ps := range plan.pools {
+		ep, _ := next.Pool(ps.name)
+		if plan.added[ps] {
+			ps.start()
+		} else {
+			ps.apply(next, ep, plan.pickers[ps])
+		}
+		pools = append(pools, ps)
 	}
-	l.updateBackends(next)
-	l.checker.SetConfig(checkConfig(next))
-	l.passive.SetConfig(passiveConfig(next))
+	l.publishPools(pools)
+	l.source.Backends = pools[0].set
 	if access != l.access {
 		old := l.access
 		l.access = access
@@ -137,19 +135,17 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 		time.AfterFunc(next.LoadBalancer.Timeouts.Shutdown.D(), old.Close)
 	}
 	l.proxy.SetSettings(settings)
-	if picker != nil {
-		// No longer pending once it picks: cleared first, so that no status shows
-		// the new strategy (or the new generation) with its start still pending.
-		l.source.SetPendingStrategy(nil)
-		setup.SetFailurePolicy(picker, next)
-		old := l.proxy.Picker()
-		l.proxy.SetPicker(picker)
-		old.Close()
-		l.pluginChanged()
-	} else {
-		setup.SetFailurePolicy(l.proxy.Picker(), next)
+	// The data-plane processes hear of new pools and strategies before the table
+	// that routes to them.
+	l.sendBackends()
+	l.pluginChanged()
+	l.switchRoutes(next)
+	for _, ps := range plan.removed {
+		ps.remove()
 	}
-	l.eachGroup(func(g planeGroup) { g.configure(next) })
+	if len(plan.removed) > 0 {
+		l.sendBackends()
+	}
 	if fr != nil {
 		old := l.front
 		l.front = fr
@@ -164,25 +160,92 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	}
 	l.applied(next)
 	warn(l.log, next)
-	if picker != nil {
+	if len(plan.pickers) > 0 || len(plan.added) > 0 || len(plan.removed) > 0 {
 		l.restartScriptFollow(next)
-	}
-	if discoveryChanged {
-		l.watchDiscovery(next)
 	}
 	l.log.Info("config applied", "generation", l.generation, "changed", describe(changed, next))
 	return nil
 }
 
-// strategyChanged reports whether next needs a new strategy instance: another name,
-// or another command, arguments or options for the same one.
-func strategyChanged(prev, next *config.Config) bool {
-	name := next.LoadBalancer.Strategy
-	if name != prev.LoadBalancer.Strategy {
-		return true
+// poolPlan is what an edit does to the pools: the pools of the edit in order (new
+// ones built, with their strategies started), new pickers for pools that stay, and
+// the pools that leave.
+type poolPlan struct {
+	pools   []*poolState
+	added   map[*poolState]bool
+	pickers map[*poolState]strategy.Picker
+	removed []*poolState
+}
+
+// planPools prepares next's pools: a new pool is built and its strategy started, a
+// pool whose strategy changed starts the new one, while the status shows it as
+// strategy.pending. If one fails, what was started is stopped and the error
+// returned. l.applyMu must be held.
+func (l *LB) planPools(ctx context.Context, prev, next *config.Config) (*poolPlan, error) {
+	plan := &poolPlan{added: map[*poolState]bool{}, pickers: map[*poolState]strategy.Picker{}}
+	fail := func(err error) (*poolPlan, error) {
+		for ps := range plan.added {
+			ps.up.Picker().Close()
+			ps.release()
+		}
+		for _, pk := range plan.pickers {
+			pk.Close()
+		}
+		return nil, err
 	}
-	p, n := prev.Plugins[name], next.Plugins[name]
-	return p.Command != n.Command || p.Script != n.Script || !reflect.DeepEqual(p.Args, n.Args) || string(p.Options) != string(n.Options)
+	running := map[string]*poolState{}
+	for _, ps := range l.poolsOf() {
+		running[ps.name] = ps
+	}
+	for _, name := range next.PoolNames() {
+		ep, _ := next.Pool(name)
+		ps := running[name]
+		if ps != nil && strategyKey(prev, ps.cfg.Strategy) == strategyKey(next, ep.Strategy) {
+			plan.pools = append(plan.pools, ps)
+			continue
+		}
+		timeout := next.LoadBalancer.Timeouts.PluginStart.D()
+		l.log.Info("starting the edit's strategy; the running one picks until it answers", "pool", name, "strategy", ep.Strategy, "timeout", timeout)
+		l.source.SetPendingStrategy(&strategy.Pending{Name: ep.Strategy, Since: time.Now().UTC(),
+			Reason: fmt.Sprintf("starting for pool %s; waiting for its first answer (timeout %s)", name, timeout)})
+		if ps == nil {
+			nps, err := l.newPool(ctx, next, ep)
+			l.source.SetPendingStrategy(nil)
+			if err != nil {
+				return fail(err)
+			}
+			plan.added[nps] = true
+			plan.pools = append(plan.pools, nps)
+			continue
+		}
+		was := ps.cfg
+		ps.cfg = ep // the strategy of the edit
+		picker, err := l.startStrategy(ctx, next, ps)
+		ps.cfg = was
+		l.source.SetPendingStrategy(nil)
+		if err != nil {
+			return fail(err)
+		}
+		plan.pickers[ps] = picker
+		plan.pools = append(plan.pools, ps)
+	}
+	for name, ps := range running {
+		if _, ok := next.Pool(name); !ok {
+			plan.removed = append(plan.removed, ps)
+		}
+	}
+	return plan, nil
+}
+
+// switchRoutes routes requests by next's table from now on, in every process at
+// once: each process readies the new table, then the shared generation word moves
+// and each takes it at its next request. l.applyMu must be held.
+func (l *LB) switchRoutes(next *config.Config) {
+	l.routes++
+	gen := l.routes
+	l.proxy.Stage(routeTable(next, gen, l.poolsOf()))
+	l.eachGroup(func(g planeGroup) { g.configure(next, gen) })
+	l.shared.seg.Routes().Store(gen)
 }
 
 // describe lists the changed keys for the log, with their new values where they

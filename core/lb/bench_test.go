@@ -48,8 +48,9 @@ func BenchmarkProxy(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			l, _ := startLB(b, "leastconn", fastBackends(b, 3))
 			if mode == "in-process" {
-				plugin := l.proxy.Picker()
-				l.proxy.SetPicker(strategy.NewLocal("leastconn", leastconn.New()))
+				u := l.upstream("default")
+				plugin := u.Picker()
+				u.SetPicker(strategy.NewLocal("leastconn", leastconn.New()))
 				plugin.Close()
 			}
 			client := benchClient(64)

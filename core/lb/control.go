@@ -2,7 +2,6 @@ package lb
 
 import (
 	"github.com/switchyard-lb/switchyard/core/backend"
-	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/health"
 	"github.com/switchyard-lb/switchyard/core/status"
 )
@@ -10,13 +9,13 @@ import (
 // control is the load balancer's status.Controller.
 type control struct{ l *LB }
 
-// SetBackendState drains the backend with url or makes it ready, logging the change
-// as health changes are logged. The state belongs to the backend, so it survives
-// configuration reloads that keep it.
-func (c control) SetBackendState(url, state string) error {
-	b := c.backend(url)
-	if b == nil {
-		return status.ErrUnknownBackend
+// SetBackendState drains the backend with url of pool (or of the one pool that has
+// it) or makes it ready, logging the change as health changes are logged. The
+// state belongs to the backend, so it survives configuration reloads that keep it.
+func (c control) SetBackendState(pool, url, state string) error {
+	b, set, err := c.find(pool, url)
+	if err != nil {
+		return err
 	}
 	var h backend.Health
 	var changed bool
@@ -29,36 +28,42 @@ func (c control) SetBackendState(url, state string) error {
 		return status.ErrBadState
 	}
 	if changed {
-		c.l.backends.Rebuild()
-		health.LogChange(c.l.log.Named("health"), b, h)
+		set.Rebuild()
+		health.LogChange(c.l.log.Named("health"), b, h, "pool", b.Pool)
 	}
 	return nil
 }
 
-// SetBackendWeight sets the weight of the backend with url, as HAProxy's "set server
-// ... weight", and logs the change. The weight belongs to the backend, so it survives
-// configuration reloads that keep it, until config.json gives it another weight (see
-// backend.Backend.SetWeight). Weight 0 takes it out of the picks.
-func (c control) SetBackendWeight(url string, weight int) error {
+// SetBackendWeight sets the weight of the backend with url of pool (or of the one
+// pool that has it), as HAProxy's "set server ... weight", and logs the change. The
+// weight belongs to the backend, so it survives configuration reloads that keep it,
+// until config.json gives it another weight (see backend.Backend.SetWeight). Weight
+// 0 takes it out of the picks.
+func (c control) SetBackendWeight(pool, url string, weight int) error {
 	if weight < 0 || weight > backend.MaxWeight {
 		return status.ErrBadWeight
 	}
-	b := c.backend(url)
-	if b == nil {
-		return status.ErrUnknownBackend
+	b, set, err := c.find(pool, url)
+	if err != nil {
+		return err
 	}
 	if b.SetWeight(weight) {
-		c.l.backends.Rebuild() // new candidates and weights: for the strategy and the data-plane processes
+		set.Rebuild() // new candidates and weights: for the strategy and the data-plane processes
 	}
-	c.l.log.Info("backend weight set at run time", "backend", b.URL, "weight", weight)
+	c.l.log.Info("backend weight set at run time", "backend", b.URL, "weight", weight, "pool", b.Pool)
 	return nil
 }
 
-// backend is the backend of the set with url, nil when there is none.
-func (c control) backend(url string) *backend.Backend {
-	key, err := config.NormalizeURL(url)
-	if err != nil {
-		return nil
+// find is the backend a runtime control names, and its set.
+func (c control) find(pool, url string) (*backend.Backend, *backend.Set, error) {
+	pools := c.l.poolsOf()
+	sets := make([]*backend.Set, len(pools))
+	for i, ps := range pools {
+		sets[i] = ps.set
 	}
-	return c.l.backendByKey(key)
+	b, err := status.FindBackend(sets, pool, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, c.l.poolNamed(b.Pool).set, nil
 }

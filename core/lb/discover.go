@@ -12,7 +12,7 @@ import (
 	"github.com/switchyard-lb/switchyard/core/status"
 )
 
-// discoveryState is what the load balancer knows of servers.discovery. Guarded by
+// discoveryState is what the load balancer knows of a pool's discovery. Guarded by
 // l.applyMu.
 type discoveryState struct {
 	cfg     *config.Discovery  // the record watched; nil when none
@@ -22,30 +22,30 @@ type discoveryState struct {
 	status  status.Discovery
 }
 
-// backendList is cfg's backends: those of config.json, then those found in DNS.
+// backendList is the pool's backends: those of config.json, then those found in DNS.
 // l.applyMu must be held, or l not yet started.
-func (l *LB) backendList(cfg *config.Config) []config.Backend {
-	if cfg.Servers.Discovery == nil {
-		return cfg.Servers.Backends
+func (ps *poolState) backendList() []config.Backend {
+	if ps.cfg.Discovery == nil {
+		return ps.cfg.Backends
 	}
-	return append(append([]config.Backend(nil), cfg.Servers.Backends...), l.disc.found...)
+	return append(append([]config.Backend(nil), ps.cfg.Backends...), ps.disc.found...)
 }
 
-// resolveNow looks cfg's record up once, when it is new: a failed lookup keeps the
-// last known set and is reported. l.applyMu must be held, or l not yet started.
-func (l *LB) resolveNow(cfg *config.Config) {
-	d := cfg.Servers.Discovery
+// resolveNow looks the pool's record up once, when it is new: a failed lookup keeps
+// the last known set and is reported. l.applyMu must be held, or l not yet started.
+func (ps *poolState) resolveNow() {
+	d := ps.cfg.Discovery
 	if d == nil {
-		l.disc.cfg, l.disc.found = nil, nil
-		l.source.SetDiscovery(nil)
+		ps.disc.cfg, ps.disc.found = nil, nil
+		ps.setDiscovery(nil)
 		return
 	}
-	if reflect.DeepEqual(l.disc.cfg, d) {
+	if reflect.DeepEqual(ps.disc.cfg, d) {
 		return
 	}
 	dc := *d
-	l.disc.cfg = &dc
-	l.noteDiscovery(discovery.Resolve(context.Background(), d))
+	ps.disc.cfg = &dc
+	ps.noteDiscovery(discovery.Resolve(context.Background(), d))
 }
 
 // noteDiscovery records a resolution in the status and the log, and keeps its
@@ -53,9 +53,9 @@ func (l *LB) resolveNow(cfg *config.Config) {
 // lookup's: the errors name the DNS server and the cause, without the exchange's
 // ephemeral port, so a server that keeps refusing is logged once. l.applyMu must be
 // held.
-func (l *LB) noteDiscovery(r discovery.Result) (changed bool) {
-	log := l.log.Named("discovery")
-	st := &l.disc.status
+func (ps *poolState) noteDiscovery(r discovery.Result) (changed bool) {
+	log := ps.log.Named("discovery")
+	st := &ps.disc.status
 	msg := ""
 	if r.Err != nil {
 		msg = r.Err.Error()
@@ -64,7 +64,7 @@ func (l *LB) noteDiscovery(r discovery.Result) (changed bool) {
 	case r.Backends == nil:
 		st.Lookups.Error++
 		if st.LastError != msg {
-			log.Warn("lookup failed; keeping the last known backends", "error", msg, "backends", len(l.disc.found))
+			log.Warn("lookup failed; keeping the last known backends", "error", msg, "backends", len(ps.disc.found))
 		}
 	case msg != "":
 		st.Lookups.Partial++
@@ -78,61 +78,63 @@ func (l *LB) noteDiscovery(r discovery.Result) (changed bool) {
 		}
 	}
 	st.LastError, st.Resolver = msg, r.Resolver
-	if d := l.disc.cfg; d != nil {
+	if d := ps.disc.cfg; d != nil {
 		st.Record = d.SRV + d.DNS // one of them is ""
 	}
 	if r.Backends != nil {
 		st.ResolvedAt = r.At
-		if !reflect.DeepEqual(r.Backends, l.disc.found) {
+		if !reflect.DeepEqual(r.Backends, ps.disc.found) {
 			log.Info("backends changed", "backends", urls(r.Backends))
-			l.disc.found, changed = r.Backends, true
+			ps.disc.found, changed = r.Backends, true
 		}
 	}
-	st.Backends = len(l.disc.found)
+	st.Backends = len(ps.disc.found)
 	cp := *st
-	l.source.SetDiscovery(&cp)
+	ps.setDiscovery(&cp)
 	return changed
 }
 
-// watchDiscovery restarts the watcher of cfg's record, if it has one. l.applyMu
-// must be held, and l started.
-func (l *LB) watchDiscovery(cfg *config.Config) {
-	if l.disc.stop != nil {
-		l.disc.stop()
-		l.disc.stop = nil
+// watchDiscovery restarts the watcher of the pool's record, if it has one; stop
+// stops it for good. l.applyMu must be held, and l started.
+func (ps *poolState) watchDiscovery(stop bool) {
+	l := ps.l
+	if ps.disc.stop != nil {
+		ps.disc.stop()
+		ps.disc.stop = nil
 	}
-	l.disc.watcher++
-	d := cfg.Servers.Discovery
-	if d == nil {
+	ps.disc.watcher++
+	d := ps.cfg.Discovery
+	if d == nil || stop {
 		return
 	}
 	ctx, cancel := context.WithCancel(l.ctx)
-	l.disc.stop = cancel
-	id := l.disc.watcher
-	w := discovery.NewWatcher(*d, func(r discovery.Result) { l.discovered(id, r) }, l.log.Named("discovery"))
+	ps.disc.stop = cancel
+	id := ps.disc.watcher
+	w := discovery.NewWatcher(*d, func(r discovery.Result) { ps.discovered(id, r) }, ps.log.Named("discovery"))
 	l.wg.Go(func() { w.Run(ctx) })
 }
 
 // discovered applies a watcher's result: new backends join down until their health
 // checks pass, as with an edit of config.json; vanished ones drain, but only once the
 // new ones are up (see updateBackends).
-func (l *LB) discovered(id int, r discovery.Result) {
-	l.applyMu.Lock()
-	defer l.applyMu.Unlock()
-	if id != l.disc.watcher || !l.noteDiscovery(r) {
+func (ps *poolState) discovered(id int, r discovery.Result) {
+	ps.l.applyMu.Lock()
+	defer ps.l.applyMu.Unlock()
+	if id != ps.disc.watcher || !ps.noteDiscovery(r) {
 		return
 	}
-	l.updateBackends(l.cfg)
+	ps.updateBackends()
 }
 
 // awaitUp waits until one of found is up, or for grace at most, or until shutdown.
-func (l *LB) awaitUp(found []config.Backend, grace time.Duration) {
+func (ps *poolState) awaitUp(found []config.Backend, grace time.Duration) {
+	l := ps.l
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
 	tick := time.NewTicker(grace / 20)
 	defer tick.Stop()
 	for {
-		if l.anyUp(found) {
+		if ps.anyUp(found) {
 			return
 		}
 		select {
@@ -150,33 +152,34 @@ func (l *LB) awaitUp(found []config.Backend, grace time.Duration) {
 // leaving ones keep serving beside the new ones until one of those is up (or for a
 // grace period at most), so that an edit or a record that replaces the set leaves no
 // moment without a candidate (DESIGN section 12). l.applyMu must be held.
-func (l *LB) updateBackends(cfg *config.Config) {
-	want := l.backendList(cfg)
-	l.bridge++ // a leaving set still kept for an earlier change is decided anew here
-	leaving := l.leaving(want)
-	if len(leaving) == 0 || l.anyUp(want) {
-		l.setBackends(want, cfg)
+func (ps *poolState) updateBackends() {
+	l := ps.l
+	want := ps.backendList()
+	ps.bridge++ // a leaving set still kept for an earlier change is decided anew here
+	leaving := ps.leaving(want)
+	if len(leaving) == 0 || ps.anyUp(want) {
+		ps.setBackends(want)
 		return
 	}
-	l.setBackends(append(want[:len(want):len(want)], leaving...), cfg)
-	l.log.Info("backends replaced: the leaving ones serve until a new one is up", "leaving", urls(leaving))
-	id, hc := l.bridge, cfg.HealthCheck
+	ps.setBackends(append(want[:len(want):len(want)], leaving...))
+	ps.log.Info("backends replaced: the leaving ones serve until a new one is up", "leaving", urls(leaving))
+	id, hc := ps.bridge, ps.cfg.HealthCheck
 	grace := time.Duration(hc.HealthyThreshold+1)*hc.Interval.D() + hc.Timeout.D()
 	l.wg.Go(func() {
-		l.awaitUp(want, grace)
+		ps.awaitUp(want, grace)
 		l.applyMu.Lock()
 		defer l.applyMu.Unlock()
-		if id == l.bridge {
-			l.bridge++
-			l.setBackends(l.backendList(l.cfg), l.cfg) // now without the leaving ones
+		if id == ps.bridge && !ps.gone {
+			ps.bridge++
+			ps.setBackends(ps.backendList()) // now without the leaving ones
 		}
 	})
 }
 
 // leaving lists the backends of the live set that want does not hold, as they are.
-func (l *LB) leaving(want []config.Backend) []config.Backend {
+func (ps *poolState) leaving(want []config.Backend) []config.Backend {
 	var out []config.Backend
-	for _, b := range l.backends.Snapshot().All {
+	for _, b := range ps.set.Snapshot().All {
 		if !slices.ContainsFunc(want, func(w config.Backend) bool { return sameBackend(w.URL, b.Key) }) {
 			out = append(out, config.Backend{URL: b.URL, Weight: b.Weight(), Source: b.Source(), Priority: b.Priority()})
 		}
@@ -185,8 +188,8 @@ func (l *LB) leaving(want []config.Backend) []config.Backend {
 }
 
 // anyUp reports whether a backend of want is a candidate now.
-func (l *LB) anyUp(want []config.Backend) bool {
-	for _, b := range l.backends.Snapshot().Candidates {
+func (ps *poolState) anyUp(want []config.Backend) bool {
+	for _, b := range ps.set.Snapshot().Candidates {
 		if slices.ContainsFunc(want, func(w config.Backend) bool { return sameBackend(w.URL, b.Key) }) {
 			return true
 		}
@@ -202,19 +205,27 @@ func sameBackend(url, key string) bool {
 
 // setBackends makes the backend set list exactly want: removed backends drain, new
 // ones get health checks. l.applyMu must be held.
-func (l *LB) setBackends(want []config.Backend, cfg *config.Config) {
-	for _, b := range l.backends.Update(want) {
-		l.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
-		l.wg.Go(func() {
-			// A backend added again under the same URL shares the slot, so its
-			// in-flight count may never fall to zero: wait no longer than a drain.
-			ctx, cancel := context.WithTimeout(l.ctx, cfg.LoadBalancer.Timeouts.Shutdown.D())
-			defer cancel()
-			backend.Drain(ctx, b)
-			l.shared.release(b.Key)
-		})
+func (ps *poolState) setBackends(want []config.Backend) {
+	for _, b := range ps.set.Update(want) {
+		ps.drain(b)
 	}
-	l.checker.Watch(l.backends.Snapshot().All)
+	ps.checker.Watch(ps.set.Snapshot().All)
+}
+
+// drain lets b, removed from the pool, finish its in-flight requests, then gives its
+// slot back.
+func (ps *poolState) drain(b *backend.Backend) {
+	l := ps.l
+	ps.log.Info("backend removed: draining its in-flight requests", "backend", b.URL, "inflight", b.Inflight())
+	grace := l.cfg.LoadBalancer.Timeouts.Shutdown.D()
+	l.wg.Go(func() {
+		// A backend added again under the same URL shares the slot, so its
+		// in-flight count may never fall to zero: wait no longer than a drain.
+		ctx, cancel := context.WithTimeout(l.ctx, grace)
+		defer cancel()
+		backend.Drain(ctx, b)
+		l.shared.release(backend.SlotKey(b.Pool, b.Key))
+	})
 }
 
 // urls lists bs's URLs for the log.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,13 +31,13 @@ var Bundled = strategy.Bundled
 
 // LB is a running load balancer.
 type LB struct {
-	log      hclog.Logger
-	pool     *pool.Pool
-	backends *backend.Set
-	checker  *health.Checker
-	passive  *health.Passive
-	proxy    *exchange.Proxy // what the fronts share: pool, backends, picker, settings, outcomes
-	source   *status.Source
+	log    hclog.Logger
+	pool   *pool.Pool
+	proxy  *exchange.Proxy // what the fronts share: worker pool, routes, settings, outcomes
+	source *status.Source
+	// pools are the running pools, default first: written under applyMu, read
+	// without it.
+	poolList atomic.Pointer[[]*poolState]
 	runtime  string  // plugin sockets
 	shared   *shared // the figures shared with data-plane processes
 	// inProcess runs bundled strategies in the core (Options.InProcessStrategy).
@@ -49,11 +50,11 @@ type LB struct {
 	generation int
 	front      *front // the client listener and its server
 	admin      *admin // nil when admin_addr is ""
-	// stopScript stops following the strategy's script (see followScript).
+	// stopScript stops following the strategies' scripts (see followScript).
 	stopScript context.CancelFunc
 	access     *setup.AccessLog // nil when off
-	disc       discoveryState
-	bridge     int // counts backend set changes, so a stale removal of leaving backends is dropped (see updateBackends)
+	// routes is the generation of the routing table in force (shm Routes).
+	routes uint64
 
 	groupsMu sync.Mutex
 	groups   map[planeGroup]struct{} // running groups of data-plane processes
@@ -96,46 +97,45 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
 	}
-	l := &LB{log: log, pool: pool.NewShared(setup.PoolConfig(cfg), sh.seg.Pool(), true), backends: backend.NewSharedSet(sh), shared: sh,
+	l := &LB{log: log, pool: pool.NewShared(setup.PoolConfig(cfg), sh.seg.Pool(), true), shared: sh,
 		cfg: cfg, runtime: runtimeDir, inProcess: opts.InProcessStrategy, logJSON: opts.LogJSON, overrides: opts.Overrides,
 		groups: map[planeGroup]struct{}{}, backendsChanged: make(chan struct{}, 1)}
-	l.backends.ShareStates(sh.seg.Generation(), false)
-	l.backends.OnChange(func() {
-		select {
-		case l.backendsChanged <- struct{}{}:
-		default:
+	l.source = &status.Source{Pool: l.pool, Pools: l.statusPools, Strategy: func() strategy.Status {
+		return l.poolsOf()[0].up.Picker().Status()
+	}}
+	fail := func(err error) (*LB, error) {
+		for _, ps := range l.poolsOf() {
+			ps.up.Picker().Close()
 		}
-	})
-	picker, err := l.startStrategy(context.Background(), cfg)
-	if err != nil {
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
 	}
-	setup.SetFailurePolicy(picker, cfg)
-	l.source = &status.Source{Pool: l.pool, Backends: l.backends, Strategy: func() strategy.Status {
-		return l.proxy.Picker().Status()
-	}}
-	l.resolveNow(cfg)
-	l.backends.Update(l.backendList(cfg))
-	l.checker = health.NewChecker(checkConfig(cfg), activeSetter{set: l.backends, log: log.Named("health")}, log.Named("health"))
-	l.passive = health.NewPassive(passiveConfig(cfg), l.backends, log.Named("health"))
+	var pools []*poolState
+	for _, name := range cfg.PoolNames() {
+		ep, _ := cfg.Pool(name)
+		ps, err := l.newPool(context.Background(), cfg, ep)
+		if err != nil {
+			return fail(err)
+		}
+		pools = append(pools, ps)
+		l.publishPools(pools)
+	}
+	l.source.Backends = pools[0].set
 	access, err := setup.OpenAccessLog(cfg, l.logJSON)
 	if err != nil {
-		picker.Close()
-		_ = os.RemoveAll(runtimeDir)
-		return nil, err
+		return fail(err)
 	}
 	l.access = access
 	settings, err := setup.ProxySettings(cfg, l.access)
 	if err != nil {
-		picker.Close()
 		access.Close()
-		_ = os.RemoveAll(runtimeDir)
-		return nil, err
+		return fail(err)
 	}
+	l.routes = 1
+	sh.seg.Routes().Store(l.routes)
 	l.proxy = exchange.New(exchange.Config{
-		Pool: l.pool, Backends: l.backends, Picker: picker, Settings: settings, Outcomes: l.passive,
-		Own: sh.own(), Log: log.Named("proxy"),
+		Pool: l.pool, Table: routeTable(cfg, l.routes, pools), Commit: sh.seg.Routes(), Settings: settings,
+		Outcomes: outcomes{l}, Own: sh.own(), Log: log.Named("proxy"),
 	})
 	l.source.Own, l.source.Control, l.source.Version = l.proxy.OwnAnswers(), control{l}, opts.Version
 	warn(log, cfg)
@@ -164,12 +164,15 @@ func (l *LB) Start() error {
 	l.wg.Go(func() { l.pool.Run(l.ctx) })
 	l.wg.Go(func() { l.source.SampleHistory(l.ctx, l.log.Named("status")) })
 	l.wg.Go(l.followBackends)
-	l.checker.Start(l.ctx, l.backends.Snapshot().All)
+	backends := 0
+	for _, ps := range l.poolsOf() {
+		ps.start()
+		backends += len(ps.set.Snapshot().All)
+	}
 	l.applied(cfg)
 	l.restartScriptFollow(cfg)
-	l.watchDiscovery(cfg)
 	l.log.Info("listening", "addr", fr.addr().String(), "engine", engineOf(cfg), "processes", processesOf(cfg), "admin", l.adminAddr(), "strategy", cfg.LoadBalancer.Strategy,
-		"backends", len(l.backends.Snapshot().All), "config", cfg.Path)
+		"pools", len(l.poolsOf()), "routes", len(cfg.Routes), "backends", backends, "config", cfg.Path)
 	return nil
 }
 
@@ -225,7 +228,9 @@ func (l *LB) Shutdown(ctx context.Context) error {
 // memory segment's file goes with the directory; its mapping stays until the process
 // exits, for whatever still holds a backend.
 func (l *LB) Close() {
-	l.proxy.Picker().Close()
+	for _, ps := range l.poolsOf() {
+		ps.up.Picker().Close()
+	}
 	l.access.Close()
 	_ = os.RemoveAll(l.runtime)
 }
@@ -264,13 +269,14 @@ func (l *LB) applied(cfg *config.Config) {
 	l.source.SetConfig(status.Config{Path: cfg.Path, Generation: l.generation, LoadedAt: time.Now().UTC()})
 }
 
-// startStrategy starts the strategy cfg names as a plugin process: a bundled one by
-// re-executing the core in plugin mode, another from its plugins entry. If ctx ends
-// before the plugin answers, the start is abandoned (see strategy.StartContext).
-func (l *LB) startStrategy(ctx context.Context, cfg *config.Config) (strategy.Picker, error) {
-	name := cfg.LoadBalancer.Strategy
+// startStrategy starts the strategy of pool ps under cfg as a plugin process: a
+// bundled one by re-executing the core in plugin mode, another from its plugins
+// entry. If ctx ends before the plugin answers, the start is abandoned (see
+// strategy.StartContext).
+func (l *LB) startStrategy(ctx context.Context, cfg *config.Config, ps *poolState) (strategy.Picker, error) {
+	name := ps.cfg.Strategy
 	if s := strategy.NewBundled(name); l.inProcess && s != nil {
-		return strategy.NewLocal(name, s), nil
+		return strategy.NewLocalFor(ps.name, name, s), nil
 	}
 	var spec strategy.Spec
 	if p, ok := cfg.Plugins[name]; ok && p.Script != "" {
@@ -290,24 +296,10 @@ func (l *LB) startStrategy(ctx context.Context, cfg *config.Config) (strategy.Pi
 			return nil, err
 		}
 	}
-	spec.RuntimeDir, spec.Log, spec.Launched = l.runtime, l.log.Named(name), l.pluginChanged
-	spec.Counters = l.shared.seg.Strategy()
+	spec.RuntimeDir, spec.Log, spec.Launched = l.runtime, ps.log.Named(name), l.pluginChanged
+	spec.Counters, spec.Pool = ps.counters, ps.name
 	spec.StartTimeout = cfg.LoadBalancer.Timeouts.PluginStart.D()
 	return strategy.StartContext(ctx, spec)
-}
-
-func checkConfig(cfg *config.Config) health.Config {
-	hc := cfg.HealthCheck
-	backendTLS, _ := config.BackendTLS(cfg) // it was read when cfg was validated
-	return health.Config{
-		Path: hc.Path, Interval: hc.Interval.D(), Timeout: hc.Timeout.D(),
-		Healthy: hc.HealthyThreshold, Unhealthy: hc.UnhealthyThreshold, TLS: backendTLS,
-	}
-}
-
-func passiveConfig(cfg *config.Config) health.PassiveConfig {
-	p := cfg.HealthCheck.Passive
-	return health.PassiveConfig{ConsecutiveFailures: p.ConsecutiveFailures, EjectionTime: p.EjectionTime.D()}
 }
 
 // activeSetter applies active checks' verdicts to the backend set, one log line per

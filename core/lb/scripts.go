@@ -42,13 +42,24 @@ func Validate(cfg *config.Config) error {
 	return errors.Join(errs...)
 }
 
-// followScript watches the running strategy's script, if it has one, for as long as
-// ctx lives. The plugin reloads the file itself on save; the core checks each version
+// followScript watches the scripts of the pools' strategies, for as long as ctx
+// lives. The plugin reloads the file itself on save; the core checks each version
 // the same way, to report one that is refused (log and status last_error, as for a
 // refused edit of the config file) and to clear that report once a good one is saved.
 func (l *LB) followScript(ctx context.Context, cfg *config.Config) {
 	l.source.SetScriptError("")
-	name := cfg.LoadBalancer.Strategy
+	seen := map[string]bool{}
+	for _, pool := range cfg.PoolNames() {
+		ep, _ := cfg.Pool(pool)
+		if name := ep.Strategy; !seen[name] {
+			seen[name] = true
+			l.followOneScript(ctx, cfg, name)
+		}
+	}
+}
+
+// followOneScript follows the script of strategy name, if it has one.
+func (l *LB) followOneScript(ctx context.Context, cfg *config.Config, name string) {
 	p, ok := cfg.Plugins[name]
 	if !ok || p.Script == "" {
 		return

@@ -10,7 +10,9 @@ import (
 // planeGroup is a running group of data-plane processes (see supervisor_unix.go).
 type planeGroup interface {
 	send(m *wire.Message)
-	configure(cfg *config.Config)
+	// configure sends cfg, whose routing table is of generation gen, and waits
+	// (briefly) until each process has the table ready.
+	configure(cfg *config.Config, gen uint64)
 }
 
 // eachGroup calls f for each running group of data-plane processes.
@@ -26,24 +28,34 @@ func (l *LB) eachGroup(f func(planeGroup)) {
 	}
 }
 
-// planeBackends lists the backends for data-plane processes: their slots and
+// planeBackends lists every pool's backends for data-plane processes: their slots and
 // whether they take new requests.
 func (l *LB) planeBackends() []wire.Backend {
-	all := l.backends.Snapshot().All
-	out := make([]wire.Backend, 0, len(all))
-	for _, b := range all {
-		slot, epoch := l.shared.slotOf(b.Key)
-		out = append(out, wire.Backend{URL: b.URL, Key: b.Key, Weight: b.Weight(), Priority: b.Priority(), Source: b.Source(), Slot: slot, Epoch: epoch, Candidate: b.Candidate()})
+	var out []wire.Backend
+	for _, ps := range l.poolsOf() {
+		for _, b := range ps.set.Snapshot().All {
+			slot, epoch := l.shared.slotOf(backend.SlotKey(b.Pool, b.Key))
+			out = append(out, wire.Backend{Pool: b.Pool, URL: b.URL, Key: b.Key, Weight: b.Weight(), Priority: b.Priority(), Source: b.Source(),
+				Slot: slot, Epoch: epoch, Candidate: b.Candidate()})
+		}
 	}
 	return out
 }
 
-// planePlugin says how data-plane processes pick now.
-func (l *LB) planePlugin() *wire.Plugin {
-	if l.proxy == nil {
-		return nil
+// planePools lists the pools for data-plane processes: retries, counters and how
+// each picks now.
+func (l *LB) planePools() []wire.Pool {
+	pools := l.poolsOf()
+	out := make([]wire.Pool, len(pools))
+	for i, ps := range pools {
+		out[i] = wire.Pool{Name: ps.name, Retries: ps.up.Retries(), Counters: ps.slot, Plugin: planePlugin(ps.up.Picker())}
 	}
-	switch p := l.proxy.Picker().(type) {
+	return out
+}
+
+// planePlugin says how data-plane processes pick with p.
+func planePlugin(p strategy.Picker) *wire.Plugin {
+	switch p := p.(type) {
 	case *strategy.Plugin:
 		pp := &wire.Plugin{Name: p.Name()}
 		if ep, ok := p.Endpoint(); ok {
@@ -56,7 +68,13 @@ func (l *LB) planePlugin() *wire.Plugin {
 	return nil
 }
 
-// followBackends sends the backends to the data-plane processes each time the set or
+// sendBackends sends the pools and their backends to the data-plane processes.
+func (l *LB) sendBackends() {
+	m := &wire.Message{Kind: wire.KindBackends, Backends: l.planeBackends(), Pools: l.planePools()}
+	l.eachGroup(func(g planeGroup) { g.send(m) })
+}
+
+// followBackends sends the backends to the data-plane processes each time a set or
 // a backend's state changes, until l stops.
 func (l *LB) followBackends() {
 	for {
@@ -65,33 +83,45 @@ func (l *LB) followBackends() {
 			return
 		case <-l.backendsChanged:
 		}
-		m := &wire.Message{Kind: wire.KindBackends, Backends: l.planeBackends()}
-		l.eachGroup(func(g planeGroup) { g.send(m) })
+		l.sendBackends()
 	}
 }
 
-// pluginChanged sends the strategy's new endpoint to the data-plane processes.
+// pluginChanged sends the strategies' endpoints to the data-plane processes.
 func (l *LB) pluginChanged() {
-	if pp := l.planePlugin(); pp != nil {
-		m := &wire.Message{Kind: wire.KindPlugin, Plugin: pp}
-		l.eachGroup(func(g planeGroup) { g.send(m) })
+	if l.proxy == nil {
+		return // still being built: the processes start from what is in force
 	}
+	m := &wire.Message{Kind: wire.KindPlugin, Pools: l.planePools()}
+	l.eachGroup(func(g planeGroup) { g.send(m) })
 }
 
-// ejectFrom ejects the backend with key whose failures in a row a data-plane process
-// saw cross the threshold.
-func (l *LB) ejectFrom(key, lastErr string) {
-	if b := l.backendByKey(key); b != nil {
+// ejectFrom ejects the backend with key of pool whose failures in a row a
+// data-plane process saw cross the threshold.
+func (l *LB) ejectFrom(pool, key, lastErr string) {
+	ps := l.poolNamed(pool)
+	if ps == nil {
+		return
+	}
+	if b := ps.backendByKey(key); b != nil {
 		if lastErr != "" {
 			b.NoteError(lastErr)
 		}
-		l.passive.Eject(b)
+		ps.passive.Eject(b)
 	}
 }
 
-// backendByKey is the backend of the set with key, nil when there is none.
-func (l *LB) backendByKey(key string) *backend.Backend {
-	for _, b := range l.backends.Snapshot().All {
+// backendByKey is the backend of pool's set with key, nil when there is none.
+func (l *LB) backendByKey(pool, key string) *backend.Backend {
+	if ps := l.poolNamed(pool); ps != nil {
+		return ps.backendByKey(key)
+	}
+	return nil
+}
+
+// backendByKey is the backend of the pool's set with key, nil when there is none.
+func (ps *poolState) backendByKey(key string) *backend.Backend {
+	for _, b := range ps.set.Snapshot().All {
 		if b.Key == key {
 			return b
 		}

@@ -58,6 +58,7 @@ type planes struct {
 
 	mu       sync.Mutex
 	cfg      *config.Config // what a process started now gets
+	gen      uint64         // the generation of cfg's routing table
 	procs    []*planeProc
 	stopping bool
 	wg       sync.WaitGroup // supervisors
@@ -71,6 +72,7 @@ type planeProc struct {
 	pid    int
 	conn   *wire.Conn
 	ready  chan *wire.Message // its wire.KindReady or wire.KindFailed
+	staged chan uint64        // the generations of routes it has ready (wire.KindStaged)
 	exited chan struct{}      // closed once it has exited
 	state  *os.ProcessState
 }
@@ -86,7 +88,7 @@ func (l *LB) startPlanes(cfg *config.Config, addr string, n int) (*planes, error
 	if err != nil {
 		return nil, err
 	}
-	g := &planes{l: l, addr: tcp, self: self, log: l.log.Named("plane"), cfg: cfg}
+	g := &planes{l: l, addr: tcp, self: self, log: l.log.Named("plane"), cfg: cfg, gen: l.routes}
 	for i := range n {
 		p, err := g.spawn(i)
 		if err != nil {
@@ -144,7 +146,7 @@ func (g *planes) spawn(i int) (*planeProc, error) {
 		g.l.shared.settle(ledger)
 		return nil, fmt.Errorf("starting data-plane process %d: %w", i, err)
 	}
-	p := &planeProc{proc: cmd.Process, index: i, ledger: ledger, pid: cmd.Process.Pid, conn: wire.NewConn(nc), ready: make(chan *wire.Message, 1), exited: make(chan struct{})}
+	p := &planeProc{proc: cmd.Process, index: i, ledger: ledger, pid: cmd.Process.Pid, conn: wire.NewConn(nc), ready: make(chan *wire.Message, 1), staged: make(chan uint64, 16), exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		p.state = cmd.ProcessState
@@ -190,6 +192,7 @@ func (g *planes) spawn(i int) (*planeProc, error) {
 func (g *planes) startMsg(i int) (*wire.Message, error) {
 	g.mu.Lock()
 	cfg := g.cfg
+	gen := g.gen
 	g.mu.Unlock()
 	raw, err := json.Marshal(cfg)
 	if err != nil {
@@ -200,8 +203,8 @@ func (g *planes) startMsg(i int) (*wire.Message, error) {
 		level = hclog.Info
 	}
 	return &wire.Message{
-		Kind: wire.KindStart, Index: i, Config: raw, Path: cfg.Path, Addr: g.addr.String(), Shm: g.l.shared.seg.Path(),
-		Backends: g.l.planeBackends(), Plugin: g.l.planePlugin(), Log: &wire.Log{Level: level.String(), JSON: g.l.logJSON},
+		Kind: wire.KindStart, Index: i, Config: raw, Path: cfg.Path, Gen: gen, Addr: g.addr.String(), Shm: g.l.shared.seg.Path(),
+		Backends: g.l.planeBackends(), Pools: g.l.planePools(), Log: &wire.Log{Level: level.String(), JSON: g.l.logJSON},
 	}, nil
 }
 
@@ -221,10 +224,15 @@ func (g *planes) read(p *planeProc) {
 			if m.Kind == wire.KindFailed {
 				g.log.Error("data-plane process failed", "plane", p.index, "pid", p.pid, "error", m.Error)
 			}
+		case wire.KindStaged:
+			select {
+			case p.staged <- m.Gen:
+			default:
+			}
 		case wire.KindEject:
-			g.l.ejectFrom(m.Key, m.Error)
+			g.l.ejectFrom(m.Pool, m.Key, m.Error)
 		case wire.KindError:
-			if b := g.l.backendByKey(m.Key); b != nil {
+			if b := g.l.backendByKey(m.Pool, m.Key); b != nil {
 				b.NoteError(m.Error)
 			}
 		case wire.KindStatus:
@@ -278,12 +286,12 @@ func (g *planes) supervise(i int, p *planeProc) {
 // of it.
 func (g *planes) catchUp(procs ...*planeProc) {
 	g.mu.Lock()
-	cfg := g.cfg
+	cfg, gen := g.cfg, g.gen
 	g.mu.Unlock()
 	raw, err := json.Marshal(cfg)
-	msgs := []*wire.Message{{Kind: wire.KindBackends, Backends: g.l.planeBackends()}, {Kind: wire.KindPlugin, Plugin: g.l.planePlugin()}}
+	msgs := []*wire.Message{{Kind: wire.KindBackends, Backends: g.l.planeBackends(), Pools: g.l.planePools()}, {Kind: wire.KindPlugin, Pools: g.l.planePools()}}
 	if err == nil {
-		msgs = append(msgs, &wire.Message{Kind: wire.KindConfig, Config: raw, Path: cfg.Path})
+		msgs = append(msgs, &wire.Message{Kind: wire.KindConfig, Config: raw, Path: cfg.Path, Gen: gen})
 	}
 	msgs = append(msgs, &wire.Message{Kind: wire.KindReopen})
 	for _, p := range procs {
@@ -312,18 +320,48 @@ func (g *planes) send(m *wire.Message) {
 	}
 }
 
-// configure sends cfg to every process, to apply between two loop passes.
-func (g *planes) configure(cfg *config.Config) {
+// configure sends cfg to every process, to apply between two loop passes, and
+// waits until each has the routing table of generation gen ready, for
+// stageTimeout at most: one that is slower takes the table at its first request
+// after it has it, and one that cannot apply cfg exits and is replaced.
+func (g *planes) configure(cfg *config.Config, gen uint64) {
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		g.log.Error("encoding the configuration for data-plane processes", "error", err)
 		return
 	}
 	g.mu.Lock()
-	g.cfg = cfg
+	g.cfg, g.gen = cfg, gen
+	procs := append([]*planeProc(nil), g.procs...)
 	g.mu.Unlock()
-	g.send(&wire.Message{Kind: wire.KindConfig, Config: raw, Path: cfg.Path})
+	m := &wire.Message{Kind: wire.KindConfig, Config: raw, Path: cfg.Path, Gen: gen}
+	for _, p := range procs {
+		if err := p.conn.Send(m); err != nil {
+			g.log.Debug("data-plane process unreachable", "plane", p.index, "pid", p.pid, "error", err)
+		}
+	}
+	deadline := time.NewTimer(stageTimeout)
+	defer deadline.Stop()
+	for _, p := range procs {
+	wait:
+		for {
+			select {
+			case got := <-p.staged:
+				if got >= gen {
+					break wait
+				}
+			case <-p.exited:
+				break wait
+			case <-deadline.C:
+				g.log.Warn("data-plane process slow to ready the new routes; it takes them once it has them", "plane", p.index, "pid", p.pid, "generation", gen)
+				return
+			}
+		}
+	}
 }
+
+// stageTimeout bounds the wait for data-plane processes to ready a new routing table.
+const stageTimeout = 2 * time.Second
 
 // Shutdown drains every process: each stops accepting, finishes its requests and
 // exits. Those still running when ctx ends are killed, and ctx's error is returned.

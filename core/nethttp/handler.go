@@ -71,7 +71,30 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 3. Admission: a worker, or 503 at once when the queue is full.
+	// 3. Route: the host the request goes on with (an absolute target's authority,
+	// else Host) and its path choose the route; a route the proxy answers itself
+	// takes no worker.
+	target, host := r.RequestURI, r.Host
+	if origin, authority, ok := exchange.OriginForm([]byte(target)); ok {
+		target, host = string(origin), string(authority)
+	}
+	hv := headerView(r.Header)
+	rt := p.Table().Route([]byte(r.Method), []byte(host), exchange.Path([]byte(target)), &hv)
+	x.route = rt
+	switch rt.Action {
+	case exchange.NoRoute:
+		x.own(exchange.NoRouteAnswer, false)
+		return
+	case exchange.DoRespond:
+		x.reply(&rt.Reply, nil)
+		return
+	case exchange.DoRedirect:
+		x.reply(&exchange.Reply{Status: rt.Redirect.Status}, rt.Redirect.AppendLocation(nil, []byte(host), []byte(target)))
+		return
+	}
+	u := rt.Upstream
+
+	// 4. Admission: a worker, or 503 at once when the queue is full.
 	if err := p.Pool().Acquire(); err != nil {
 		x.own(exchange.Shed(err), true) // as the event loop: the connection ends
 		return
@@ -98,19 +121,19 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	bodiless := r.ContentLength == 0
 
-	// 4. Pick and forward, retrying on another backend when the request can be sent
-	// again safely (exchange.MayRetry).
-	picker := p.Picker()
+	// 5. Pick among the route's pool and forward, retrying on another backend when
+	// the request can be sent again safely (exchange.MayRetry).
+	picker := u.Picker()
 	exclude := st.tried[:0]
 	for attempt := 1; ; attempt++ {
-		b, err := picker.Pick(&st.view, p.Backends().Snapshot().Candidates, exclude)
+		b, err := picker.Pick(&st.view, u.Backends().Snapshot().Candidates, exclude)
 		if err != nil {
 			x.attempts = attempt - 1
 			x.own(exchange.NoBackend(err), true) // as the event loop: the connection ends
 			return
 		}
 		x.b, x.picker, x.attempts = b, picker, attempt
-		out := f.outRequest(st, w, r, b, c, body, upgrade)
+		out := f.outRequest(st, w, rt, r, b, c, body, upgrade)
 		if upgrade {
 			f.tunnel(x, out)
 			return
@@ -147,7 +170,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fl := failure(err)
 		p.Log().Debug("backend failed", "backend", b.URL, "error", err)
 		p.Record(picker, b, 0, fl.Msg, time.Since(sent))
-		if !exchange.MayRetry(attempt, s.Retries, fl.NotSent, st.view.Method, bodiless) {
+		if !exchange.MayRetry(attempt, u.Retries(), fl.NotSent, st.view.Method, bodiless) {
 			x.backendFailed(fl.Answer())
 			return
 		}
@@ -157,13 +180,16 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // outRequest is the request as backend b will see it: the client's with the header
 // rules of the exchange applied (hop-by-hop and forwarded fields, Host).
-func (f *Front) outRequest(st *request, w http.ResponseWriter, r *http.Request, b *backend.Backend, c *conn, body io.ReadCloser, upgrade bool) *http.Request {
+func (f *Front) outRequest(st *request, w http.ResponseWriter, rt *exchange.Route, r *http.Request, b *backend.Backend, c *conn, body io.ReadCloser, upgrade bool) *http.Request {
 	scheme, host, _ := strings.Cut(b.Key, "://")
 	st.url = url.URL{Scheme: scheme, Host: host}
 	target := r.RequestURI
 	clientHost := r.Host
 	if origin, authority, ok := exchange.OriginForm([]byte(target)); ok {
 		target, clientHost = string(origin), string(authority)
+	}
+	if rt.StripPrefix != "" {
+		target = string(rt.Strip(nil, []byte(target)))
 	}
 	if clientHost == "" { // HTTP/1.0 without Host: the backend's address stands in
 		clientHost = host
@@ -179,11 +205,15 @@ func (f *Front) outRequest(st *request, w http.ResponseWriter, r *http.Request, 
 	}
 	h := make(http.Header, len(r.Header)+4)
 	connection := r.Header["Connection"]
+	rules := &rt.Request
 	for name, values := range r.Header {
-		if dropRequestField(name, connection, upgrade) {
+		if dropRequestField(name, connection, upgrade) || !rules.Empty() && rules.Drops([]byte(name)) {
 			continue
 		}
 		h[name] = values
+	}
+	for _, fd := range rules.Set {
+		h[fd.Name] = []string{fd.Value}
 	}
 	if upgrade {
 		h["Connection"] = []string{"Upgrade"}
@@ -269,6 +299,7 @@ type exchangeState struct {
 	st       *request
 	b        *backend.Backend
 	picker   strategy.Picker
+	route    *exchange.Route // nil before the request is routed
 	start    time.Time
 	attempts int
 	status   int
@@ -333,9 +364,38 @@ func (x *exchangeState) finish(answers *backend.Answers, url string) {
 	if x.st != nil && x.st.body != nil {
 		in = x.st.body.read()
 	}
+	var pool string
+	if x.route != nil && url != "" {
+		pool = x.route.Pool()
+	}
 	x.f.cfg.Proxy.Finish(answers, &exchange.Entry{Start: x.start, Client: x.c.ip, Method: []byte(x.r.Method),
-		Path: []byte(x.r.RequestURI), Status: x.status, Backend: url, In: in, Out: x.out,
+		Path: []byte(x.r.RequestURI), Status: x.status, Backend: url, Pool: pool, In: in, Out: x.out,
 		Duration: time.Since(x.start), Attempts: x.attempts})
+}
+
+// reply sends a route's own answer (respond, redirect to location), counted among
+// the proxy's own. A body that comes with the request is skipped, as for the status
+// page.
+func (x *exchangeState) reply(rp *exchange.Reply, location []byte) {
+	h := x.w.Header()
+	noDefaults(h)
+	if len(location) > 0 {
+		h["Location"] = []string{string(location)}
+	}
+	if len(rp.Body) > 0 {
+		h["Content-Type"] = []string{rp.ContentType}
+	}
+	h["Content-Length"] = []string{itoa(int64(len(rp.Body)))}
+	if x.r.ContentLength != 0 && !x.f.skipBody(x.w, x.r) {
+		h["Connection"] = []string{"close"}
+	}
+	x.status = rp.Status
+	x.w.WriteHeader(rp.Status)
+	if x.r.Method != http.MethodHead {
+		n, _ := x.w.Write(rp.Body)
+		x.out = int64(n)
+	}
+	x.finish(x.f.cfg.Proxy.OwnAnswers(), "")
 }
 
 // answer sends the backend's answer on: its head at once, its body as it comes.
@@ -344,10 +404,14 @@ func (x *exchangeState) answer(resp *http.Response, sent time.Time) {
 	x.status = resp.StatusCode
 	h := x.w.Header()
 	connection := resp.Header["Connection"]
+	rules := &x.route.Response
 	for name, values := range resp.Header {
-		if !dropResponseField(name, connection) {
+		if !dropResponseField(name, connection) && (rules.Empty() || !rules.Drops([]byte(name))) {
 			h[name] = values
 		}
+	}
+	for _, fd := range rules.Set {
+		h[fd.Name] = []string{fd.Value}
 	}
 	noDefaults(h)
 	bodiless := resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified

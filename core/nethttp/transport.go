@@ -59,9 +59,12 @@ func (f *Front) transport(pooled bool) *http.Transport {
 // staleCounter counts the unsound pooled connections of the backend whose key is
 // key (scheme://host:port), when it is in the set.
 func (f *Front) staleCounter(key string) func() {
-	for _, b := range f.cfg.Proxy.Backends().Snapshot().All {
-		if b.Key == key {
-			return b.CountStale
+	t := f.cfg.Proxy.Table()
+	for _, u := range t.Upstreams() {
+		for _, b := range u.Backends().Snapshot().All {
+			if b.Key == key {
+				return b.CountStale
+			}
 		}
 	}
 	return nil

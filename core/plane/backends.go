@@ -11,32 +11,47 @@ import (
 	"github.com/switchyard-lb/switchyard/core/shm"
 )
 
-// applyBackends makes the backend set match the control plane's.
+// applyBackends makes each pool's backend set match the control plane's.
 func (d *process) applyBackends(list []wire.Backend) {
 	moved := d.slots.assign(list)
+	byPool := map[string][]wire.Backend{}
+	for _, b := range list {
+		byPool[b.Pool] = append(byPool[b.Pool], b)
+	}
+	for name, pp := range d.pools {
+		applySet(pp.set, byPool[name], moved)
+	}
+}
+
+// applySet makes set list exactly list, moved naming (by slot key) the backends the
+// control plane gave another slot.
+func applySet(set *backend.Set, list []wire.Backend, moved map[string]bool) {
 	cbs := make([]config.Backend, 0, len(list))
 	candidate := make(map[string]bool, len(list))
+	again := false
 	for _, b := range list {
-		if !moved[b.Key] {
+		if !moved[backend.SlotKey(b.Pool, b.Key)] {
 			cbs = append(cbs, config.Backend{URL: b.URL, Weight: b.Weight, Priority: b.Priority, Source: b.Source})
+		} else {
+			again = true
 		}
 		candidate[b.Key] = b.Candidate
 	}
-	if len(moved) > 0 {
+	if again {
 		// A backend the control plane gave another slot (removed, its slot freed,
 		// and added again) starts over here too, counting into its new slot.
-		d.backends.Update(cbs)
+		set.Update(cbs)
 		cbs = cbs[:0]
 		for _, b := range list {
 			cbs = append(cbs, config.Backend{URL: b.URL, Weight: b.Weight, Priority: b.Priority, Source: b.Source})
 		}
 	}
-	d.backends.Update(cbs)
-	for _, b := range d.backends.Snapshot().All {
+	set.Update(cbs)
+	for _, b := range set.Snapshot().All {
 		b.Mirror(candidate[b.Key]) // what the slot says wins at the next refresh
 	}
-	d.backends.Rebuild()
-	d.backends.Refresh()
+	set.Rebuild()
+	set.Refresh()
 }
 
 // slots places a data-plane process's backends in the slots the control plane
@@ -56,23 +71,25 @@ func (s *slots) assign(list []wire.Backend) (moved map[string]bool) {
 	prev := s.bykey
 	s.bykey = make(map[string]*backend.Slot, len(list))
 	for _, b := range list {
+		key := backend.SlotKey(b.Pool, b.Key)
 		var slot *backend.Slot
 		if b.Slot >= 0 && b.Slot < s.seg.Slots() {
 			slot = &backend.Slot{Index: b.Slot, Epoch: b.Epoch, Words: s.seg.Backend(b.Slot), Area: s.seg.Area(b.Slot),
 				Mine: s.ledger.Inflight(b.Slot)}
-			s.bykey[b.Key] = slot
+			s.bykey[key] = slot
 		}
-		if old, ok := prev[b.Key]; ok && (slot == nil || old.Index != slot.Index || old.Epoch != slot.Epoch) {
+		if old, ok := prev[key]; ok && (slot == nil || old.Index != slot.Index || old.Epoch != slot.Epoch) {
 			if moved == nil {
 				moved = map[string]bool{}
 			}
-			moved[b.Key] = true
+			moved[key] = true
 		}
 	}
 	return moved
 }
 
-// Slot returns the slot the control plane assigned to the backend with key.
+// Slot returns the slot the control plane assigned to the backend with key (its slot
+// key, see backend.SlotKey).
 func (s *slots) Slot(key string) *backend.Slot {
 	s.mu.Lock()
 	defer s.mu.Unlock()

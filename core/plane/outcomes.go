@@ -63,14 +63,14 @@ func (o *outcomes) Observe(b *backend.Backend, failed bool, errMsg string) {
 		return
 	}
 	if t := o.threshold.Load(); int64(b.AddFailure("")) == t && t > 0 {
-		m := &wire.Message{Kind: wire.KindEject, Key: b.Key, Error: errMsg}
+		m := &wire.Message{Kind: wire.KindEject, Pool: b.Pool, Key: b.Key, Error: errMsg}
 		go func() { o.errors <- m }() // never dropped; behind the failures queued before
 		o.report(b.Key, errMsg, true)
 		return
 	}
 	if errMsg != "" && o.report(b.Key, errMsg, false) {
 		select {
-		case o.errors <- &wire.Message{Kind: wire.KindError, Key: b.Key, Error: errMsg}:
+		case o.errors <- &wire.Message{Kind: wire.KindError, Pool: b.Pool, Key: b.Key, Error: errMsg}:
 		default: // the control plane is behind: last_error can wait for the next one
 		}
 	}

@@ -54,20 +54,19 @@ func run() int {
 // process is the state of a data-plane process: the parts of a load balancer it
 // runs, and what it was told.
 type process struct {
-	conn     *wire.Conn
-	log      hclog.Logger
-	logJSON  bool // access log lines as JSON, as the control plane writes them
-	seg      *shm.Segment
-	slots    *slots
-	pool     *pool.Pool
-	backends *backend.Set
-	proxy    *exchange.Proxy
-	access   *setup.AccessLog // nil when off
-	eng      *engine.Engine
-	out      *outcomes
+	conn    *wire.Conn
+	log     hclog.Logger
+	logJSON bool // access log lines as JSON, as the control plane writes them
+	seg     *shm.Segment
+	slots   *slots
+	pool    *pool.Pool
+	pools   map[string]*planePool // by name; touched by the control channel's reader only
+	proxy   *exchange.Proxy
+	access  *setup.AccessLog // nil when off
+	eng     *engine.Engine
+	out     *outcomes
 
-	cfg      *config.Config
-	attached *strategy.Plugin // nil with an in-process strategy
+	cfg *config.Config
 
 	// The status question in flight to the control plane (see status).
 	mu       sync.Mutex
@@ -100,27 +99,23 @@ func (d *process) start(m *wire.Message) error {
 	}
 	ledger := d.seg.Ledger(m.Ledger)
 	d.slots = &slots{seg: d.seg, ledger: ledger, bykey: map[string]*backend.Slot{}}
-	d.backends = backend.NewSharedSet(d.slots)
 	d.pool = pool.NewShared(setup.PoolConfig(cfg), d.seg.Pool(), false)
 	d.pool.Ledger(ledger)
-	d.backends.ShareStates(d.seg.Generation(), true)
+	d.pools = map[string]*planePool{}
 	if d.access, err = setup.OpenAccessLog(cfg, d.logJSON); err != nil {
 		return err
 	}
 	d.out = newOutcomes(d.conn, cfg.HealthCheck.Passive.ConsecutiveFailures, d.seg.Slots())
-	// Until the plugin's endpoint comes, picks fall back to the built-in one.
-	d.attached = strategy.Attach(cfg.LoadBalancer.Strategy, d.log.Named(cfg.LoadBalancer.Strategy), d.seg.Strategy())
-	setup.SetFailurePolicy(d.attached, cfg)
 	settings, err := setup.ProxySettings(cfg, d.access)
 	if err != nil {
 		return err
 	}
+	d.applyPools(m.Pools)
+	d.applyBackends(m.Backends)
 	d.proxy = exchange.New(exchange.Config{
-		Pool: d.pool, Backends: d.backends, Picker: d.attached, Settings: settings,
+		Pool: d.pool, Table: setup.Table(cfg, m.Gen, d.upstream), Commit: d.seg.Routes(), Settings: settings,
 		Outcomes: d.out, Own: (*backend.Answers)(d.seg.Area(d.seg.Slots())), Log: d.log.Named("proxy"),
 	})
-	d.applyBackends(m.Backends)
-	d.usePlugin(m.Plugin)
 	d.eng, err = setup.StartEngine(cfg, engine.Config{
 		Addr: m.Addr, Loops: 1, Proxy: d.proxy, Status: d.status,
 		Log: d.log.Named("engine"),
@@ -149,9 +144,10 @@ func (d *process) serve() int {
 				return 1 // replaced by the control plane, not left divergent
 			}
 		case wire.KindBackends:
+			d.applyPools(m.Pools)
 			d.applyBackends(m.Backends)
 		case wire.KindPlugin:
-			d.usePlugin(m.Plugin)
+			d.applyPools(m.Pools)
 		case wire.KindReopen:
 			if err := d.access.Reopen(); err != nil {
 				d.log.Error("reopening the access log; writing on to the previous file", "error", err)
@@ -172,7 +168,9 @@ func (d *process) stop(m *wire.Message) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(m.GraceMS)*time.Millisecond)
 	err := d.eng.Shutdown(ctx)
 	cancel()
-	d.proxy.Picker().Close()
+	for _, pp := range d.pools {
+		pp.up.Picker().Close()
+	}
 	d.access.Close()
 	if err != nil {
 		d.log.Warn("requests cut off after the drain timeout", "error", err)
@@ -205,44 +203,114 @@ func (d *process) configure(m *wire.Message) error {
 		return err
 	}
 	d.proxy.SetSettings(settings)
-	setup.SetFailurePolicy(d.proxy.Picker(), cfg)
 	d.cfg = cfg
+	for name, pp := range d.pools {
+		if ep, ok := cfg.Pool(name); ok {
+			setup.SetFailurePolicy(pp.up.Picker(), ep.Strategy, cfg)
+		}
+	}
+	// The routes take over in every process at once: when the control plane
+	// moves the shared generation, once each process has them ready.
+	d.proxy.Stage(setup.Table(cfg, m.Gen, d.upstream))
+	return d.conn.Send(&wire.Message{Kind: wire.KindStaged, Gen: m.Gen})
+}
+
+// planePool is one pool as a data-plane process runs it.
+type planePool struct {
+	up       *exchange.Upstream
+	set      *backend.Set
+	counters *shm.Strategy
+	attached *strategy.Plugin // nil with an in-process strategy
+}
+
+// upstream is the Upstream of the pool called name, nil when there is none.
+func (d *process) upstream(name string) *exchange.Upstream {
+	if pp := d.pools[name]; pp != nil {
+		return pp.up
+	}
 	return nil
 }
 
-// usePlugin picks as the control plane says: over a pick channel to its plugin, or
-// with the bundled strategy in this process.
-func (d *process) usePlugin(pp *wire.Plugin) {
-	if pp == nil {
+// applyPools makes the process's pools the control plane's: new ones join (picking
+// with the built-in strategy until their plugin's endpoint comes), those it no
+// longer lists leave (requests routed to them finish), and each picks as the control
+// plane says. A nil list changes nothing.
+func (d *process) applyPools(list []wire.Pool) {
+	if list == nil {
 		return
 	}
-	h := d.proxy
-	if pp.Local {
-		if cur, ok := h.Picker().(*strategy.Local); !ok || cur.Name() != pp.Name || d.attached != nil {
-			h.SetPicker(strategy.NewLocal(pp.Name, strategy.NewBundled(pp.Name)))
-			if d.attached != nil {
-				d.attached.Close()
-				d.attached = nil
+	keep := map[string]bool{}
+	for _, wp := range list {
+		keep[wp.Name] = true
+		pp := d.pools[wp.Name]
+		if pp == nil {
+			pp = &planePool{counters: d.seg.Strategy()}
+			if wp.Counters >= 0 && wp.Counters < d.seg.Slots() {
+				pp.counters = d.seg.StrategyIn(wp.Counters)
+			}
+			pp.set = backend.NewPoolSet(wp.Name, d.slots)
+			pp.set.ShareStates(d.seg.Generation(), true)
+			name := strategyName(wp)
+			pp.attached = strategy.AttachFor(wp.Name, name, d.log.Named(name).With("pool", wp.Name), pp.counters)
+			pp.up = exchange.NewUpstream(wp.Name, pp.set, pp.attached, wp.Retries)
+			d.pools[wp.Name] = pp
+		}
+		pp.up.SetRetries(wp.Retries)
+		d.usePlugin(wp.Name, pp, wp.Plugin)
+	}
+	grace := d.cfg.LoadBalancer.Timeouts.Shutdown.D()
+	for name, pp := range d.pools {
+		if !keep[name] {
+			delete(d.pools, name)
+			// Requests routed to it before it left still pick with it.
+			time.AfterFunc(grace, pp.up.Picker().Close)
+		}
+	}
+}
+
+// strategyName is the name of the strategy wp picks with.
+func strategyName(wp wire.Pool) string {
+	if wp.Plugin != nil {
+		return wp.Plugin.Name
+	}
+	return "leastconn"
+}
+
+// usePlugin makes pool pp pick as the control plane says: over a pick channel to its
+// plugin, or with the bundled strategy in this process.
+func (d *process) usePlugin(pool string, pp *planePool, p *wire.Plugin) {
+	if p == nil {
+		return
+	}
+	u := pp.up
+	if p.Local {
+		if cur, ok := u.Picker().(*strategy.Local); !ok || cur.Name() != p.Name || pp.attached != nil {
+			u.SetPicker(strategy.NewLocalFor(pool, p.Name, strategy.NewBundled(p.Name)))
+			if pp.attached != nil {
+				pp.attached.Close()
+				pp.attached = nil
 			}
 		}
 		return
 	}
-	if d.attached == nil || d.attached.Name() != pp.Name {
-		old := d.attached
-		d.attached = strategy.Attach(pp.Name, d.log.Named(pp.Name), d.seg.Strategy())
-		setup.SetFailurePolicy(d.attached, d.cfg)
-		h.SetPicker(d.attached)
+	if pp.attached == nil || pp.attached.Name() != p.Name {
+		old := pp.attached
+		pp.attached = strategy.AttachFor(pool, p.Name, d.log.Named(p.Name).With("pool", pool), pp.counters)
+		if ep, ok := d.cfg.Pool(pool); ok {
+			setup.SetFailurePolicy(pp.attached, ep.Strategy, d.cfg)
+		}
+		u.SetPicker(pp.attached)
 		if old != nil {
 			old.Close()
 		}
 	}
-	if pp.Endpoint == nil {
+	if p.Endpoint == nil {
 		return // the plugin is starting: picks fall back until it runs
 	}
-	if cur, ok := d.attached.Endpoint(); ok && cur.Socket == pp.Endpoint.Socket {
+	if cur, ok := pp.attached.Endpoint(); ok && cur.Socket == p.Endpoint.Socket {
 		return
 	}
-	if err := d.attached.Connect(*pp.Endpoint); err != nil {
-		d.log.Warn("strategy plugin unreachable; picks fall back until it runs", "error", err)
+	if err := pp.attached.Connect(*p.Endpoint); err != nil {
+		d.log.Warn("strategy plugin unreachable; picks fall back until it runs", "pool", pool, "error", err)
 	}
 }

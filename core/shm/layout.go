@@ -8,7 +8,7 @@ import (
 
 // Version is the layout version this build reads and writes. It changes whenever a
 // word moves or changes meaning; Open refuses a segment of another version.
-const Version = 3
+const Version = 4
 
 // MaxSlots is the most backend slots a segment holds.
 const MaxSlots = 1 << 16
@@ -72,7 +72,8 @@ type header struct {
 	slotSize   atomic.Uint64 // SlotSize
 	generation atomic.Uint64 // see Segment.Generation
 	ledgers    atomic.Uint64 // one more than the highest ledger handed out (see Segment.Ledger)
-	_          [10]uint64
+	routes     atomic.Uint64 // see Segment.Routes
+	_          [9]uint64
 }
 
 // Pool holds the worker pool's figures, shared by every process: the admission
@@ -101,6 +102,13 @@ type Strategy struct {
 	timeouts   atomic.Uint64
 	badAnswers atomic.Uint64
 	_          [13]uint64
+}
+
+// Reset zeroes the counters, for a strategy that starts counting in a reused area.
+func (s *Strategy) Reset() {
+	s.fallbacks.Store(0)
+	s.timeouts.Store(0)
+	s.badAnswers.Store(0)
 }
 
 // Fallbacks counts the picks made by the built-in strategy instead of the plugin.

@@ -200,6 +200,21 @@ func (s *Segment) Pool() *Pool { return s.pool }
 // Strategy returns the strategy's figures.
 func (s *Segment) Strategy() *Strategy { return s.strategy }
 
+// Routes is the generation of the routing table every process serves with: the
+// control plane writes it once each process has the table ready, and each process
+// switches to it at its next request (see exchange.Proxy.Table).
+func (s *Segment) Routes() *atomic.Uint64 { return &s.hdr.routes }
+
+// StrategyIn returns strategy counters laid out in the area of slot i, for a strategy
+// other than the one of Strategy (each pool's): the control plane allocates the slot
+// for it. It panics if i is not in [0, Slots()).
+func (s *Segment) StrategyIn(i int) *Strategy {
+	if i >= len(s.backends) {
+		panic(fmt.Sprintf("shm: strategy area %d of %d", i, len(s.backends)))
+	}
+	return (*Strategy)(s.Area(i))
+}
+
 // Backend returns slot i. It panics if i is not in [0, Slots()).
 func (s *Segment) Backend(i int) *Backend { return &s.backends[i] }
 

@@ -189,41 +189,41 @@ func TestAdminMetrics(t *testing.T) {
 		{"lb_pool_admitted_total", nil, 1},
 		{"lb_pool_shed_total", []string{"reason=queue_full"}, 0},
 		{"lb_pool_shed_total", []string{"reason=queue_timeout"}, 0},
-		{"lb_backend_healthy", []string{"backend=" + a}, 1},
-		{"lb_backend_healthy", []string{"backend=" + b}, 0},
-		{"lb_backend_inflight", []string{"backend=" + a}, 1},
-		{"lb_backend_queue_length", []string{"backend=" + a}, 6},
-		{"lb_backend_queue_length", []string{"backend=" + b}, -1},
-		{"lb_backend_requests_total", []string{"backend=" + a}, 3},
-		{"lb_backend_failures_total", []string{"backend=" + a}, 1},
-		{"lb_backend_stale_connections_total", []string{"backend=" + a}, 0},
-		{"lb_backend_weight", []string{"backend=" + b}, 3},
-		{"lb_backend_ejections", []string{"backend=" + a}, 0},
-		{"lb_backend_ejections_total", []string{"backend=" + a}, 0},
-		{"lb_backend_priority", []string{"backend=" + a}, 0},
-		{"lb_backend_state", []string{"backend=" + a, "state=up"}, 1},
-		{"lb_backend_state", []string{"backend=" + b, "state=up"}, 0},
-		{"lb_backend_state", []string{"backend=" + b, "state=drain"}, 1},
-		{"lb_backend_body_bytes_total", []string{"backend=" + a, "direction=in"}, 300},
-		{"lb_backend_body_bytes_total", []string{"backend=" + a, "direction=out"}, 4000},
-		{"lb_backend_check_duration_seconds", []string{"backend=" + a}, 0.25},
-		{"lb_requests_total", []string{"backend=" + a, "code=200"}, 1},
-		{"lb_requests_total", []string{"backend=" + a, "code=502"}, 1},
-		{"lb_requests_total", []string{"backend=", "code=503"}, 1},
-		{"lb_request_duration_seconds", []string{"backend=" + a}, 2},
-		{"lb_request_duration_seconds", []string{"backend=" + b}, 0},
-		{"lb_request_duration_seconds", []string{"backend="}, 1},
+		{"lb_backend_healthy", []string{"backend=" + a, "pool=default"}, 1},
+		{"lb_backend_healthy", []string{"backend=" + b, "pool=default"}, 0},
+		{"lb_backend_inflight", []string{"backend=" + a, "pool=default"}, 1},
+		{"lb_backend_queue_length", []string{"backend=" + a, "pool=default"}, 6},
+		{"lb_backend_queue_length", []string{"backend=" + b, "pool=default"}, -1},
+		{"lb_backend_requests_total", []string{"backend=" + a, "pool=default"}, 3},
+		{"lb_backend_failures_total", []string{"backend=" + a, "pool=default"}, 1},
+		{"lb_backend_stale_connections_total", []string{"backend=" + a, "pool=default"}, 0},
+		{"lb_backend_weight", []string{"backend=" + b, "pool=default"}, 3},
+		{"lb_backend_ejections", []string{"backend=" + a, "pool=default"}, 0},
+		{"lb_backend_ejections_total", []string{"backend=" + a, "pool=default"}, 0},
+		{"lb_backend_priority", []string{"backend=" + a, "pool=default"}, 0},
+		{"lb_backend_state", []string{"backend=" + a, "pool=default", "state=up"}, 1},
+		{"lb_backend_state", []string{"backend=" + b, "pool=default", "state=up"}, 0},
+		{"lb_backend_state", []string{"backend=" + b, "pool=default", "state=drain"}, 1},
+		{"lb_backend_body_bytes_total", []string{"backend=" + a, "direction=in", "pool=default"}, 300},
+		{"lb_backend_body_bytes_total", []string{"backend=" + a, "direction=out", "pool=default"}, 4000},
+		{"lb_backend_check_duration_seconds", []string{"backend=" + a, "pool=default"}, 0.25},
+		{"lb_requests_total", []string{"backend=" + a, "code=200", "pool=default"}, 1},
+		{"lb_requests_total", []string{"backend=" + a, "code=502", "pool=default"}, 1},
+		{"lb_requests_total", []string{"backend=", "code=503", "pool="}, 1},
+		{"lb_request_duration_seconds", []string{"backend=" + a, "pool=default"}, 2},
+		{"lb_request_duration_seconds", []string{"backend=" + b, "pool=default"}, 0},
+		{"lb_request_duration_seconds", []string{"backend=", "pool="}, 1},
 		{"lb_config_generation", nil, 4},
 		{"lb_config_reloads_total", []string{"result=applied"}, 2},
 		{"lb_config_reloads_total", []string{"result=refused"}, 1},
-		{"lb_strategy_info", []string{"name=leastconn", "state=running"}, 1},
-		{"lb_strategy_fallbacks_total", nil, 5},
-		{"lb_strategy_restarts_total", nil, 2},
-		{"lb_discovery_lookups_total", []string{"result=ok"}, 7},
-		{"lb_discovery_lookups_total", []string{"result=partial"}, 1},
-		{"lb_discovery_lookups_total", []string{"result=error"}, 2},
-		{"lb_discovery_backends", nil, 2},
-		{"lb_discovery_resolved_timestamp_seconds", nil, float64(resolved.Unix())},
+		{"lb_strategy_info", []string{"name=leastconn", "pool=default", "state=running"}, 1},
+		{"lb_strategy_fallbacks_total", []string{"pool=default"}, 5},
+		{"lb_strategy_restarts_total", []string{"pool=default"}, 2},
+		{"lb_discovery_lookups_total", []string{"pool=default", "result=ok"}, 7},
+		{"lb_discovery_lookups_total", []string{"pool=default", "result=partial"}, 1},
+		{"lb_discovery_lookups_total", []string{"pool=default", "result=error"}, 2},
+		{"lb_discovery_backends", []string{"pool=default"}, 2},
+		{"lb_discovery_resolved_timestamp_seconds", []string{"pool=default"}, float64(resolved.Unix())},
 	} {
 		fam, ok := fams[tc.name]
 		if !ok {
@@ -241,7 +241,7 @@ func TestAdminMetrics(t *testing.T) {
 		}
 	}
 	// A backend without a check has no check duration; no lookups without discovery.
-	if _, ok := value(fams["lb_backend_check_duration_seconds"], []string{"backend=" + b}); ok {
+	if _, ok := value(fams["lb_backend_check_duration_seconds"], []string{"backend=" + b, "pool=default"}); ok {
 		t.Errorf("/metrics has lb_backend_check_duration_seconds of %s, which has had no check", b)
 	}
 	s.SetDiscovery(nil)
@@ -249,6 +249,101 @@ func TestAdminMetrics(t *testing.T) {
 	for _, name := range []string{"lb_discovery_lookups_total", "lb_discovery_backends", "lb_discovery_resolved_timestamp_seconds"} {
 		if _, ok := fams[name]; ok {
 			t.Errorf("/metrics has %s without discovery", name)
+		}
+	}
+}
+
+// TestAdminMetricsPools scrapes two pools that share a URL: each pool's backend,
+// strategy and discovery has its own series.
+func TestAdminMetricsPools(t *testing.T) {
+	s := newPoolsSource(t)
+	for range 2 {
+		poolBackend(t, s, "default", poolA).Start()
+	}
+	apiA := poolBackend(t, s, "api", poolA)
+	for range 5 {
+		apiA.Start()
+	}
+	apiA.Answers.Add(201, time.Millisecond)
+	apiA.Drain()
+	srv := httptest.NewServer(AdminHandler(s))
+	defer srv.Close()
+	fams := scrape(t, srv.URL)
+
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"lb_backend_requests_total", []string{"backend=" + poolA, "pool=default"}, 2},
+		{"lb_backend_requests_total", []string{"backend=" + poolA, "pool=api"}, 5},
+		{"lb_backend_requests_total", []string{"backend=" + poolB, "pool=default"}, 0},
+		{"lb_backend_requests_total", []string{"backend=" + poolC, "pool=api"}, 0},
+		{"lb_backend_weight", []string{"backend=" + poolA, "pool=default"}, 1},
+		{"lb_backend_weight", []string{"backend=" + poolA, "pool=api"}, 5},
+		{"lb_backend_state", []string{"backend=" + poolA, "pool=default", "state=up"}, 1},
+		{"lb_backend_state", []string{"backend=" + poolA, "pool=api", "state=drain"}, 1},
+		{"lb_requests_total", []string{"backend=" + poolA, "code=201", "pool=api"}, 1},
+		{"lb_request_duration_seconds", []string{"backend=" + poolA, "pool=api"}, 1},
+		{"lb_request_duration_seconds", []string{"backend=" + poolA, "pool=default"}, 0},
+		{"lb_strategy_info", []string{"name=leastconn", "pool=default", "state=running"}, 1},
+		{"lb_strategy_info", []string{"name=weighted", "pool=api", "state=running"}, 1},
+		{"lb_strategy_fallbacks_total", []string{"pool=default"}, 1},
+		{"lb_strategy_fallbacks_total", []string{"pool=api"}, 4},
+		{"lb_strategy_restarts_total", []string{"pool=api"}, 1},
+		{"lb_discovery_lookups_total", []string{"pool=api", "result=ok"}, 3},
+		{"lb_discovery_backends", []string{"pool=api"}, 2},
+	} {
+		if got, ok := value(fams[tc.name], tc.labels); !ok || got != tc.want {
+			t.Errorf("/metrics %s%v = %v (found %v), want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	// Every metric of a backend names its pool; the default pool has no discovery.
+	for name, fam := range fams {
+		for _, m := range fam.GetMetric() {
+			ls := strings.Join(labels(m), " ")
+			if strings.Contains(ls, "backend=") && !strings.Contains(ls, "pool=") {
+				t.Errorf("/metrics %s{%s} has a backend and no pool", name, ls)
+			}
+		}
+	}
+	if _, ok := value(fams["lb_discovery_backends"], []string{"pool=default"}); ok {
+		t.Error("/metrics has lb_discovery_backends of the default pool, which has no discovery")
+	}
+}
+
+// TestDashboardRendersPools checks that the dashboard draws a section per pool from
+// the status's "pools" and names the pool in its runtime control, and that it is
+// self-contained.
+func TestDashboardRendersPools(t *testing.T) {
+	srv := httptest.NewServer(AdminHandler(newPoolsSource(t)))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(body)
+	for _, want := range []string{
+		`st.pools`,                           // reads the pools of the status JSON
+		`<section class="pool"`,              // a section per pool
+		`class="pool-name"`,                  // with its name
+		`class="pool-strategy"`,              // and its strategy
+		`data-pool="${esc(pool)}"`,           // its rows and buttons name the pool
+		`JSON.stringify({pool, url, state})`, // which drain and ready send
+		`id="backends"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("GET / lacks %s", want)
+		}
+	}
+	for _, external := range []string{"http://", "https://", "<link", " src="} {
+		if strings.Contains(page, external) {
+			t.Errorf("GET / has %q: the dashboard must load nothing from elsewhere", external)
 		}
 	}
 }

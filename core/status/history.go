@@ -22,18 +22,20 @@ const HistoryEvery = time.Second
 // Sample is what the dashboard charts, at one moment.
 type Sample struct {
 	Time time.Time `json:"time"`
-	// RequestsPerSecond is the rate of requests sent to the backends, all together,
-	// since the sample before.
-	RequestsPerSecond float64         `json:"requests_per_second"`
-	PoolBusy          int             `json:"pool_busy"`
-	PoolWorkers       int             `json:"pool_workers"`
-	PoolQueueLength   int             `json:"pool_queue_length"`
-	Backends          []BackendSample `json:"backends"`
+	// RequestsPerSecond is the rate of requests sent to the backends of every pool,
+	// all together, since the sample before.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	PoolBusy          int     `json:"pool_busy"`
+	PoolWorkers       int     `json:"pool_workers"`
+	PoolQueueLength   int     `json:"pool_queue_length"`
+	// Backends are the backends of every pool, pool by pool in the status's order.
+	Backends []BackendSample `json:"backends"`
 }
 
 // BackendSample is what the dashboard charts of one backend, at one moment.
 type BackendSample struct {
-	URL string `json:"url"`
+	URL  string `json:"url"`
+	Pool string `json:"pool"` // a URL in two pools is two backends
 	// RequestsPerSecond is the rate of requests sent to the backend since the sample
 	// before.
 	RequestsPerSecond float64 `json:"requests_per_second"`
@@ -95,24 +97,30 @@ func (h *History) Samples() []Sample {
 // sampler turns successive statuses into samples: a rate needs the count before.
 type sampler struct {
 	at       time.Time
-	requests map[string]uint64 // by backend URL, at the time at
+	requests map[backendID]uint64 // at the time at
 }
+
+// backendID tells a backend from the others of every pool.
+type backendID struct{ pool, url string }
 
 // take returns the sample of st, read at now. It reports false for the first
 // status it sees, which has no rate yet.
 func (p *sampler) take(st Status, now time.Time) (Sample, bool) {
 	s := Sample{Time: now.UTC(), PoolBusy: st.Pool.Busy, PoolWorkers: st.Pool.Workers, PoolQueueLength: st.Pool.QueueLength,
-		Backends: make([]BackendSample, 0, len(st.Backends))}
+		Backends: []BackendSample{}}
 	dt := now.Sub(p.at).Seconds()
-	requests := make(map[string]uint64, len(st.Backends))
-	for _, b := range st.Backends {
-		requests[b.URL] = b.Requests
-		bs := BackendSample{URL: b.URL, ErrorRate: b.ErrorRate, LatencyMs: b.LatencyMs, Inflight: b.Inflight, QueueLength: b.QueueLength}
-		if before, ok := p.requests[b.URL]; ok && dt > 0 && b.Requests >= before {
-			bs.RequestsPerSecond = round2(float64(b.Requests-before) / dt)
+	requests := make(map[backendID]uint64, len(p.requests))
+	for _, pl := range st.Pools {
+		for _, b := range pl.Backends {
+			id := backendID{pl.Name, b.URL}
+			requests[id] = b.Requests
+			bs := BackendSample{URL: b.URL, Pool: pl.Name, ErrorRate: b.ErrorRate, LatencyMs: b.LatencyMs, Inflight: b.Inflight, QueueLength: b.QueueLength}
+			if before, ok := p.requests[id]; ok && dt > 0 && b.Requests >= before {
+				bs.RequestsPerSecond = round2(float64(b.Requests-before) / dt)
+			}
+			s.RequestsPerSecond += bs.RequestsPerSecond
+			s.Backends = append(s.Backends, bs)
 		}
-		s.RequestsPerSecond += bs.RequestsPerSecond
-		s.Backends = append(s.Backends, bs)
 	}
 	s.RequestsPerSecond = round2(s.RequestsPerSecond)
 	first := p.requests == nil

@@ -2,8 +2,10 @@ package status
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 )
@@ -79,13 +81,18 @@ func TestHistoryZeroValueKeepsHistorySize(t *testing.T) {
 	}
 }
 
+// pooled is a status with backends bs in the default pool and the pools after it.
+func pooled(bs []Backend, more ...Pool) Status {
+	return Status{Backends: bs, Pools: append([]Pool{{Name: "default", Backends: bs}}, more...)}
+}
+
 func TestSamplerRates(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	st := func(a, b uint64) Status {
-		return Status{Backends: []Backend{
+		return pooled([]Backend{
 			{URL: "http://a", Requests: a, LatencyMs: 2.5, Inflight: 1, QueueLength: -1},
 			{URL: "http://b", Requests: b, ErrorRate: 0.25},
-		}}
+		})
 	}
 	var p sampler
 	if _, ok := p.take(st(10, 100), t0); ok {
@@ -103,9 +110,29 @@ func TestSamplerRates(t *testing.T) {
 		t.Errorf("sample = %+v, want the status's latency, in-flight, queue and error rate", s.Backends)
 	}
 	// A backend that joins has no rate until its second sample.
-	s, _ = p.take(Status{Backends: []Backend{{URL: "http://c", Requests: 7}}}, t0.Add(3*time.Second))
+	s, _ = p.take(pooled([]Backend{{URL: "http://c", Requests: 7}}), t0.Add(3*time.Second))
 	if s.Backends[0].RequestsPerSecond != 0 {
 		t.Errorf("rate of a new backend = %v, want 0", s.Backends[0].RequestsPerSecond)
+	}
+}
+
+// TestSamplerPools samples a URL in two pools as two backends, each at its own rate.
+func TestSamplerPools(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	st := func(def, api uint64) Status {
+		return pooled([]Backend{{URL: "http://a", Pool: "default", Requests: def}},
+			Pool{Name: "api", Backends: []Backend{{URL: "http://a", Pool: "api", Requests: api}}})
+	}
+	var p sampler
+	p.take(st(10, 100), t0)
+	s, _ := p.take(st(12, 140), t0.Add(2*time.Second))
+	var got []string
+	for _, b := range s.Backends {
+		got = append(got, fmt.Sprintf("%s %s %v", b.Pool, b.URL, b.RequestsPerSecond))
+	}
+	want := []string{"default http://a 1", "api http://a 20"}
+	if !slices.Equal(got, want) || s.RequestsPerSecond != 21 {
+		t.Errorf("take(two pools) = %q, total %v; want %q, total 21", got, s.RequestsPerSecond, want)
 	}
 }
 

@@ -31,6 +31,20 @@ type Status struct {
 	Totals    Totals     `json:"totals"`
 	// Discovery is present when servers.discovery is configured.
 	Discovery *Discovery `json:"discovery,omitempty"`
+	// Pools lists every pool (DESIGN section 4.1), default first, even when it is
+	// the only one. Strategy, Backends and Discovery above are those of default.
+	Pools []Pool `json:"pools"`
+}
+
+// Pool describes one pool of backends (DESIGN section 4.1) as the top level of the
+// status describes the default pool. Not to be confused with Status.Pool, the
+// adaptive worker pool that every request goes through.
+type Pool struct {
+	Name     string          `json:"name"`
+	Strategy strategy.Status `json:"strategy"`
+	Backends []Backend       `json:"backends"`
+	// Discovery is present when the pool's discovery is configured.
+	Discovery *Discovery `json:"discovery,omitempty"`
 }
 
 // Discovery describes the backends' DNS discovery.
@@ -89,8 +103,8 @@ type Process struct {
 	UptimeSeconds int64 `json:"uptime_seconds"`
 }
 
-// Totals sums the answers since start: those of the backends in the set (a backend
-// that leaves takes its counts with it) and the proxy's own.
+// Totals sums the answers since start: those of the backends of every pool (a
+// backend that leaves takes its counts with it) and the proxy's own.
 type Totals struct {
 	Answers backend.Classes `json:"answers"` // all of them, by class
 	// OwnAnswers are those the proxy made with no backend: shed, no backend,
@@ -109,7 +123,10 @@ type Check struct {
 
 // Backend describes one backend.
 type Backend struct {
-	URL         string  `json:"url"`
+	URL string `json:"url"`
+	// Pool names the backend's pool: a URL in two pools is two backends, each with
+	// its own counts and state.
+	Pool        string  `json:"pool"`
 	Healthy     bool    `json:"healthy"`
 	Weight      int     `json:"weight"`
 	Inflight    int     `json:"inflight"`
@@ -146,14 +163,34 @@ type Config struct {
 	LastError  string    `json:"last_error"` // the last refused edit (of the file or of a strategy script), "" once a good one applies
 }
 
+// PoolSource is one pool as the status reads it.
+type PoolSource struct {
+	Name     string
+	Backends *backend.Set // nil: none
+	// Strategy reports the pool's strategy's state (nil: a zero Status).
+	Strategy func() strategy.Status
+	// Discovery reports the pool's DNS discovery (nil, or returning nil: no
+	// discovery). The status copies what it returns.
+	Discovery func() *Discovery
+}
+
 // Source gathers the status from the running parts.
 //
 // Source is safe for use by multiple goroutines.
 type Source struct {
-	Pool     *pool.Pool
+	Pool *pool.Pool
+	// Backends, Strategy and the discovery of SetDiscovery describe the default
+	// pool: the top level of the status, and the first of its pools.
 	Backends *backend.Set
-	// Strategy reports the strategy's state.
+	// Strategy reports the default pool's strategy's state.
 	Strategy func() strategy.Status
+	// Pools lists the pools, the default one first (nil: only default, from
+	// Backends, Strategy and SetDiscovery). It is called once per status and per
+	// scrape, so it may return a list that changes with the configuration. In the
+	// entry named backend.DefaultPool, a nil Backends or Strategy is taken from the
+	// fields above, and so is the discovery of SetDiscovery when its own reports
+	// none; a list without that entry gets it from them.
+	Pools func() []PoolSource
 
 	// Own counts the answers the proxy made without a backend (nil: none).
 	Own *backend.Answers
@@ -198,7 +235,8 @@ func (s *Source) SetLastError(msg string) {
 	s.mu.Unlock()
 }
 
-// SetDiscovery records the state of DNS discovery (nil: none configured).
+// SetDiscovery records the state of the default pool's DNS discovery (nil: none
+// configured).
 func (s *Source) SetDiscovery(d *Discovery) {
 	s.mu.Lock()
 	s.discovery = d
@@ -218,7 +256,7 @@ func (s *Source) SetListeners(ls []Listener) {
 }
 
 // SetPendingStrategy records the strategy that an edit is starting, shown under
-// strategy.pending (nil: none).
+// strategy.pending of the default pool when its strategy reports none (nil: none).
 func (s *Source) SetPendingStrategy(p *strategy.Pending) {
 	s.mu.Lock()
 	s.pending = p
@@ -246,29 +284,116 @@ func (s *Source) ConfigState() Config {
 
 // Status returns the current status.
 func (s *Source) Status() Status {
-	snap := s.Backends.Snapshot()
+	st, _ := s.read()
+	return st
+}
+
+// read returns the current status and, for each of its pools, the snapshot of the
+// backends it shows, in the same order, for what the status leaves out (metrics).
+func (s *Source) read() (Status, []*backend.Snapshot) {
 	st := Status{
-		Strategy: s.Strategy(),
-		Pool:     s.Pool.Stats(),
-		Backends: make([]Backend, 0, len(snap.All)),
-		Config:   s.ConfigState(),
+		Pool:   s.Pool.Stats(),
+		Config: s.ConfigState(),
 		Process: Process{PID: os.Getpid(), Version: s.Version, StartedAt: started,
 			UptimeSeconds: int64(time.Since(started).Seconds())},
 	}
 	s.mu.Lock()
 	st.Listeners = append([]Listener{}, s.listeners...) // [], not null, before the first is set
+	var disc *Discovery
 	if s.discovery != nil {
 		d := *s.discovery
-		st.Discovery = &d
+		disc = &d
 	}
+	var pending *strategy.Pending
 	if s.pending != nil {
 		p := *s.pending
-		st.Strategy.Pending = &p
+		pending = &p
 	}
 	s.mu.Unlock()
+
+	srcs := s.poolSources(disc)
+	st.Pools = make([]Pool, 0, len(srcs))
+	snaps := make([]*backend.Snapshot, 0, len(srcs))
+	for _, src := range srcs {
+		p, snap := readPool(src, &st.Totals)
+		st.Pools = append(st.Pools, p)
+		snaps = append(snaps, snap)
+	}
+	def := &st.Pools[0]
+	if def.Strategy.Pending == nil {
+		def.Strategy.Pending = pending
+	}
+	st.Strategy, st.Backends = def.Strategy, slices.Clone(def.Backends)
+	if def.Discovery != nil {
+		d := *def.Discovery
+		st.Discovery = &d
+	}
+	if s.Own != nil {
+		st.Totals.OwnAnswers = s.Own.Classes()
+		st.Totals.Answers.Add(st.Totals.OwnAnswers)
+		in, out := s.Own.Bytes()
+		st.Totals.BytesIn, st.Totals.BytesOut = st.Totals.BytesIn+in, st.Totals.BytesOut+out
+	}
+	return st, snaps
+}
+
+// poolSources lists the pools, the default first, its missing parts taken from
+// Backends, Strategy and disc, the discovery of SetDiscovery.
+func (s *Source) poolSources(disc *Discovery) []PoolSource {
+	def := PoolSource{Name: backend.DefaultPool, Backends: s.Backends, Strategy: s.Strategy}
+	var ps []PoolSource
+	if s.Pools != nil {
+		ps = s.Pools()
+	}
+	out := make([]PoolSource, 1, len(ps)+1)
+	for _, p := range ps {
+		if p.Name != backend.DefaultPool {
+			out = append(out, p)
+			continue
+		}
+		if p.Backends != nil {
+			def.Backends = p.Backends
+		}
+		if p.Strategy != nil {
+			def.Strategy = p.Strategy
+		}
+		def.Discovery = p.Discovery
+	}
+	own := def.Discovery
+	def.Discovery = func() *Discovery {
+		if own != nil {
+			if d := own(); d != nil {
+				return d
+			}
+		}
+		return disc
+	}
+	out[0] = def
+	return out
+}
+
+// readPool returns the status of the pool src and the snapshot of its backends it
+// shows, and adds the backends' traffic to t.
+func readPool(src PoolSource, t *Totals) (Pool, *backend.Snapshot) {
+	p := Pool{Name: src.Name}
+	if src.Strategy != nil {
+		p.Strategy = src.Strategy()
+	}
+	if src.Discovery != nil {
+		if d := src.Discovery(); d != nil {
+			c := *d
+			p.Discovery = &c
+		}
+	}
+	snap := &backend.Snapshot{}
+	if src.Backends != nil {
+		snap = src.Backends.Snapshot()
+	}
+	p.Backends = make([]Backend, 0, len(snap.All))
 	for _, b := range snap.All {
-		st.Backends = append(st.Backends, Backend{
+		p.Backends = append(p.Backends, Backend{
 			URL:         b.URL,
+			Pool:        src.Name,
 			Healthy:     b.Candidate(),
 			Weight:      b.Weight(),
 			Inflight:    b.Inflight(),
@@ -282,15 +407,9 @@ func (s *Source) Status() Status {
 			Priority:    b.Priority(),
 			Health:      b.Health(),
 		})
-		addTraffic(&st.Backends[len(st.Backends)-1], &st.Totals, b)
+		addTraffic(&p.Backends[len(p.Backends)-1], t, b)
 	}
-	if s.Own != nil {
-		st.Totals.OwnAnswers = s.Own.Classes()
-		st.Totals.Answers.Add(st.Totals.OwnAnswers)
-		in, out := s.Own.Bytes()
-		st.Totals.BytesIn, st.Totals.BytesOut = st.Totals.BytesIn+in, st.Totals.BytesOut+out
-	}
-	return st
+	return p, snap
 }
 
 // addTraffic fills e's answers, bytes and last check from b, and adds them to t.

@@ -3,9 +3,12 @@ package status
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +29,7 @@ func newSource(t *testing.T, strat strategy.Status, backends ...config.Backend) 
 	set := backend.NewSet()
 	set.Update(backends)
 	return &Source{Pool: pool.New(testPool), Backends: set, Strategy: func() strategy.Status { return strat },
-		Own: &backend.Answers{}, Control: controller{set}, Version: "v1.2.3"}
+		Own: &backend.Answers{}, Control: controller{[]*backend.Set{set}}, Version: "v1.2.3"}
 }
 
 // urls makes a config.Backend of weight 1 of each URL.
@@ -88,7 +91,7 @@ func TestStatusJSONFields(t *testing.T) {
 	// configured.
 	var keys map[string]json.RawMessage
 	decode(t, s, &keys)
-	for _, k := range []string{"strategy", "pool", "backends", "config", "listeners", "process", "totals"} {
+	for _, k := range []string{"strategy", "pool", "backends", "config", "listeners", "process", "totals", "pools"} {
 		if _, ok := keys[k]; !ok {
 			t.Errorf("status JSON lacks %q: %s", k, s.JSON())
 		}
@@ -120,6 +123,9 @@ func TestStatusJSONFields(t *testing.T) {
 		t.Fatalf("backends = %v, want [%s %s] in config order", got, a, b)
 	}
 	ea, eb := st.Backends[0], st.Backends[1]
+	if ea.Pool != backend.DefaultPool || len(st.Pools) != 1 || st.Pools[0].Name != backend.DefaultPool || len(st.Pools[0].Backends) != 2 {
+		t.Errorf("backend a in pool %q, pools %+v; want one pool, default, with a and b", ea.Pool, st.Pools)
+	}
 	if !ea.Healthy || ea.State != backend.StateUp || ea.Weight != 2 || ea.Source != "config" {
 		t.Errorf("backend a = healthy %v, state %q, weight %d, source %q; want true, up, 2, config", ea.Healthy, ea.State, ea.Weight, ea.Source)
 	}
@@ -341,6 +347,188 @@ func TestStatusOptionalParts(t *testing.T) {
 				t.Errorf("strategy.pending = %+v, want none", st.Strategy.Pending)
 			case tc.pendingName != "" && (st.Strategy.Pending == nil || st.Strategy.Pending.Name != tc.pendingName):
 				t.Errorf("strategy.pending = %+v, want %s", st.Strategy.Pending, tc.pendingName)
+			}
+		})
+	}
+}
+
+// The backends of newPoolsSource: a is in both pools.
+const poolA, poolB, poolC = "http://127.0.0.1:8081", "http://127.0.0.1:8082", "http://127.0.0.1:8083"
+
+// newPoolsSource returns a Source of two pools, as core/lb builds one: default (a
+// and b, strategy leastconn, no discovery) and api (a and c, strategy weighted, DNS
+// discovery). Its Controller works on both sets.
+func newPoolsSource(t *testing.T) *Source {
+	t.Helper()
+	s := newSource(t, strategy.Status{Name: "leastconn", State: "running", Fallbacks: 1}, urls(poolA, poolB)...)
+	api := backend.NewPoolSet("api", nil)
+	api.Update([]config.Backend{{URL: poolA, Weight: 5}, {URL: poolC, Weight: 1}})
+	apiDiscovery := &Discovery{Record: "_http._tcp.api.internal", Backends: 2, Lookups: Lookups{OK: 3}}
+	s.Pools = func() []PoolSource {
+		return []PoolSource{
+			{Name: backend.DefaultPool, Backends: s.Backends, Strategy: s.Strategy},
+			{Name: "api", Backends: api, Strategy: func() strategy.Status {
+				return strategy.Status{Name: "weighted", State: "running", Fallbacks: 4, Restarts: 1}
+			}, Discovery: func() *Discovery { return apiDiscovery }},
+		}
+	}
+	s.Control = controller{[]*backend.Set{s.Backends, api}}
+	return s
+}
+
+// poolBackend is the backend of s's pool with url; it fails t when there is none.
+func poolBackend(t *testing.T, s *Source, pool, url string) *backend.Backend {
+	t.Helper()
+	for _, p := range s.poolSources(nil) {
+		if p.Name != pool {
+			continue
+		}
+		for _, b := range p.Backends.Snapshot().All {
+			if b.URL == url {
+				return b
+			}
+		}
+	}
+	t.Fatalf("no backend %s in pool %s", url, pool)
+	return nil
+}
+
+// poolEntries lists the pool, URL and requests of each backend entry of ps.
+func poolEntries(ps []Pool) []string {
+	var out []string
+	for _, p := range ps {
+		for _, b := range p.Backends {
+			out = append(out, fmt.Sprintf("%s/%s %s %d", p.Name, b.Pool, b.URL, b.Requests))
+		}
+	}
+	return out
+}
+
+func TestStatusPools(t *testing.T) {
+	s := newPoolsSource(t)
+	for range 2 {
+		poolBackend(t, s, "default", poolA).Start()
+	}
+	for range 5 {
+		poolBackend(t, s, "api", poolA).Start()
+	}
+	poolBackend(t, s, "api", poolA).Answers.Add(200, time.Millisecond)
+	poolBackend(t, s, "default", poolB).Answers.Add(500, time.Millisecond)
+	s.SetDiscovery(&Discovery{Record: "default.internal"})
+	s.SetPendingStrategy(&strategy.Pending{Name: "roundrobin"})
+
+	var st Status
+	decode(t, s, &st)
+	want := []string{
+		"default/default " + poolA + " 2", "default/default " + poolB + " 0",
+		"api/api " + poolA + " 5", "api/api " + poolC + " 0",
+	}
+	if got := poolEntries(st.Pools); !slices.Equal(got, want) {
+		t.Errorf("pools = %q, want %q", got, want)
+	}
+	// The top level is the default pool.
+	if got := poolEntries([]Pool{{Name: "default", Backends: st.Backends}}); !slices.Equal(got, want[:2]) {
+		t.Errorf("backends = %q, want the default pool's %q", got, want[:2])
+	}
+	if st.Strategy.Name != "leastconn" || st.Discovery == nil || st.Discovery.Record != "default.internal" {
+		t.Errorf("top level strategy %q, discovery %+v; want the default pool's, leastconn and default.internal", st.Strategy.Name, st.Discovery)
+	}
+	def, api := st.Pools[0], st.Pools[1]
+	if def.Strategy.Name != "leastconn" || def.Discovery == nil || def.Discovery.Record != "default.internal" {
+		t.Errorf("pool default: strategy %q, discovery %+v; want leastconn and default.internal", def.Strategy.Name, def.Discovery)
+	}
+	if def.Strategy.Pending == nil || st.Strategy.Pending == nil || api.Strategy.Pending != nil {
+		t.Errorf("strategy.pending = %v at the top, %v in default, %v in api; want the one set in default only",
+			st.Strategy.Pending, def.Strategy.Pending, api.Strategy.Pending)
+	}
+	if api.Strategy.Name != "weighted" || api.Strategy.Fallbacks != 4 || api.Discovery == nil || api.Discovery.Record != "_http._tcp.api.internal" {
+		t.Errorf("pool api: strategy %+v, discovery %+v; want weighted with 4 fallbacks and _http._tcp.api.internal", api.Strategy, api.Discovery)
+	}
+	if w := api.Backends[0].Weight; w != 5 {
+		t.Errorf("pool api backend %s weight = %d, want its own, 5", poolA, w)
+	}
+	// Totals count every pool's backends once.
+	if tot := st.Totals.Answers; tot.Success != 1 || tot.ServerError != 1 {
+		t.Errorf("totals = %+v, want the 2xx of api and the 5xx of default", tot)
+	}
+}
+
+// TestStatusPoolsJSON checks the shape of "pools": each entry as the top level, with
+// discovery only when the pool has one; and "pools" there with one pool too.
+func TestStatusPoolsJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		source func(*testing.T) *Source
+		want   []string // the keys of each pool entry
+	}{
+		{name: "one pool", source: func(t *testing.T) *Source { return newSource(t, strategy.Status{}, urls(poolA)...) },
+			want: []string{"backends name strategy"}},
+		{name: "two pools", source: newPoolsSource,
+			want: []string{"backends name strategy", "backends discovery name strategy"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var st struct {
+				Pools []map[string]json.RawMessage `json:"pools"`
+			}
+			decode(t, tc.source(t), &st)
+			var got []string
+			for _, p := range st.Pools {
+				keys := slices.Sorted(maps.Keys(p))
+				got = append(got, strings.Join(keys, " "))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("pools have keys %q, want %q", got, tc.want)
+			}
+			if len(st.Pools) > 0 && string(st.Pools[0]["name"]) != `"default"` {
+				t.Errorf("first pool = %s, want default", st.Pools[0]["name"])
+			}
+		})
+	}
+}
+
+// TestStatusPoolsDefault checks where the default pool comes from when Pools lists
+// it without some parts, not first, or not at all.
+func TestStatusPoolsDefault(t *testing.T) {
+	other := backend.NewPoolSet(backend.DefaultPool, nil)
+	other.Update(urls(poolC))
+	api := backend.NewPoolSet("api", nil)
+	api.Update(urls(poolB))
+	apiSource := PoolSource{Name: "api", Backends: api}
+	for _, tc := range []struct {
+		name      string
+		pools     []PoolSource
+		want      []string // the backends of the pools, as poolEntries
+		strategy  string   // of the default pool
+		discovery string   // of the default pool
+	}{
+		{name: "not listed", pools: []PoolSource{apiSource},
+			want: []string{"default/default " + poolA + " 0", "api/api " + poolB + " 0"}, strategy: "leastconn", discovery: "set"},
+		{name: "listed second, without parts", pools: []PoolSource{apiSource, {Name: backend.DefaultPool}},
+			want: []string{"default/default " + poolA + " 0", "api/api " + poolB + " 0"}, strategy: "leastconn", discovery: "set"},
+		{name: "with its own parts", pools: []PoolSource{{Name: backend.DefaultPool, Backends: other,
+			Strategy:  func() strategy.Status { return strategy.Status{Name: "weighted"} },
+			Discovery: func() *Discovery { return &Discovery{Record: "own"} }}},
+			want: []string{"default/default " + poolC + " 0"}, strategy: "weighted", discovery: "own"},
+		{name: "with discovery reporting none", pools: []PoolSource{{Name: backend.DefaultPool,
+			Discovery: func() *Discovery { return nil }}},
+			want: []string{"default/default " + poolA + " 0"}, strategy: "leastconn", discovery: "set"},
+		{name: "empty list", pools: []PoolSource{},
+			want: []string{"default/default " + poolA + " 0"}, strategy: "leastconn", discovery: "set"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSource(t, strategy.Status{Name: "leastconn"}, urls(poolA)...)
+			s.SetDiscovery(&Discovery{Record: "set"})
+			s.Pools = func() []PoolSource { return tc.pools }
+			st := s.Status()
+			if got := poolEntries(st.Pools); !slices.Equal(got, tc.want) {
+				t.Errorf("pools = %q, want %q", got, tc.want)
+			}
+			def := st.Pools[0]
+			if def.Strategy.Name != tc.strategy || def.Discovery == nil || def.Discovery.Record != tc.discovery {
+				t.Errorf("default pool: strategy %q, discovery %+v; want %q and %q", def.Strategy.Name, def.Discovery, tc.strategy, tc.discovery)
+			}
+			if st.Strategy.Name != def.Strategy.Name || len(st.Backends) != len(def.Backends) || st.Discovery == nil || st.Discovery.Record != tc.discovery {
+				t.Errorf("top level = strategy %q, %d backends, discovery %+v; want the default pool's", st.Strategy.Name, len(st.Backends), st.Discovery)
 			}
 		})
 	}

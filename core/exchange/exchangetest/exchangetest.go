@@ -26,16 +26,17 @@ import (
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
-// NewProxy returns a Proxy over the backends at urls (weighted round robin), with a
-// running pool of up to 64 workers; s.StatusPath defaults to /lb-status.
+// NewProxy returns a Proxy over the backends at urls (weighted round robin, no
+// retries), with a running pool of up to 64 workers; s.StatusPath defaults to
+// /lb-status. Every request goes to the default pool.
 func NewProxy(t testing.TB, s exchange.Settings, urls ...string) *exchange.Proxy {
+	return NewProxyRetries(t, s, 0, urls...)
+}
+
+// NewProxyRetries is NewProxy whose pool retries a failed request on up to retries
+// more backends.
+func NewProxyRetries(t testing.TB, s exchange.Settings, retries int, urls ...string) *exchange.Proxy {
 	t.Helper()
-	set := backend.NewSet()
-	var list []config.Backend
-	for _, u := range urls {
-		list = append(list, config.Backend{URL: u, Weight: 1})
-	}
-	set.Update(list)
 	p := pool.New(pool.Config{MinWorkers: 4, MaxWorkers: 64, QueueCapacity: 64, QueueTimeout: time.Second, IdleTimeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	go p.Run(ctx)
@@ -43,14 +44,29 @@ func NewProxy(t testing.TB, s exchange.Settings, urls ...string) *exchange.Proxy
 	if s.StatusPath == "" {
 		s.StatusPath = "/lb-status"
 	}
-	return exchange.New(exchange.Config{Pool: p, Backends: set, Picker: strategy.NewLocal("weighted", strategy.NewBundled("weighted")), Settings: s})
+	def := Upstream(backend.DefaultPool, retries, urls...)
+	return exchange.New(exchange.Config{Pool: p, Table: exchange.NewTable(1, nil, def), Settings: s})
 }
 
-// Backend finds the backend with url in p's set.
+// Upstream returns the pool called name over the backends at urls, picked by
+// weighted round robin.
+func Upstream(name string, retries int, urls ...string) *exchange.Upstream {
+	set := backend.NewPoolSet(name, nil)
+	var list []config.Backend
+	for _, u := range urls {
+		list = append(list, config.Backend{URL: u, Weight: 1})
+	}
+	set.Update(list)
+	return exchange.NewUpstream(name, set, strategy.NewLocal("weighted", strategy.NewBundled("weighted")), retries)
+}
+
+// Backend finds the backend with url in p's pools.
 func Backend(p *exchange.Proxy, url string) *backend.Backend {
-	for _, b := range p.Backends().Snapshot().All {
-		if b.URL == url {
-			return b
+	for _, u := range p.Table().Upstreams() {
+		for _, b := range u.Backends().Snapshot().All {
+			if b.URL == url {
+				return b
+			}
 		}
 	}
 	return nil

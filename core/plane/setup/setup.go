@@ -7,6 +7,8 @@ package setup
 import (
 	"fmt"
 
+	"github.com/switchyard-lb/switchyard/core/backend"
+
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/pool"
@@ -28,7 +30,7 @@ func PoolConfig(cfg *config.Config) pool.Config {
 func ProxySettings(cfg *config.Config, access *AccessLog) (exchange.Settings, error) {
 	lbc := cfg.LoadBalancer
 	s := exchange.Settings{
-		StatusPath: lbc.StatusPath, Retries: lbc.Retries, ReuseAlways: lbc.Reuse == config.ReuseAlways, MaxHeaders: lbc.Limits.MaxHeaders,
+		StatusPath: lbc.StatusPath, ReuseAlways: lbc.Reuse == config.ReuseAlways, MaxHeaders: lbc.Limits.MaxHeaders,
 		ConnectTimeout: lbc.Timeouts.Connect.D(), Idle: lbc.Timeouts.Idle.D(),
 	}
 	if access != nil {
@@ -41,10 +43,47 @@ func ProxySettings(cfg *config.Config, access *AccessLog) (exchange.Settings, er
 	return s, nil
 }
 
-// SetFailurePolicy tells p, if it can fail, what a failed pick gets under cfg
-// (plugins.NAME.on_failure).
-func SetFailurePolicy(p strategy.Picker, cfg *config.Config) {
+// SetFailurePolicy tells p, the picker of strategy name, if it can fail, what a
+// failed pick gets under cfg (plugins.NAME.on_failure).
+func SetFailurePolicy(p strategy.Picker, name string, cfg *config.Config) {
 	if f, ok := p.(interface{ SetRefuse(bool) }); ok {
-		f.SetRefuse(cfg.Refuses())
+		f.SetRefuse(cfg.RefusesFor(name))
 	}
+}
+
+// Table is the routing table of cfg, generation gen, over the pools that upstream
+// gives by name (nil for a pool it does not run, whose routes then answer as if
+// the pool had no backend). Requests that match no route go to default, or get 404
+// no_route when servers has no backends and no discovery.
+func Table(cfg *config.Config, gen uint64, upstream func(name string) *exchange.Upstream) *exchange.Table {
+	specs := make([]exchange.RouteSpec, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		m := r.Match
+		spec := exchange.RouteSpec{Match: exchange.Match{Host: m.Host, Path: m.Path, PathPrefix: m.PathPrefix, Methods: m.Methods, Headers: m.Headers}}
+		rt := &spec.Route
+		switch {
+		case r.Redirect != nil:
+			rt.Action, rt.Redirect = exchange.DoRedirect, exchange.NewRedirect(r.Redirect.To, r.Redirect.Status)
+		case r.Respond != nil:
+			rt.Action = exchange.DoRespond
+			rt.Reply = exchange.Reply{Status: r.Respond.Status, ContentType: r.Respond.ContentType, Body: []byte(r.Respond.Body)}
+		default:
+			rt.Action, rt.Upstream, rt.StripPrefix = exchange.ToPool, upstream(r.Pool), r.StripPrefix
+			if rt.Upstream == nil {
+				rt.Upstream = exchange.NewUpstream(r.Pool, backend.NewPoolSet(r.Pool, nil), strategy.NewLocal("leastconn", strategy.NewBundled("leastconn")), 0)
+			}
+			if h := r.RequestHeaders; h != nil {
+				rt.Request = exchange.NewHeaderRules(h.Set, h.Remove)
+			}
+			if h := r.ResponseHeaders; h != nil {
+				rt.Response = exchange.NewHeaderRules(h.Set, h.Remove)
+			}
+		}
+		specs[i] = spec
+	}
+	var def *exchange.Upstream
+	if len(cfg.Servers.Backends) > 0 || cfg.Servers.Discovery != nil {
+		def = upstream(config.DefaultPool)
+	}
+	return exchange.NewTable(gen, specs, def)
 }

@@ -30,18 +30,19 @@ const FD = 3
 // Kinds of Message, with the fields each one uses.
 const (
 	// control plane to data plane
-	KindStart    = "start"    // Index, Ledger, Config, Path, Addr, Shm, Backends, Plugin, Log
-	KindConfig   = "config"   // Config, Path: apply between two loop passes
-	KindBackends = "backends" // Backends: the set and who takes new requests
-	KindPlugin   = "plugin"   // Plugin: where the strategy answers now
+	KindStart    = "start"    // Index, Ledger, Config, Path, Gen, Addr, Shm, Backends, Pools, Log
+	KindConfig   = "config"   // Config, Path, Gen: apply, and ready the routes of Gen (answered by Staged)
+	KindBackends = "backends" // Backends, Pools: the pools, their backends and who takes new requests
+	KindPlugin   = "plugin"   // Pools: where each pool's strategy answers now
 	KindStop     = "stop"     // GraceMS: drain, then exit
 	KindAnswer   = "answer"   // ID, Body: the status JSON asked for
 	KindReopen   = "reopen"   // open the access log's file anew (log rotation)
 	// data plane to control plane
 	KindReady  = "ready"  // Addr: serving
 	KindFailed = "failed" // Error: could not start or apply; the process exits
-	KindEject  = "eject"  // Key, Error: the passive check's threshold was crossed
-	KindError  = "error"  // Key, Error: a request to the backend failed so
+	KindStaged = "staged" // Gen: the routes of Gen are ready to take over
+	KindEject  = "eject"  // Pool, Key, Error: the passive check's threshold was crossed
+	KindError  = "error"  // Pool, Key, Error: a request to the backend failed so
 	KindStatus = "status" // ID: the status JSON, please
 )
 
@@ -56,7 +57,9 @@ type Message struct {
 	Addr     string          `json:"addr,omitempty"`
 	Shm      string          `json:"shm,omitempty"`
 	Backends []Backend       `json:"backends,omitempty"`
-	Plugin   *Plugin         `json:"plugin,omitempty"`
+	Pools    []Pool          `json:"pools,omitempty"`
+	Gen      uint64          `json:"gen,omitempty"` // a routing table's generation
+	Pool     string          `json:"pool,omitempty"`
 	Log      *Log            `json:"log,omitempty"`
 	Index    int             `json:"index,omitempty"`
 	Ledger   int             `json:"ledger"` // start: the process's ledger in the segment
@@ -70,6 +73,7 @@ type Message struct {
 // Backend is one backend as the control plane sees it: its slot in the shared
 // segment and whether it takes new requests.
 type Backend struct {
+	Pool      string `json:"pool"`
 	URL       string `json:"url"`
 	Key       string `json:"key"`
 	Weight    int    `json:"weight"`
@@ -78,6 +82,17 @@ type Backend struct {
 	Slot      int    `json:"slot"`
 	Epoch     uint64 `json:"epoch"`
 	Candidate bool   `json:"candidate"`
+}
+
+// Pool is one pool as a data-plane process runs it: its retries, where its
+// strategy counts, and how it picks.
+type Pool struct {
+	Name    string `json:"name"`
+	Retries int    `json:"retries"`
+	// Counters is the slot whose area holds the strategy's counters, -1 for the
+	// segment's own (the default pool's).
+	Counters int     `json:"counters"`
+	Plugin   *Plugin `json:"plugin,omitempty"`
 }
 
 // Plugin says how a data-plane process picks: over its own pick channel to the

@@ -17,10 +17,11 @@ func TestRoundTrip(t *testing.T) {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
 	want := []*Message{
-		{Kind: KindStart, Index: 1, Ledger: 2, Config: json.RawMessage(`{"load_balancer":{}}`), Path: "/etc/config.json",
-			Backends: []Backend{{URL: "http://a:1", Key: "http://a:1", Weight: 3, Slot: 4, Epoch: 5, Candidate: true}},
-			Plugin:   &Plugin{Name: "leastconn", Endpoint: &strategy.Endpoint{Socket: "/run/s.sock"}},
-			Log:      &Log{Level: "debug", JSON: true}},
+		{Kind: KindStart, Index: 1, Ledger: 2, Config: json.RawMessage(`{"load_balancer":{}}`), Path: "/etc/config.json", Gen: 9,
+			Backends: []Backend{{Pool: "api", URL: "http://a:1", Key: "http://a:1", Weight: 3, Slot: 4, Epoch: 5, Candidate: true}},
+			Pools: []Pool{{Name: "api", Retries: 1, Counters: 6,
+				Plugin: &Plugin{Name: "leastconn", Endpoint: &strategy.Endpoint{Socket: "/run/s.sock", Pool: "api"}}}},
+			Log: &Log{Level: "debug", JSON: true}},
 		{Kind: KindAnswer, ID: 7, Body: []byte(`{"ok": true}`)},
 		{Kind: KindStop, GraceMS: 1500},
 	}
