@@ -17,10 +17,17 @@
 #   BASELINE=HEAD~3 bash bench/compare.sh # also the core (in-process) built at that commit
 #   ACCESS_LOG=1 bash bench/compare.sh    # also the core (in-process) writing an access log
 #   CADDY=/usr/bin/caddy bash bench/compare.sh # that Caddy instead of the pinned one
+#   ROUTES=0 bash bench/compare.sh        # without the 2,000-route rows
 #
 # It installs what it lacks: wrk, haproxy and nginx from Debian's packages (as root),
 # and Caddy $CADDY_VERSION (default v2.11.9), built once with `go install` from the Go
 # module proxy into bench/.bin/caddy-VERSION. Numbers are only comparable within one run.
+#
+# What routes cost (issue 25; DESIGN 4.1: 1,000 host routes add no more than a
+# microsecond to a request): each core plugin row again with 1,000 host routes and
+# 1,000 path-prefix routes, all to the pool "default" (the same backends), wrk sending
+# Host: svc999.example.com, the last host route, on a path that is none of the
+# prefixes. Under the table: each such row against its row without routes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +35,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 IDLE=${IDLE:-10000}
+ROUTES=${ROUTES:-1}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -167,15 +175,24 @@ cat >"$WORK/Caddyfile" <<CFG
 CFG
 "$CADDY" run --config "$WORK/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & CADDY_PID=$!; PIDS+=($CADDY_PID)
 
-core_config() { # port, extra load_balancer keys
+core_config() { # port, extra load_balancer keys, extra top-level keys
   cat <<CFG
 {
   "load_balancer": {"host": "127.0.0.1", "load_balancer_port": $1, "admin_addr": "", "strategy": "leastconn"${2:-}},
   "servers": {"backends": [{"url": "http://127.0.0.1:$B1"}, {"url": "http://127.0.0.1:$B2"}, {"url": "http://127.0.0.1:$B3"}]},
-  "threadpool": {"min_workers": 64, "max_workers": 1024, "queue_capacity": 10000}
+  "threadpool": {"min_workers": 64, "max_workers": 1024, "queue_capacity": 10000}${3:-}
 }
 CFG
 }
+# core_routes prints the routes key of the routes rows: 1,000 host routes
+# (svcN.example.com), then 1,000 path prefixes (/svcN/), all to the pool "default".
+core_routes() {
+  printf ',\n  "routes": [\n'
+  printf '    {"match": {"host": "svc%d.example.com"}, "pool": "default"},\n' $(seq 0 999)
+  printf '    {"match": {"path_prefix": "/svc%d/"}, "pool": "default"},\n' $(seq 0 998)
+  printf '    {"match": {"path_prefix": "/svc999/"}, "pool": "default"}\n  ]'
+}
+ROUTE_HOST=svc999.example.com # the last host route: what the routes rows send
 # core_config_https is core_config with the TLS backends.
 core_config_https() {
   core_config "$@" | sed -e "s|http://127.0.0.1:$B1|https://127.0.0.1:$T1|; s|http://127.0.0.1:$B2|https://127.0.0.1:$T2|" \
@@ -200,6 +217,12 @@ core_config 19214 ', "engine": "eventloop", "reuse": "always"' >"$WORK/core-loop
 "$WORK/core" -config "$WORK/core-loop-https.json" -log-level warn & LOOP_HTTPS_PID=$!; PIDS+=($LOOP_HTTPS_PID)
 "$WORK/core" -config "$WORK/core-nethttp-https.json" -log-level warn & NETHTTP_HTTPS_PID=$!; PIDS+=($NETHTTP_HTTPS_PID)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
+if [ "$ROUTES" != 0 ]; then
+  core_config 19219 ', "engine": "eventloop"' "$(core_routes)" >"$WORK/core-loop-routes.json"
+  core_config 19220 ', "engine": "nethttp"' "$(core_routes)" >"$WORK/core-nethttp-routes.json"
+  "$WORK/core" -config "$WORK/core-loop-routes.json" -log-level warn & LOOP_ROUTES_PID=$!; PIDS+=($LOOP_ROUTES_PID)
+  "$WORK/core" -config "$WORK/core-nethttp-routes.json" -log-level warn & NETHTTP_ROUTES_PID=$!; PIDS+=($NETHTTP_ROUTES_PID)
+fi
 if [ -n "${ACCESS_LOG:-}" ]; then
   core_config 19209 ", \"access_log\": \"$WORK/access.log\"" >"$WORK/core-access.json"
   "$WORK/core" -config "$WORK/core-access.json" -log-level warn -in-process-strategy & ACCESS_PID=$!; PIDS+=($ACCESS_PID)
@@ -219,6 +242,7 @@ wait_port() {
 for p in $B1 $T1 19201 19202 19203 19204 19205 19207 19210 19211 19212 19213 19214 19215 19216 19217 19218; do wait_port "$p"; done
 [ -z "${BASELINE:-}" ] || wait_port 19208
 [ -z "${ACCESS_LOG:-}" ] || wait_port 19209
+[ "$ROUTES" = 0 ] || { wait_port 19219; wait_port 19220; }
 sleep 1 # let health checks mark the backends up
 
 # --- load ----------------------------------------------------------------------------
@@ -229,6 +253,14 @@ NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process" "core ev
 NAMES+=("haproxy, https backends" "core eventloop, https backends" "core nethttp, https backends")
 URLS+=("http://127.0.0.1:19216/" "http://127.0.0.1:19217/" "http://127.0.0.1:19218/")
 TREES+=("$HAPROXY_PID" "$LOOP_HTTPS_PID" "$NETHTTP_HTTPS_PID")
+HOSTS=() # a row's Host header (wrk -H), when it sets one
+if [ "$ROUTES" != 0 ]; then
+  LOOP_ROUTES_IDX=${#URLS[@]} NETHTTP_ROUTES_IDX=$((${#URLS[@]} + 1))
+  NAMES+=("core eventloop, plugin, 2,000 routes" "core nethttp, plugin, 2,000 routes")
+  URLS+=("http://127.0.0.1:19219/" "http://127.0.0.1:19220/")
+  TREES+=("$LOOP_ROUTES_PID" "$NETHTTP_ROUTES_PID")
+  HOSTS[$LOOP_ROUTES_IDX]=$ROUTE_HOST HOSTS[$NETHTTP_ROUTES_IDX]=$ROUTE_HOST
+fi
 if [ -n "${BASELINE:-}" ]; then
   BASE_IDX=${#URLS[@]}
   NAMES+=("core in-process at $BASELINE"); URLS+=("http://127.0.0.1:19208/"); TREES+=("$BASE_PID")
@@ -256,13 +288,17 @@ tree_pids() {
   for c in $(pgrep -P "$1" || true); do tree_pids "$c"; done
 }
 HZ=$(getconf CLK_TCK)
+host_args() { # row: wrk's arguments for the row's Host header, if it has one
+  [ -z "${HOSTS[$1]:-}" ] || printf '%s\n' -H "Host: ${HOSTS[$1]}"
+}
 
-for i in "${!URLS[@]}"; do wrk -t1 -c"$CONNS" -d2s "${URLS[$i]}" >/dev/null; done # warm up
+for i in "${!URLS[@]}"; do mapfile -t hargs < <(host_args "$i"); wrk -t1 -c"$CONNS" -d2s "${hargs[@]}" "${URLS[$i]}" >/dev/null; done # warm up
 declare -A RPS P50 P99 CPU
 for r in $(seq 1 "$ROUNDS"); do
   for i in "${!URLS[@]}"; do
+    mapfile -t hargs < <(host_args "$i")
     t0=$(cpu_ticks "${TREES[$i]}")
-    out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${URLS[$i]}")
+    out=$(wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${hargs[@]}" "${URLS[$i]}")
     t1=$(cpu_ticks "${TREES[$i]}")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     CPU[$i]+="$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}') "
@@ -299,6 +335,16 @@ printf 'https backends / http backends: haproxy %.2fx, core eventloop %.2fx, cor
 printf 'core eventloop / haproxy, both to https backends: %.2fx requests/s, %.2fx CPU per request\n' \
   "$(awk -v a="$(median "${RPS[11]}")" -v b="$(median "${RPS[10]}")" 'BEGIN {print a / b}')" \
   "$(awk -v a="$(median "${CPU[11]}")" -v b="$(median "${CPU[10]}")" 'BEGIN {print a / b}')"
+if [ "$ROUTES" != 0 ]; then
+  routes_vs() { # front, routes row, its row without routes
+    local rr=$(median "${RPS[$2]}") r0=$(median "${RPS[$3]}") c=$(median "${CPU[$2]}") c0=$(median "${CPU[$3]}")
+    printf '2,000 routes / none, core %s plugin: %.2fx requests/s, %.2fx CPU per request (%s vs %s µs): adds %+.2f µs/request\n' \
+      "$1" "$(awk -v a="$rr" -v b="$r0" 'BEGIN {print a / b}')" "$(awk -v a="$c" -v b="$c0" 'BEGIN {print a / b}')" \
+      "$c" "$c0" "$(awk -v a="$c" -v b="$c0" 'BEGIN {print a - b}')"
+  }
+  routes_vs eventloop "$LOOP_ROUTES_IDX" 7
+  routes_vs nethttp "$NETHTTP_ROUTES_IDX" 4
+fi
 if [ -n "${BASELINE:-}" ]; then
   printf 'core eventloop in-process / the same at %s: %.2fx\n' "$BASELINE" "$(awk -v a="$(median "${RPS[8]}")" -v b="$(median "${RPS[$BASE_IDX]}")" 'BEGIN {print a / b}')"
 fi
