@@ -535,7 +535,7 @@ func TestStatusAndMetrics(t *testing.T) {
 func TestBadConfigRefusedAtStart(t *testing.T) {
 	path := t.TempDir() + "/config.json"
 	tests := []struct{ name, src, want string }{
-		{"impossible value", "{\n  \"threadpool\": {\"min_workers\": 9, \"max_workers\": 2}\n}", path + ": threadpool.min_workers"},
+		{"impossible value", "{\n  \"threadpool\": {\"min_workers\": 9, \"max_workers\": 2}\n}", path + ":2:33: threadpool.min_workers"},
 		{"syntax", "{\n  \"threadpool\": {\"max_workers\": 2,}\n}", path + ":2:"},
 		{"unknown key", `{"threadpool": {"max_wokers": 2}}`, "threadpool.max_wokers: unknown key"},
 	}

@@ -352,10 +352,10 @@ func TestSRVTargetWithoutAddressLeavesOutOnlyItself(t *testing.T) {
 	if counts := countBy(t, postMany(lb.url+"/requests", 20, 2)); counts[hostOf(a)] == 0 || counts[hostOf(b)] == 0 {
 		t.Errorf("served %v, want both targets with an address", counts)
 	}
-	if n := metric(t, lb, `lb_discovery_lookups_total\{result="partial"\}`); n == 0 {
+	if n := metric(t, lb, `lb_discovery_lookups_total\{pool="default",result="partial"\}`); n == 0 {
 		t.Errorf(`lb_discovery_lookups_total{result="partial"} = %v, want at least 1`, n)
 	}
-	if n := metric(t, lb, "lb_discovery_backends"); n != 2 {
+	if n := metric(t, lb, `lb_discovery_backends\{pool="default"\}`); n != 2 {
 		t.Errorf("lb_discovery_backends = %v, want 2", n)
 	}
 }
@@ -379,7 +379,7 @@ func TestDiscoveryResolverListRefusedFirst(t *testing.T) {
 		t.Errorf("served %v, want all 10 on the target found through the second resolver", counts)
 	}
 	waitUntil(t, "several lookups", func() bool {
-		return metric(t, lb, `lb_discovery_lookups_total\{result="partial"\}`) >= 8
+		return metric(t, lb, `lb_discovery_lookups_total\{pool="default",result="partial"\}`) >= 8
 	})
 	sd := lb.status(t).Discovery
 	want := "resolving SRV " + name + " on " + refused + ": connection refused"
@@ -388,6 +388,6 @@ func TestDiscoveryResolverListRefusedFirst(t *testing.T) {
 	}
 	// Logged once, not once per lookup: the text names no ephemeral port.
 	if n := strings.Count(lb.Log(), "connection refused"); n != 1 {
-		t.Errorf("the refusal is logged %d times over %d lookups, want once:\n%s", n, int(metric(t, lb, `lb_discovery_lookups_total\{result="partial"\}`)), lb.Log())
+		t.Errorf("the refusal is logged %d times over %d lookups, want once:\n%s", n, int(metric(t, lb, `lb_discovery_lookups_total\{pool="default",result="partial"\}`)), lb.Log())
 	}
 }

@@ -284,7 +284,7 @@ func TestAccessLogOneLinePerRequest(t *testing.T) {
 }
 
 // logLine is an access log line in logfmt, as the README shows it.
-var logLine = regexp.MustCompile(`^time=\S+ client=\S+ method="[^"]*" path="[^"]*" status=\d+ backend=\S+ bytes_in=\d+ bytes_out=\d+ duration=\d+\.\d{3}ms attempts=\d+$`)
+var logLine = regexp.MustCompile(`^time=\S+ client=\S+ method="[^"]*" path="[^"]*" status=\d+ backend=\S+ pool=\S+ bytes_in=\d+ bytes_out=\d+ duration=\d+\.\d{3}ms attempts=\d+$`)
 
 // logLines counts the lines of the access log at path (none when it does not exist),
 // failing the test on one that does not parse.
