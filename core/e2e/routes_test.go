@@ -22,6 +22,13 @@ type echo struct {
 	Headers map[string][]string `json:"headers"`
 }
 
+// doEcho sends req and reads the backend's echo.
+func doEcho(t *testing.T, req *http.Request) echo {
+	t.Helper()
+	e, _ := sendEcho(t, req)
+	return e
+}
+
 // getEcho sends GET url with host (when not "") and reads the backend's echo.
 func getEcho(t *testing.T, url, host string) (echo, *http.Response) {
 	t.Helper()
@@ -29,6 +36,12 @@ func getEcho(t *testing.T, url, host string) (echo, *http.Response) {
 	if host != "" {
 		req.Host = host
 	}
+	return sendEcho(t, req)
+}
+
+// sendEcho sends req and reads the backend's echo, when the answer is 200.
+func sendEcho(t *testing.T, req *http.Request) (echo, *http.Response) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +51,7 @@ func getEcho(t *testing.T, url, host string) (echo, *http.Response) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode == 200 {
 		if err := json.Unmarshal(body, &e); err != nil {
-			t.Fatalf("GET %s: %v in %q", url, err, body)
+			t.Fatalf("%s %s: %v in %q", req.Method, req.URL, err, body)
 		}
 	}
 	return e, resp
@@ -124,27 +137,13 @@ func TestRoutesSendEachRequestToItsPool(t *testing.T) {
 		t.Errorf("/model/ served by %q as %q, want pool model (its script sees req.pool)", e.Server, e.Path)
 	}
 	req, _ = http.NewRequest("PUT", lb.url+"/model/echo-headers", nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil {
-		t.Fatal(err)
-	} else {
-		var e echo
-		json.NewDecoder(resp.Body).Decode(&e)
-		resp.Body.Close()
-		if e.Server != hostOf(web) {
-			t.Errorf("PUT /model/ served by %q, want default (the route takes GET and POST)", e.Server)
-		}
+	if e := doEcho(t, req); e.Server != hostOf(web) {
+		t.Errorf("PUT /model/ served by %q, want default (the route takes GET and POST)", e.Server)
 	}
 	req, _ = http.NewRequest("GET", lb.url+"/echo-headers", nil)
 	req.Header.Set("X-Canary", "1")
-	if resp, err := http.DefaultClient.Do(req); err != nil {
-		t.Fatal(err)
-	} else {
-		var e echo
-		json.NewDecoder(resp.Body).Decode(&e)
-		resp.Body.Close()
-		if e.Server != hostOf(model) {
-			t.Errorf("X-Canary: 1 served by %q, want pool model", e.Server)
-		}
+	if e := doEcho(t, req); e.Server != hostOf(model) {
+		t.Errorf("X-Canary: 1 served by %q, want pool model", e.Server)
 	}
 	if e, _ := getEcho(t, lb.url+"/echo-headers", ""); e.Server != hostOf(web) {
 		t.Errorf("unmatched request served by %q, want default", e.Server)

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/h1"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
@@ -175,12 +176,12 @@ func (hr *HeaderRules) Empty() bool { return len(hr.Set) == 0 && len(hr.Remove) 
 // Drops reports whether the field called name leaves: removed, or replaced by Set.
 func (hr *HeaderRules) Drops(name []byte) bool {
 	for i := range hr.Remove {
-		if len(hr.Remove[i]) == len(name) && equalLower(name, hr.Remove[i]) {
+		if h1.EqualFold(name, hr.Remove[i]) {
 			return true
 		}
 	}
 	for i := range hr.Set {
-		if len(hr.Set[i].lower) == len(name) && equalLower(name, hr.Set[i].lower) {
+		if h1.EqualFold(name, hr.Set[i].lower) {
 			return true
 		}
 	}
@@ -196,20 +197,6 @@ func (hr *HeaderRules) AppendSet(dst []byte) []byte {
 		dst = append(dst, "\r\n"...)
 	}
 	return dst
-}
-
-// equalLower reports whether b equals lower, a lower-case string, without case.
-func equalLower(b []byte, lower string) bool {
-	for i := range len(b) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Strip is target with the route's StripPrefix taken off its path; the query stays,
