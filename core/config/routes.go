@@ -217,8 +217,9 @@ func (v *validator) headerRules(key string, h *HeaderRules) {
 }
 
 // reservedFields are the fields a route may not set or remove, by lower-case name,
-// with why: the proxy writes them for each hop (RFC 9110 section 7.6.1), or they
-// frame the message, which the proxy alone may decide.
+// with why: the proxy writes them for each hop (RFC 9110 section 7.6.1), they frame
+// the message, which the proxy alone may decide, or the proxy sets them itself so
+// that a backend can trust them (DESIGN section 11).
 var reservedFields = map[string]string{
 	"connection":          "Connection is a hop-by-hop header",
 	"keep-alive":          "Keep-Alive is a hop-by-hop header",
@@ -231,6 +232,10 @@ var reservedFields = map[string]string{
 	"transfer-encoding":   "Transfer-Encoding is a framing header",
 	"content-length":      "Content-Length is a framing header",
 	"host":                "Host names the request's target, which routing has already read",
+	"forwarded":           "Forwarded is the proxy's own to set",
+	"x-forwarded-for":     "X-Forwarded-For is the proxy's own to set",
+	"x-forwarded-host":    "X-Forwarded-Host is the proxy's own to set",
+	"x-forwarded-proto":   "X-Forwarded-Proto is the proxy's own to set",
 }
 
 // reservedField says why a route may not name the field, "" when it may.

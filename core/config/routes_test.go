@@ -183,6 +183,8 @@ func TestRoutesRefused(t *testing.T) {
 			"routes[0].response_headers.remove[1]", []string{"Transfer-Encoding is a framing header: a route may not set or remove it"}},
 		{"set Content-Length", `{"routes": [{"pool": "default", "response_headers": {"set": {"content-length": ‸"0"}}}]}`,
 			"routes[0].response_headers.set.content-length", []string{"Content-Length is a framing header"}},
+		{"set X-Forwarded-For", `{"routes": [{"pool": "default", "request_headers": {"set": {"X-Forwarded-For": ‸"1.2.3.4"}}}]}`,
+			"routes[0].request_headers.set.X-Forwarded-For", []string{"the proxy's own to set"}},
 		{"set Host", `{"routes": [{"pool": "default", "request_headers": {"set": {"Host": ‸"b.example"}}}]}`,
 			"routes[0].request_headers.set.Host", []string{"Host", "may not set or remove it"}},
 		{"remove TE", `{"routes": [{"pool": "default", "request_headers": {"remove": [‸"te"]}}]}`,

@@ -85,8 +85,8 @@ func (c *client) finish(answers *backend.Answers, url string) {
 		c.l.e.pool.Release()
 	}
 	var pool string
-	if url != "" && c.route != nil {
-		pool = c.route.Pool()
+	if c.route != nil {
+		pool = c.route.Pool() // a request routed to a pool names it, answered by a backend or not
 	}
 	c.l.e.cfg.Proxy.Finish(answers, &exchange.Entry{Start: c.start, Client: c.ip, Method: c.req.Method, Path: c.req.Target,
 		Status: c.status, Backend: url, Pool: pool, In: c.bytesIn, Out: c.bytesOut, Duration: c.l.ev.Now().Sub(c.start), Attempts: c.attempts})
@@ -138,10 +138,17 @@ func (c *client) replyRoute(rp *exchange.Reply, location []byte) {
 	c.status = rp.Status
 	c.skipBody()
 	head := equalMethod(c.req.Method, "HEAD")
-	if !head {
+	if !head && !rp.Bodiless() {
 		c.bytesOut = int64(len(rp.Body))
 	}
-	c.sendOut(rp.AppendHTTP1(make([]byte, 0, 128+len(rp.Body)+len(location)), location, head, !c.keep))
+	connection := ""
+	switch {
+	case !c.keep:
+		connection = "close"
+	case c.req.Minor == 0:
+		connection = "keep-alive" // an HTTP/1.0 client keeps its connection when told so
+	}
+	c.sendOut(rp.AppendHTTP1(make([]byte, 0, 128+len(rp.Body)+len(location)), location, head, connection))
 	c.finish(c.l.e.cfg.Proxy.OwnAnswers(), "")
 }
 

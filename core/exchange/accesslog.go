@@ -248,7 +248,7 @@ type Entry struct {
 	Client, Method, Path []byte
 	Status               int
 	Backend              string // "" when the proxy answered itself
-	Pool                 string // the route's pool, "" when the proxy answered itself
+	Pool                 string // the route's pool, "" when a route (or none) had the proxy answer
 	In, Out              int64  // body bytes received from the client, sent to it
 	Duration             time.Duration
 	Attempts             int

@@ -289,9 +289,11 @@ type Reply struct {
 }
 
 // AppendHTTP1 appends the reply as HTTP/1.1 sends it, with location when it is a
-// redirect; head leaves the body out (a HEAD request). closing adds
-// Connection: close.
-func (rp *Reply) AppendHTTP1(dst, location []byte, head, closing bool) []byte {
+// redirect; head leaves the body out (a HEAD request). connection is the value of
+// the Connection field to send ("close", "keep-alive" to an HTTP/1.0 client that
+// keeps its connection), "" for none. A 204 or 304 has no body and no
+// Content-Length.
+func (rp *Reply) AppendHTTP1(dst, location []byte, head bool, connection string) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(rp.Status), 10)
 	dst = append(dst, ' ')
@@ -307,17 +309,26 @@ func (rp *Reply) AppendHTTP1(dst, location []byte, head, closing bool) []byte {
 		dst = append(dst, rp.ContentType...)
 		dst = append(dst, "\r\n"...)
 	}
-	dst = append(dst, "Content-Length: "...)
-	dst = strconv.AppendInt(dst, int64(len(rp.Body)), 10)
-	if closing {
-		dst = append(dst, "\r\nConnection: close"...)
+	if !rp.Bodiless() {
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(len(rp.Body)), 10)
+		dst = append(dst, "\r\n"...)
 	}
-	dst = append(dst, "\r\n\r\n"...)
-	if !head {
+	if connection != "" {
+		dst = append(dst, "Connection: "...)
+		dst = append(dst, connection...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, "\r\n"...)
+	if !head && !rp.Bodiless() {
 		dst = append(dst, rp.Body...)
 	}
 	return dst
 }
+
+// Bodiless reports whether the reply's status allows no body (204, 304): it is sent
+// without one, and without Content-Length.
+func (rp *Reply) Bodiless() bool { return rp.Status == 204 || rp.Status == 304 }
 
 // NoRouteAnswer is the answer to a request that matched no route when default has no
 // backends.

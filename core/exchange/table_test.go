@@ -58,15 +58,19 @@ func TestRedirectLocation(t *testing.T) {
 
 func TestReplyHTTP1(t *testing.T) {
 	rp := Reply{Status: 200, ContentType: "text/plain; charset=utf-8", Body: []byte("ok\n")}
-	if got := string(rp.AppendHTTP1(nil, nil, false, false)); got != "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\nok\n" {
+	if got := string(rp.AppendHTTP1(nil, nil, false, "")); got != "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\nok\n" {
 		t.Errorf("respond = %q", got)
 	}
-	if got := string(rp.AppendHTTP1(nil, nil, true, true)); got != "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\nConnection: close\r\n\r\n" {
+	if got := string(rp.AppendHTTP1(nil, nil, true, "close")); got != "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\nConnection: close\r\n\r\n" {
 		t.Errorf("respond to HEAD, closing = %q", got)
 	}
 	rd := Reply{Status: 308}
-	if got := string(rd.AppendHTTP1(nil, []byte("https://x/"), false, false)); got != "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://x/\r\nContent-Length: 0\r\n\r\n" {
+	if got := string(rd.AppendHTTP1(nil, []byte("https://x/"), false, "")); got != "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://x/\r\nContent-Length: 0\r\n\r\n" {
 		t.Errorf("redirect = %q", got)
+	}
+	nc := Reply{Status: 204}
+	if got := string(nc.AppendHTTP1(nil, nil, false, "keep-alive")); got != "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n" {
+		t.Errorf("204 to an HTTP/1.0 keep-alive client = %q, want no Content-Length", got)
 	}
 }
 

@@ -124,8 +124,7 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 		}
 		pools = append(pools, ps)
 	}
-	l.publishPools(pools)
-	l.source.Backends = pools[0].set
+	l.publishPools(pools) // default stays first, with the set it had: status reads it
 	if access != l.access {
 		old := l.access
 		l.access = access
@@ -185,8 +184,7 @@ func (l *LB) planPools(ctx context.Context, prev, next *config.Config) (*poolPla
 	plan := &poolPlan{added: map[*poolState]bool{}, pickers: map[*poolState]strategy.Picker{}}
 	fail := func(err error) (*poolPlan, error) {
 		for ps := range plan.added {
-			ps.up.Picker().Close()
-			ps.release()
+			ps.discard()
 		}
 		for _, pk := range plan.pickers {
 			pk.Close()
@@ -218,10 +216,7 @@ func (l *LB) planPools(ctx context.Context, prev, next *config.Config) (*poolPla
 			plan.pools = append(plan.pools, nps)
 			continue
 		}
-		was := ps.cfg
-		ps.cfg = ep // the strategy of the edit
-		picker, err := l.startStrategy(ctx, next, ps)
-		ps.cfg = was
+		picker, err := l.startStrategy(ctx, next, ps, ep.Strategy)
 		l.source.SetPendingStrategy(nil)
 		if err != nil {
 			return fail(err)
@@ -246,6 +241,7 @@ func (l *LB) switchRoutes(next *config.Config) {
 	l.proxy.Stage(routeTable(next, gen, l.poolsOf()))
 	l.eachGroup(func(g planeGroup) { g.configure(next, gen) })
 	l.shared.seg.Routes().Store(gen)
+	l.eachGroup(func(g planeGroup) { g.committed(next, gen) })
 }
 
 // describe lists the changed keys for the log, with their new values where they

@@ -56,6 +56,7 @@ type LB struct {
 	// routes is the generation of the routing table in force (shm Routes).
 	routes uint64
 
+	sendMu   sync.Mutex // orders the pools' messages to data-plane processes (sendBackends)
 	groupsMu sync.Mutex
 	groups   map[planeGroup]struct{} // running groups of data-plane processes
 	// backendsChanged wakes followBackends; capacity 1.
@@ -105,7 +106,7 @@ func New(cfg *config.Config, opts Options) (*LB, error) {
 	}}
 	fail := func(err error) (*LB, error) {
 		for _, ps := range l.poolsOf() {
-			ps.up.Picker().Close()
+			ps.discard()
 		}
 		_ = os.RemoveAll(runtimeDir)
 		return nil, err
@@ -269,12 +270,11 @@ func (l *LB) applied(cfg *config.Config) {
 	l.source.SetConfig(status.Config{Path: cfg.Path, Generation: l.generation, LoadedAt: time.Now().UTC()})
 }
 
-// startStrategy starts the strategy of pool ps under cfg as a plugin process: a
+// startStrategy starts strategy name for pool ps under cfg as a plugin process: a
 // bundled one by re-executing the core in plugin mode, another from its plugins
 // entry. If ctx ends before the plugin answers, the start is abandoned (see
 // strategy.StartContext).
-func (l *LB) startStrategy(ctx context.Context, cfg *config.Config, ps *poolState) (strategy.Picker, error) {
-	name := ps.cfg.Strategy
+func (l *LB) startStrategy(ctx context.Context, cfg *config.Config, ps *poolState, name string) (strategy.Picker, error) {
 	if s := strategy.NewBundled(name); l.inProcess && s != nil {
 		return strategy.NewLocalFor(ps.name, name, s), nil
 	}

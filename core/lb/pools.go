@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -38,8 +40,11 @@ type poolState struct {
 	disc     discoveryState
 	discMu   sync.Mutex // guards discSt, read by the status
 	discSt   *status.Discovery
-	bridge   int  // counts backend set changes (see updateBackends)
-	gone     bool // removed from the configuration: draining
+	// threshold is cfg's passive threshold, for the data-plane processes' messages,
+	// which are made without l.applyMu.
+	threshold atomic.Int64
+	bridge    int  // counts backend set changes (see updateBackends)
+	gone      bool // removed from the configuration: draining
 }
 
 // strategySlotKey is the shared slot key of pool's strategy counters: no backend's
@@ -63,7 +68,7 @@ func (l *LB) newPool(ctx context.Context, cfg *config.Config, ep config.Effectiv
 		ps.counters = l.shared.seg.StrategyIn(slot.Index)
 		ps.counters.Reset()
 	}
-	picker, err := l.startStrategy(ctx, cfg, ps)
+	picker, err := l.startStrategy(ctx, cfg, ps, ep.Strategy)
 	if err != nil {
 		ps.release()
 		return nil, err
@@ -78,6 +83,7 @@ func (l *LB) newPool(ctx context.Context, cfg *config.Config, ep config.Effectiv
 		}
 	})
 	ps.up = exchange.NewUpstream(ep.Name, ps.set, picker, ep.Retries)
+	ps.threshold.Store(int64(ep.HealthCheck.Passive.ConsecutiveFailures))
 	ps.resolveNow()
 	ps.set.Update(ps.backendList())
 	ps.checker = health.NewChecker(checkConfig(cfg, ep), activeSetter{set: ps.set, log: ps.log.Named("health")}, ps.log.Named("health"))
@@ -90,6 +96,16 @@ func (l *LB) newPool(ctx context.Context, cfg *config.Config, ep config.Effectiv
 func (ps *poolState) start() {
 	ps.checker.Start(ps.l.ctx, ps.set.Snapshot().All)
 	ps.watchDiscovery(false)
+}
+
+// discard undoes newPool for a pool that never served: its strategy stops and its
+// backends' slots and its strategy's slot are given back.
+func (ps *poolState) discard() {
+	ps.up.Picker().Close()
+	for _, b := range ps.set.Update(nil) {
+		ps.l.shared.release(backend.SlotKey(b.Pool, b.Key))
+	}
+	ps.release()
 }
 
 // release gives back the pool's strategy slot.
@@ -123,6 +139,7 @@ func (ps *poolState) apply(cfg *config.Config, ep config.EffectivePool, picker s
 	prev := ps.cfg
 	ps.cfg = ep
 	ps.up.SetRetries(ep.Retries)
+	ps.threshold.Store(int64(ep.HealthCheck.Passive.ConsecutiveFailures))
 	discoveryChanged := !reflect.DeepEqual(prev.Discovery, ep.Discovery)
 	if discoveryChanged {
 		ps.resolveNow()
@@ -144,32 +161,36 @@ func (ps *poolState) apply(cfg *config.Config, ep config.EffectivePool, picker s
 }
 
 // remove takes the pool out: no route sends it requests any more (the table that
-// named it is replaced), its backends drain, its checks and discovery stop, and its
-// strategy stops once the drain is over. l.applyMu must be held.
+// named it is replaced), its checks and discovery stop; requests routed to it before
+// finish there, those still waiting for a worker (queue_timeout at most) included,
+// then its backends drain and leave, and its strategy stops. l.applyMu must be held.
 func (ps *poolState) remove() {
 	l := ps.l
 	ps.gone = true
 	ps.bridge++
 	ps.watchDiscovery(true)
 	ps.checker.Watch(nil)
-	removed := ps.set.Update(nil)
-	for _, b := range removed {
-		ps.drain(b)
-	}
+	queued := l.cfg.Threadpool.QueueTimeout.D() + time.Second
 	grace := l.cfg.LoadBalancer.Timeouts.Shutdown.D()
 	picker := ps.up.Picker()
+	ps.log.Info("pool removed: the requests routed to it finish, then its backends leave", "pool", ps.name)
 	l.wg.Go(func() {
+		select {
+		case <-l.ctx.Done():
+		case <-time.After(queued):
+		}
+		removed := ps.set.Update(nil)
 		ctx, cancel := context.WithTimeout(l.ctx, grace)
 		defer cancel()
 		for _, b := range removed {
 			backend.Drain(ctx, b)
+			l.shared.release(backend.SlotKey(b.Pool, b.Key))
 		}
 		picker.Close()
 		l.applyMu.Lock()
 		ps.release()
 		l.applyMu.Unlock()
 	})
-	ps.log.Info("pool removed: its backends drain")
 }
 
 // poolsOf is the pools of the configuration in force, default first.

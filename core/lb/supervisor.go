@@ -13,6 +13,8 @@ type planeGroup interface {
 	// configure sends cfg, whose routing table is of generation gen, and waits
 	// (briefly) until each process has the table ready.
 	configure(cfg *config.Config, gen uint64)
+	// committed records that the table of gen, cfg's, is in force.
+	committed(cfg *config.Config, gen uint64)
 }
 
 // eachGroup calls f for each running group of data-plane processes.
@@ -48,7 +50,8 @@ func (l *LB) planePools() []wire.Pool {
 	pools := l.poolsOf()
 	out := make([]wire.Pool, len(pools))
 	for i, ps := range pools {
-		out[i] = wire.Pool{Name: ps.name, Retries: ps.up.Retries(), Counters: ps.slot, Plugin: planePlugin(ps.up.Picker())}
+		out[i] = wire.Pool{Name: ps.name, Retries: ps.up.Retries(), Passive: int(ps.threshold.Load()),
+			Counters: ps.slot, Plugin: planePlugin(ps.up.Picker())}
 	}
 	return out
 }
@@ -68,8 +71,12 @@ func planePlugin(p strategy.Picker) *wire.Plugin {
 	return nil
 }
 
-// sendBackends sends the pools and their backends to the data-plane processes.
+// sendBackends sends the pools and their backends to the data-plane processes. The
+// message is made and sent under sendMu, so that processes hear the pools in the
+// order they changed: a list made before an edit never arrives after the edit's.
 func (l *LB) sendBackends() {
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	m := &wire.Message{Kind: wire.KindBackends, Backends: l.planeBackends(), Pools: l.planePools()}
 	l.eachGroup(func(g planeGroup) { g.send(m) })
 }
@@ -92,6 +99,8 @@ func (l *LB) pluginChanged() {
 	if l.proxy == nil {
 		return // still being built: the processes start from what is in force
 	}
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
 	m := &wire.Message{Kind: wire.KindPlugin, Pools: l.planePools()}
 	l.eachGroup(func(g planeGroup) { g.send(m) })
 }

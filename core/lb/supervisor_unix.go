@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,9 +57,13 @@ type planes struct {
 	self string
 	log  hclog.Logger
 
-	mu       sync.Mutex
-	cfg      *config.Config // what a process started now gets
-	gen      uint64         // the generation of cfg's routing table
+	mu  sync.Mutex
+	cfg *config.Config // what a process started now gets
+	// routes is the configuration whose routing table is in force, of generation
+	// gen: a process started while an edit is on its way routes by it until the
+	// edit's table is committed.
+	routes   *config.Config
+	gen      uint64
 	procs    []*planeProc
 	stopping bool
 	wg       sync.WaitGroup // supervisors
@@ -73,6 +78,7 @@ type planeProc struct {
 	conn   *wire.Conn
 	ready  chan *wire.Message // its wire.KindReady or wire.KindFailed
 	staged chan uint64        // the generations of routes it has ready (wire.KindStaged)
+	ready1 atomic.Uint64      // the latest of them
 	exited chan struct{}      // closed once it has exited
 	state  *os.ProcessState
 }
@@ -88,7 +94,11 @@ func (l *LB) startPlanes(cfg *config.Config, addr string, n int) (*planes, error
 	if err != nil {
 		return nil, err
 	}
-	g := &planes{l: l, addr: tcp, self: self, log: l.log.Named("plane"), cfg: cfg, gen: l.routes}
+	routes := l.cfg
+	if routes == nil {
+		routes = cfg
+	}
+	g := &planes{l: l, addr: tcp, self: self, log: l.log.Named("plane"), cfg: cfg, routes: routes, gen: l.routes}
 	for i := range n {
 		p, err := g.spawn(i)
 		if err != nil {
@@ -191,19 +201,24 @@ func (g *planes) spawn(i int) (*planeProc, error) {
 // and the strategy.
 func (g *planes) startMsg(i int) (*wire.Message, error) {
 	g.mu.Lock()
-	cfg := g.cfg
-	gen := g.gen
+	cfg, routes, gen := g.cfg, g.routes, g.gen
 	g.mu.Unlock()
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
+	}
+	var rawRoutes []byte
+	if routes != cfg {
+		if rawRoutes, err = json.Marshal(routes); err != nil {
+			return nil, err
+		}
 	}
 	level := g.l.log.GetLevel()
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
 	return &wire.Message{
-		Kind: wire.KindStart, Index: i, Config: raw, Path: cfg.Path, Gen: gen, Addr: g.addr.String(), Shm: g.l.shared.seg.Path(),
+		Kind: wire.KindStart, Index: i, Config: raw, Routes: rawRoutes, Path: cfg.Path, Gen: gen, Addr: g.addr.String(), Shm: g.l.shared.seg.Path(),
 		Backends: g.l.planeBackends(), Pools: g.l.planePools(), Log: &wire.Log{Level: level.String(), JSON: g.l.logJSON},
 	}, nil
 }
@@ -225,6 +240,9 @@ func (g *planes) read(p *planeProc) {
 				g.log.Error("data-plane process failed", "plane", p.index, "pid", p.pid, "error", m.Error)
 			}
 		case wire.KindStaged:
+			if m.Gen > p.ready1.Load() {
+				p.ready1.Store(m.Gen)
+			}
 			select {
 			case p.staged <- m.Gen:
 			default:
@@ -286,12 +304,16 @@ func (g *planes) supervise(i int, p *planeProc) {
 // of it.
 func (g *planes) catchUp(procs ...*planeProc) {
 	g.mu.Lock()
-	cfg, gen := g.cfg, g.gen
+	cfg, routes, gen := g.cfg, g.routes, g.gen
 	g.mu.Unlock()
 	raw, err := json.Marshal(cfg)
+	var rawRoutes []byte
+	if err == nil && routes != cfg {
+		rawRoutes, err = json.Marshal(routes)
+	}
 	msgs := []*wire.Message{{Kind: wire.KindBackends, Backends: g.l.planeBackends(), Pools: g.l.planePools()}, {Kind: wire.KindPlugin, Pools: g.l.planePools()}}
 	if err == nil {
-		msgs = append(msgs, &wire.Message{Kind: wire.KindConfig, Config: raw, Path: cfg.Path, Gen: gen})
+		msgs = append(msgs, &wire.Message{Kind: wire.KindConfig, Config: raw, Routes: rawRoutes, Path: cfg.Path, Gen: gen})
 	}
 	msgs = append(msgs, &wire.Message{Kind: wire.KindReopen})
 	for _, p := range procs {
@@ -331,7 +353,7 @@ func (g *planes) configure(cfg *config.Config, gen uint64) {
 		return
 	}
 	g.mu.Lock()
-	g.cfg, g.gen = cfg, gen
+	g.cfg = cfg
 	procs := append([]*planeProc(nil), g.procs...)
 	g.mu.Unlock()
 	m := &wire.Message{Kind: wire.KindConfig, Config: raw, Path: cfg.Path, Gen: gen}
@@ -357,6 +379,31 @@ func (g *planes) configure(cfg *config.Config, gen uint64) {
 				return
 			}
 		}
+	}
+}
+
+// committed records that cfg's routing table, of generation gen, is in force, for
+// processes started from now on; one that has not readied it (it was slow, or
+// started meanwhile) is sent it again, and takes it at its first request after it
+// has it.
+func (g *planes) committed(cfg *config.Config, gen uint64) {
+	g.mu.Lock()
+	g.routes, g.gen = cfg, gen
+	procs := append([]*planeProc(nil), g.procs...)
+	g.mu.Unlock()
+	var m *wire.Message
+	for _, p := range procs {
+		if p.ready1.Load() >= gen {
+			continue
+		}
+		if m == nil {
+			raw, err := json.Marshal(cfg)
+			if err != nil {
+				return
+			}
+			m = &wire.Message{Kind: wire.KindConfig, Config: raw, Path: cfg.Path, Gen: gen}
+		}
+		_ = p.conn.Send(m)
 	}
 }
 

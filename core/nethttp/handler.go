@@ -365,8 +365,8 @@ func (x *exchangeState) finish(answers *backend.Answers, url string) {
 		in = x.st.body.read()
 	}
 	var pool string
-	if x.route != nil && url != "" {
-		pool = x.route.Pool()
+	if x.route != nil {
+		pool = x.route.Pool() // a request routed to a pool names it, answered by a backend or not
 	}
 	x.f.cfg.Proxy.Finish(answers, &exchange.Entry{Start: x.start, Client: x.c.ip, Method: []byte(x.r.Method),
 		Path: []byte(x.r.RequestURI), Status: x.status, Backend: url, Pool: pool, In: in, Out: x.out,
@@ -385,13 +385,18 @@ func (x *exchangeState) reply(rp *exchange.Reply, location []byte) {
 	if len(rp.Body) > 0 {
 		h["Content-Type"] = []string{rp.ContentType}
 	}
-	h["Content-Length"] = []string{itoa(int64(len(rp.Body)))}
-	if x.r.ContentLength != 0 && !x.f.skipBody(x.w, x.r) {
+	if !rp.Bodiless() {
+		h["Content-Length"] = []string{itoa(int64(len(rp.Body)))}
+	}
+	if x.r.ContentLength != 0 && (expectsContinue(x.r) || !x.f.skipBody(x.w, x.r)) {
+		// A body not sent yet (the client waits for 100 Continue, which an answer
+		// without a backend never asks for) or not here in time: the connection
+		// ends with the answer, as from the event loop.
 		h["Connection"] = []string{"close"}
 	}
 	x.status = rp.Status
 	x.w.WriteHeader(rp.Status)
-	if x.r.Method != http.MethodHead {
+	if x.r.Method != http.MethodHead && !rp.Bodiless() {
 		n, _ := x.w.Write(rp.Body)
 		x.out = int64(n)
 	}
@@ -488,6 +493,16 @@ func (x *exchangeState) copyBody(resp *http.Response) (err error, clientGone boo
 			return nil, true
 		}
 	}
+}
+
+// expectsContinue reports whether r waits for 100 Continue before its body.
+func expectsContinue(r *http.Request) bool {
+	for _, v := range r.Header["Expect"] {
+		if strings.EqualFold(strings.TrimSpace(v), "100-continue") {
+			return true
+		}
+	}
+	return false
 }
 
 // skipBody reads and drops the body of a request the proxy answers itself, as the

@@ -83,8 +83,9 @@ func (f *Front) tunnel(x *exchangeState, out *http.Request) {
 	// The answer's head, then what the client sent after its request.
 	head := []byte("HTTP/1.1 101 Switching Protocols\r\n")
 	connection := resp.Header["Connection"]
+	rules := &x.route.Response
 	for name, values := range resp.Header {
-		if dropResponseField(name, connection) && name != "Upgrade" {
+		if dropResponseField(name, connection) && name != "Upgrade" || !rules.Empty() && rules.Drops([]byte(name)) {
 			continue
 		}
 		for _, v := range values {
@@ -94,6 +95,7 @@ func (f *Front) tunnel(x *exchangeState, out *http.Request) {
 			head = append(head, "\r\n"...)
 		}
 	}
+	head = rules.AppendSet(head)
 	head = append(head, "Connection: Upgrade\r\n\r\n"...)
 	_ = client.SetDeadline(time.Time{})
 	if _, err := client.Write(head); err != nil {

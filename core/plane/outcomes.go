@@ -17,8 +17,11 @@ import (
 // it crossed asks the control plane to eject the backend.
 type outcomes struct {
 	conn      *wire.Conn
-	threshold atomic.Int64
-	keys      int // the most backends remembered in reported: the segment's slots
+	threshold atomic.Int64 // the top level's, for a pool the control plane has not described
+	// pools holds each pool's threshold (health_check.passive.consecutive_failures,
+	// with a pool's own over the top level's), by name.
+	pools atomic.Pointer[map[string]int64]
+	keys  int // the most backends remembered in reported: the segment's slots
 
 	errors chan *wire.Message // failures to tell of, in order, by one goroutine
 
@@ -62,13 +65,20 @@ func (o *outcomes) Observe(b *backend.Backend, failed bool, errMsg string) {
 		b.AddSuccess()
 		return
 	}
-	if t := o.threshold.Load(); int64(b.AddFailure("")) == t && t > 0 {
+	t := o.threshold.Load()
+	if m := o.pools.Load(); m != nil {
+		if pt, ok := (*m)[b.Pool]; ok {
+			t = pt
+		}
+	}
+	key := backend.SlotKey(b.Pool, b.Key)
+	if int64(b.AddFailure("")) == t && t > 0 {
 		m := &wire.Message{Kind: wire.KindEject, Pool: b.Pool, Key: b.Key, Error: errMsg}
 		go func() { o.errors <- m }() // never dropped; behind the failures queued before
-		o.report(b.Key, errMsg, true)
+		o.report(key, errMsg, true)
 		return
 	}
-	if errMsg != "" && o.report(b.Key, errMsg, false) {
+	if errMsg != "" && o.report(key, errMsg, false) {
 		select {
 		case o.errors <- &wire.Message{Kind: wire.KindError, Pool: b.Pool, Key: b.Key, Error: errMsg}:
 		default: // the control plane is behind: last_error can wait for the next one
@@ -76,8 +86,17 @@ func (o *outcomes) Observe(b *backend.Backend, failed bool, errMsg string) {
 	}
 }
 
+// setPools records each pool's threshold.
+func (o *outcomes) setPools(list []wire.Pool) {
+	m := make(map[string]int64, len(list))
+	for _, p := range list {
+		m[p.Name] = int64(p.Passive)
+	}
+	o.pools.Store(&m)
+}
+
 // report decides whether the control plane is told of errMsg on the backend with
-// key now (always when told is true), and records it when so.
+// key (its slot key) now (always when told is true), and records it when so.
 func (o *outcomes) report(key, errMsg string, told bool) bool {
 	now := time.Now()
 	o.mu.Lock()

@@ -112,8 +112,12 @@ func (d *process) start(m *wire.Message) error {
 	}
 	d.applyPools(m.Pools)
 	d.applyBackends(m.Backends)
+	routes, err := routesOf(m, cfg)
+	if err != nil {
+		return fmt.Errorf("data-plane process %d: %w", m.Index, err)
+	}
 	d.proxy = exchange.New(exchange.Config{
-		Pool: d.pool, Table: setup.Table(cfg, m.Gen, d.upstream), Commit: d.seg.Routes(), Settings: settings,
+		Pool: d.pool, Table: setup.Table(routes, m.Gen, d.upstream), Commit: d.seg.Routes(), Settings: settings,
 		Outcomes: d.out, Own: (*backend.Answers)(d.seg.Area(d.seg.Slots())), Log: d.log.Named("proxy"),
 	})
 	d.eng, err = setup.StartEngine(cfg, engine.Config{
@@ -168,8 +172,8 @@ func (d *process) stop(m *wire.Message) int {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(m.GraceMS)*time.Millisecond)
 	err := d.eng.Shutdown(ctx)
 	cancel()
-	for _, pp := range d.pools {
-		pp.up.Picker().Close()
+	for _, u := range d.proxy.Table().Upstreams() { // the pools map is the channel reader's
+		u.Picker().Close()
 	}
 	d.access.Close()
 	if err != nil {
@@ -211,8 +215,25 @@ func (d *process) configure(m *wire.Message) error {
 	}
 	// The routes take over in every process at once: when the control plane
 	// moves the shared generation, once each process has them ready.
-	d.proxy.Stage(setup.Table(cfg, m.Gen, d.upstream))
+	routes, err := routesOf(m, cfg)
+	if err != nil {
+		return err
+	}
+	d.proxy.Stage(setup.Table(routes, m.Gen, d.upstream))
 	return d.conn.Send(&wire.Message{Kind: wire.KindStaged, Gen: m.Gen})
+}
+
+// routesOf is the configuration whose routes make m's table: m.Routes when given,
+// else cfg (m's).
+func routesOf(m *wire.Message, cfg *config.Config) (*config.Config, error) {
+	if len(m.Routes) == 0 {
+		return cfg, nil
+	}
+	routes, err := config.Parse(m.Routes, m.Path)
+	if err != nil {
+		return nil, fmt.Errorf("the control plane's routes: %w", err)
+	}
+	return routes, nil
 }
 
 // planePool is one pool as a data-plane process runs it.
@@ -239,6 +260,7 @@ func (d *process) applyPools(list []wire.Pool) {
 	if list == nil {
 		return
 	}
+	d.out.setPools(list)
 	keep := map[string]bool{}
 	for _, wp := range list {
 		keep[wp.Name] = true

@@ -51,8 +51,11 @@ const MaxMessage = 64 << 20
 
 // Message is one message of the control channel.
 type Message struct {
-	Kind     string          `json:"kind"`
-	Config   json.RawMessage `json:"config,omitempty"`
+	Kind   string          `json:"kind"`
+	Config json.RawMessage `json:"config,omitempty"`
+	// Routes, when given, is the configuration whose routes and pools make the
+	// table of generation Gen (the one in force), where Config is newer.
+	Routes   json.RawMessage `json:"routes,omitempty"`
 	Path     string          `json:"path,omitempty"`
 	Addr     string          `json:"addr,omitempty"`
 	Shm      string          `json:"shm,omitempty"`
@@ -89,6 +92,8 @@ type Backend struct {
 type Pool struct {
 	Name    string `json:"name"`
 	Retries int    `json:"retries"`
+	// Passive is the failures in a row that eject one of its backends (0: off).
+	Passive int `json:"passive"`
 	// Counters is the slot whose area holds the strategy's counters, -1 for the
 	// segment's own (the default pool's).
 	Counters int     `json:"counters"`
