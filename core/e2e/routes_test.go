@@ -293,3 +293,69 @@ func TestRouteEditMovesTrafficWithoutFailures(t *testing.T) {
 		t.Errorf("after the refused edit /api/ served by %s, want pool model still", got)
 	}
 }
+
+// A pool's own discovery finds its backends, shown under its entry of status pools;
+// default keeps its static backends.
+func TestPoolDiscoversItsBackends(t *testing.T) {
+	d := startDNS(t)
+	_, web := startBackend(t, "-work", "0")
+	_, a := startBackend(t, "-work", "0")
+	_, b := startBackend(t, "-work", "0")
+	const name = "_http._tcp.api.test"
+	d.set(name, "b0.hosts.test:"+portOf(a), "b1.hosts.test:"+portOf(b))
+	lb := startCore(t, map[string]any{
+		"servers": backendsConfig(web),
+		"pools": map[string]any{"api": map[string]any{
+			"discovery": map[string]any{"srv": name, "resolver": d.addr, "interval": "200ms"},
+		}},
+		"routes":       []any{map[string]any{"match": map[string]any{"path_prefix": "/api/"}, "pool": "api", "strip_prefix": "/api"}},
+		"health_check": fastChecks(nil),
+	})
+	counts := countBy(t, postMany(lb.url+"/api/requests", 40, 4))
+	if counts[hostOf(a)] == 0 || counts[hostOf(b)] == 0 || len(counts) != 2 {
+		t.Errorf("/api/ served by %v, want the two discovered backends only", counts)
+	}
+	if got := servedBy(t, lb.url, nil); got != hostOf(web) {
+		t.Errorf("default served by %s, want %s", got, hostOf(web))
+	}
+	st := lb.status(t)
+	for _, p := range st.Pools {
+		switch p.Name {
+		case "api":
+			if p.Discovery == nil || p.Discovery.Record != name || p.Discovery.Backends != 2 {
+				t.Errorf("pool api discovery = %+v, want %s with 2 backends", p.Discovery, name)
+			}
+		case "default":
+			if p.Discovery != nil || len(p.Backends) != 1 {
+				t.Errorf("pool default = %+v, want its one static backend and no discovery", p)
+			}
+		}
+	}
+}
+
+// A pool removed by an edit lets the request it is serving finish there; requests
+// after the edit go where the new routes say.
+func TestRemovedPoolFinishesItsRequests(t *testing.T) {
+	_, web := startBackend(t, "-work", "0")
+	_, slow := startBackend(t, "-work", "1500ms")
+	cfg := map[string]any{
+		"servers": backendsConfig(web),
+		"pools":   map[string]any{"slow": map[string]any{"backends": backendsConfig(slow)["backends"]}},
+		"routes":  []any{map[string]any{"match": map[string]any{"path_prefix": "/slow/"}, "pool": "slow", "strip_prefix": "/slow"}},
+	}
+	lb := startCore(t, cfg)
+	done := make(chan served, 1)
+	go func() { done <- post(&http.Client{Timeout: 10 * time.Second}, lb.url+"/slow/requests") }()
+	time.Sleep(300 * time.Millisecond) // on its way at the slow backend
+	delete(cfg, "pools")
+	delete(cfg, "routes")
+	writeJSON(t, lb.path, cfg)
+	waitUntil(t, "the pool gone from the status", func() bool { return len(lb.status(t).Pools) == 1 })
+	if got := servedBy(t, lb.url+"/slow", nil); got != hostOf(web) {
+		t.Errorf("after the edit /slow/ served by %s, want default", got)
+	}
+	a := <-done
+	if a.status != 200 || a.server != hostOf(slow) {
+		t.Errorf("the request in flight: %d from %q (%v), want 200 from the removed pool's backend %s", a.status, a.server, a.err, hostOf(slow))
+	}
+}
