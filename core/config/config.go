@@ -20,6 +20,9 @@ type Config struct {
 	// Pools are the named pools beside default (servers), each with its own
 	// backends, strategy and health check (DESIGN section 4.1).
 	Pools map[string]Pool `json:"pools"`
+	// Listeners are client listeners beside load_balancer_port's: TLS, h2c, or
+	// redirecting to https (DESIGN section 4.2).
+	Listeners []Listener `json:"listeners"`
 	// Routes send each request, by host, path, method or header, to a pool, or
 	// answer it; tried in order, the first that matches wins. A request no route
 	// matches goes to default.

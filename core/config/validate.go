@@ -43,6 +43,7 @@ func (c *Config) Validate(bundled []string) error {
 	v.strategy(c, bundled)
 	v.servers(c)
 	v.engine(c)
+	v.listeners(c)
 
 	tp := &c.Threadpool
 	v.check(tp.MinWorkers >= 0, "threadpool.min_workers", "must be 0 or more, got %d", tp.MinWorkers)

@@ -14,9 +14,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/http2"
 
 	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
@@ -39,6 +41,16 @@ type Config struct {
 	Limits   h1.Limits
 	Timeouts Timeouts
 	Log      hclog.Logger
+	// TLS, when set, terminates TLS on the listener with this configuration (its
+	// certificates, minimum version and ALPN protocols: "h2" serves HTTP/2).
+	TLS *tls.Config
+	// H2C also serves HTTP/2 without TLS to clients that open with its preface.
+	H2C bool
+	// RedirectHTTPS answers every request with 308 to the same host and URI on
+	// https.
+	RedirectHTTPS bool
+	// Handshake hears each TLS handshake's result (nil: nobody).
+	Handshake func(ok bool)
 }
 
 // Front serves clients on a net/http server until Shutdown.
@@ -49,6 +61,8 @@ type Front struct {
 	fresh  *http.Transport // a connection per request (load_balancer.reuse "safe")
 	// sessions are the TLS sessions with https backends, resumed by new connections.
 	sessions tls.ClientSessionCache
+	h2       *http2.Server  // HTTP/2 to clients (TLS with h2 by ALPN, or h2c)
+	h2conns  sync.WaitGroup // the HTTP/2 connections being served
 	done     chan struct{}
 }
 
@@ -60,6 +74,15 @@ type conn struct {
 	g        *gate
 	ip       []byte // the client's address, as X-Forwarded-For and the log write it
 	requests int    // requests read from it so far
+	tls      bool   // it came over TLS
+}
+
+// clientIP is c's remote address as X-Forwarded-For and the log write it.
+func clientIP(c net.Conn) []byte {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap().AppendTo(nil)
+	}
+	return nil
 }
 
 // Serve serves cfg.Listener's clients until Shutdown.
@@ -78,20 +101,18 @@ func Serve(cfg Config) *Front {
 		MaxHeaderBytes: 2*cfg.Limits.MaxHeaderBytes + 4096,
 		ErrorLog:       log.New(hclogWriter{cfg.Log.Named("http")}, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			st := &conn{}
+			st := &conn{ip: clientIP(c)}
 			if g, ok := c.(*gate); ok {
-				st.g = g
-			}
-			if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-				st.ip = ap.Addr().Unmap().AppendTo(nil)
+				st.g, st.tls = g, g.tls
 			}
 			return context.WithValue(ctx, connKey{}, st)
 		},
 	}
 	f.server.SetKeepAlivesEnabled(true)
+	f.h2 = f.h2Server()
 	go func() {
 		defer close(f.done)
-		if err := f.server.Serve(gateListener{cfg.Listener, f}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := f.server.Serve(newAcceptor(f)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			cfg.Log.Error("client listener stopped", "addr", cfg.Listener.Addr().String(), "error", err)
 		}
 	}()
@@ -104,27 +125,27 @@ func (f *Front) Addr() net.Addr { return f.cfg.Listener.Addr() }
 // Shutdown stops accepting, closes idle connections, and lets requests in flight
 // finish until ctx ends, when it closes what is left.
 func (f *Front) Shutdown(ctx context.Context) error {
-	err := f.server.Shutdown(ctx)
+	err := f.server.Shutdown(ctx) // HTTP/2 connections get GOAWAY (http2.ConfigureServer)
 	if err != nil {
 		_ = f.server.Close()
 	}
 	<-f.done
+	h2done := make(chan struct{})
+	go func() { f.h2conns.Wait(); close(h2done) }()
+	select {
+	case <-h2done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	f.pooled.CloseIdleConnections()
 	return err
 }
 
-// gateListener hands the server each connection through a gate.
-type gateListener struct {
-	net.Listener
-	f *Front
-}
-
-func (l gateListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+// handshake counts a TLS handshake's result.
+func (f *Front) handshake(ok bool) {
+	if f.cfg.Handshake != nil {
+		f.cfg.Handshake(ok)
 	}
-	return &gate{Conn: c, f: l.f}, nil
 }
 
 // refused counts, and logs, a request the gate answered itself.

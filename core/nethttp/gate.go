@@ -33,6 +33,7 @@ type gate struct {
 	refuse  *h1.Error // a head refused, answered when the server next reads a head
 	err     error     // the read error after out is drained
 	upgrade bool      // the request being read asks for an upgrade
+	tls     bool      // the connection is TLS (the server reads it decrypted)
 	// decided is how the handler answered an upgrade request (decidedTunnel,
 	// decidedHTTP), for the next Read to apply: the handler's goroutine never
 	// touches the rest of the gate, which the server reads on its own.

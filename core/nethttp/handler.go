@@ -3,6 +3,7 @@ package nethttp
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -43,6 +44,14 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.requests++
 	x := &exchangeState{f: f, w: w, r: r, c: c, start: time.Now()}
+	if f.cfg.RedirectHTTPS {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		x.reply(&exchange.Reply{Status: http.StatusPermanentRedirect}, []byte("https://"+host+r.RequestURI))
+		return
+	}
 	upgrade := isUpgrade(r)
 	if upgrade {
 		// The gate holds what follows an upgrade request until it knows how the
@@ -59,7 +68,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		if r.ContentLength != 0 && !f.skipBody(w, r) {
-			w.Header().Set("Connection", "close")
+			closeAfter(w.Header(), r)
 		}
 		_, _ = w.Write(f.cfg.Status())
 		return
@@ -224,7 +233,7 @@ func (f *Front) outRequest(st *request, w http.ResponseWriter, rt *exchange.Rout
 		h["User-Agent"] = []string{""} // none: the transport adds none either
 	}
 	proto := "http"
-	if r.TLS != nil {
+	if r.TLS != nil || c.tls {
 		proto = "https"
 	}
 	h["X-Forwarded-For"] = []string{string(c.ip)}
@@ -350,7 +359,7 @@ func (x *exchangeState) write(a exchange.Answer, closing bool) {
 		h["Retry-After"] = []string{"1"}
 	}
 	if closing {
-		h["Connection"] = []string{"close"}
+		closeAfter(h, x.r)
 	}
 	body := a.Body()
 	x.status, x.out = a.Status, int64(len(body))
@@ -392,7 +401,7 @@ func (x *exchangeState) reply(rp *exchange.Reply, location []byte) {
 		// A body not sent yet (the client waits for 100 Continue, which an answer
 		// without a backend never asks for) or not here in time: the connection
 		// ends with the answer, as from the event loop.
-		h["Connection"] = []string{"close"}
+		closeAfter(h, x.r)
 	}
 	x.status = rp.Status
 	x.w.WriteHeader(rp.Status)
@@ -430,14 +439,14 @@ func (x *exchangeState) answer(resp *http.Response, sent time.Time) {
 		if len(resp.TransferEncoding) == 0 {
 			// Until the backend closes: the client's connection ends with it, as
 			// the event loop ends it.
-			h["Connection"] = []string{"close"}
+			closeAfter(h, x.r)
 		}
 	}
 	for name := range resp.Trailer {
 		h.Add("Trailer", name)
 	}
 	if x.r.Header.Get("Connection") == "close" || x.r.Close {
-		h["Connection"] = []string{"close"}
+		closeAfter(h, x.r)
 	}
 	x.w.WriteHeader(resp.StatusCode)
 	err, clientGone := x.copyBody(resp)
@@ -492,6 +501,14 @@ func (x *exchangeState) copyBody(resp *http.Response) (err error, clientGone boo
 		if err := rc.Flush(); err != nil {
 			return nil, true
 		}
+	}
+}
+
+// closeAfter makes the answer to r end its connection: Connection: close on
+// HTTP/1.1. An HTTP/2 connection carries other requests, and ends only at shutdown.
+func closeAfter(h http.Header, r *http.Request) {
+	if r.ProtoMajor < 2 {
+		h["Connection"] = []string{"close"}
 	}
 }
 
