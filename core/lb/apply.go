@@ -68,10 +68,15 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	// 1. Prepare what can fail; a failure undoes what was prepared before it.
 	var fr *front
 	var ad *admin
+	var extras []*extra
+	extrasNew := false
 	access := l.access
 	undo := func(err error) error {
 		if fr != nil {
 			fr.drain(time.Second, l.log)
+		}
+		for _, x := range extras {
+			x.drain(time.Second, l)
 		}
 		if ad != nil {
 			_ = ad.server.Close()
@@ -87,6 +92,13 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 		if fr, err = l.newFront(next, !samePort); err != nil {
 			return undo(err)
 		}
+	}
+	if extrasChanged(prev, next) {
+		var err error
+		if extras, err = l.startExtras(next, l.extras); err != nil {
+			return undo(err)
+		}
+		extrasNew = true
 	}
 	adminMoved := next.LoadBalancer.AdminAddr != prev.LoadBalancer.AdminAddr
 	if adminMoved && next.LoadBalancer.AdminAddr != "" {
@@ -148,8 +160,17 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	if fr != nil {
 		old := l.front
 		l.front = fr
-		l.showListeners()
 		go old.drain(next.LoadBalancer.Timeouts.Shutdown.D(), l.log)
+	}
+	if extrasNew {
+		old := l.extras
+		l.extras = extras
+		for _, x := range old {
+			go x.drain(next.LoadBalancer.Timeouts.Shutdown.D(), l)
+		}
+	}
+	if fr != nil || extrasNew {
+		l.showListeners()
 	}
 	if adminMoved {
 		if l.admin != nil {

@@ -112,9 +112,14 @@ func engineOf(cfg *config.Config) string {
 	return config.EngineEventLoop
 }
 
-// showListeners puts the client listener in the status.
+// showListeners puts the client listeners in the status, load_balancer_port's first.
+// l.applyMu must be held.
 func (l *LB) showListeners() {
-	l.source.SetListeners([]status.Listener{{Addr: l.front.addr().String(), Front: l.front.key.engine}})
+	ls := []status.Listener{{Addr: l.front.addr().String(), Front: l.front.key.engine}}
+	for _, x := range l.extras {
+		ls = append(ls, x.status())
+	}
+	l.source.SetListeners(ls)
 }
 
 // claim checks, with a plain bind, that no other process holds addr's port

@@ -7,6 +7,7 @@ package lb
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"sync"
@@ -48,8 +49,9 @@ type LB struct {
 	applyMu    sync.Mutex // serializes Apply; guards the fields below
 	cfg        *config.Config
 	generation int
-	front      *front // the client listener and its server
-	admin      *admin // nil when admin_addr is ""
+	front      *front   // the client listener and its server
+	extras     []*extra // the listeners of config.json's listeners
+	admin      *admin   // nil when admin_addr is ""
 	// stopScript stops following the strategies' scripts (see followScript).
 	stopScript context.CancelFunc
 	access     *setup.AccessLog // nil when off
@@ -159,7 +161,15 @@ func (l *LB) Start() error {
 			return err
 		}
 	}
-	l.front, l.admin = fr, ad
+	extras, err := l.startExtras(cfg, nil)
+	if err != nil {
+		_ = fr.shutdown(context.Background())
+		if ad != nil {
+			_ = ad.server.Close()
+		}
+		return err
+	}
+	l.front, l.admin, l.extras = fr, ad, extras
 	l.showListeners()
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Go(func() { l.pool.Run(l.ctx) })
@@ -212,9 +222,19 @@ func (l *LB) Status() status.Status { return l.source.Status() }
 // stops the background work. It returns ctx's error if requests were cut off.
 func (l *LB) Shutdown(ctx context.Context) error {
 	l.applyMu.Lock()
-	fr, ad := l.front, l.admin
+	fr, ad, extras := l.front, l.admin, l.extras
 	l.applyMu.Unlock()
+	errs := make([]error, len(extras))
+	var wg sync.WaitGroup
+	for i, x := range extras {
+		x.stop()
+		wg.Go(func() { errs[i] = x.f.Shutdown(ctx) })
+	}
 	err := fr.shutdown(ctx)
+	wg.Wait()
+	if err == nil {
+		err = errors.Join(errs...)
+	}
 	if ad != nil {
 		_ = ad.server.Close()
 	}

@@ -2,6 +2,7 @@ package status
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,6 +42,8 @@ var (
 	descDiscovered   = prometheus.NewDesc("lb_discovery_backends", "Backends of the pool found in DNS (the last known set).", []string{"pool"}, nil)
 	descResolvedAt   = prometheus.NewDesc("lb_discovery_resolved_timestamp_seconds", "When the pool's last DNS lookup that found backends ended, in Unix seconds.", []string{"pool"}, nil)
 	descBodyBytes    = prometheus.NewDesc("lb_backend_body_bytes_total", "Body bytes passed to (in: of requests) and from (out: of answers) the backend.", []string{"pool", "backend", "direction"}, nil)
+	descCertExpiry   = prometheus.NewDesc("lb_tls_certificate_expiry_seconds", "When a certificate a TLS listener serves expires, in Unix seconds.", []string{"listener", "names"}, nil)
+	descHandshakes   = prometheus.NewDesc("lb_tls_handshakes_total", "TLS handshakes with clients, by result (ok, failed).", []string{"result"}, nil)
 	descCheckTime    = prometheus.NewDesc("lb_backend_check_duration_seconds", "How long the backend's last active health check took.", []string{"pool", "backend"}, nil)
 )
 
@@ -72,7 +75,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descWorkers, descBusy, descQueue, descQueueCap, descAdmitted, descShed,
 		descHealthy, descInflight, descBackendQueue, descRequests, descFailures, descStale, descWeight, descEjections, descGeneration, descStrategy, descFallbacks, descRestarts,
 		descByCode, descDuration, descReloads, descEjectTotal, descState, descPriority, descLookups, descDiscovered, descResolvedAt,
-		descBodyBytes, descCheckTime} {
+		descBodyBytes, descCheckTime, descCertExpiry, descHandshakes} {
 		ch <- d
 	}
 }
@@ -97,6 +100,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, descReloads, c.s.applied.Load(), "applied")
 	counter(ch, descReloads, c.s.refused.Load(), "refused")
 	gauge(ch, descGeneration, float64(st.Config.Generation))
+	for _, l := range st.Listeners {
+		for _, cert := range l.Certificates {
+			gauge(ch, descCertExpiry, float64(cert.NotAfter.Unix()), l.Addr, strings.Join(cert.Names, ","))
+		}
+	}
+	counter(ch, descHandshakes, c.s.handshakesOK.Load(), "ok")
+	counter(ch, descHandshakes, c.s.handshakesFailed.Load(), "failed")
 }
 
 // collectPool sends the metrics of pool p: its strategy's, its discovery's and its

@@ -210,6 +210,8 @@ type Source struct {
 	pending   *strategy.Pending
 	applied   atomic.Uint64
 	refused   atomic.Uint64
+	// TLS handshakes with clients, by result (CountHandshake).
+	handshakesOK, handshakesFailed atomic.Uint64
 }
 
 // CountReload counts a configuration reload, applied or refused.
@@ -241,6 +243,15 @@ func (s *Source) SetDiscovery(d *Discovery) {
 	s.mu.Lock()
 	s.discovery = d
 	s.mu.Unlock()
+}
+
+// CountHandshake counts a TLS handshake with a client, completed or failed.
+func (s *Source) CountHandshake(ok bool) {
+	if ok {
+		s.handshakesOK.Add(1)
+	} else {
+		s.handshakesFailed.Add(1)
+	}
 }
 
 // SetListeners records the client listeners shown under "listeners", replacing
