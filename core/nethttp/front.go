@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -71,10 +72,12 @@ type connKey struct{}
 
 // conn is one client connection's state, shared by its requests.
 type conn struct {
-	g        *gate
-	ip       []byte // the client's address, as X-Forwarded-For and the log write it
-	requests int    // requests read from it so far
-	tls      bool   // it came over TLS
+	g  *gate
+	ip []byte // the client's address, as X-Forwarded-For and the log write it
+	// requests counts the requests read from it so far: HTTP/2 reads them
+	// concurrently.
+	requests atomic.Int64
+	tls      bool // it came over TLS
 }
 
 // clientIP is c's remote address as X-Forwarded-For and the log write it.

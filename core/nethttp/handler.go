@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/exchange"
+	"github.com/switchyard-lb/switchyard/core/h1"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
 
@@ -42,7 +43,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c == nil {
 		c = &conn{}
 	}
-	c.requests++
+	first := c.requests.Add(1) == 1
 	x := &exchangeState{f: f, w: w, r: r, c: c, start: time.Now()}
 	if f.cfg.RedirectHTTPS {
 		host := r.Host
@@ -74,10 +75,17 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 2. Refuse what no backend should see (h1 refused the rest at the gate).
+	// 2. Refuse what no backend should see (h1 refused the rest of HTTP/1.1 at the
+	// gate; an HTTP/2 header section is held to the same limits here).
 	if r.URL.User != nil || strings.IndexByte(r.Host, '@') >= 0 {
 		x.own(exchange.UserInfo, true)
 		return
+	}
+	if r.ProtoMajor == 2 {
+		if e := f.h2HeadTooLarge(r); e != nil {
+			x.own(exchange.Malformed(e), false)
+			return
+		}
 	}
 
 	// 3. Route: the host the request goes on with (an absolute target's authority,
@@ -130,6 +138,12 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	bodiless := r.ContentLength == 0
 
+	// A request its client already cancelled (an HTTP/2 stream reset while it
+	// waited) costs no backend anything.
+	if r.Context().Err() != nil {
+		panic(http.ErrAbortHandler)
+	}
+
 	// 5. Pick among the route's pool and forward, retrying on another backend when
 	// the request can be sent again safely (exchange.MayRetry).
 	picker := u.Picker()
@@ -150,7 +164,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.Start()
 		sent := time.Now()
 		tr := f.pooled
-		if !s.ReuseAlways && c.requests == 1 {
+		if !s.ReuseAlways && first {
 			// A client connection's first request takes no idle connection that
 			// another client used last (load_balancer.reuse "safe").
 			tr = f.fresh
@@ -502,6 +516,25 @@ func (x *exchangeState) copyBody(resp *http.Response) (err error, clientGone boo
 			return nil, true
 		}
 	}
+}
+
+// h2HeadTooLarge holds an HTTP/2 request's fields to load_balancer.limits, as h1
+// holds an HTTP/1.1 head: too many fields, or too many bytes of them, get 431.
+func (f *Front) h2HeadTooLarge(r *http.Request) *h1.Error {
+	n, size := 0, len(r.Method)+len(r.RequestURI)+len(r.Host)
+	for name, values := range r.Header {
+		for _, v := range values {
+			n++
+			size += len(name) + len(v) + 4
+		}
+	}
+	switch {
+	case n > f.cfg.Limits.MaxHeaders:
+		return h1.ErrTooManyHeaders
+	case size > f.cfg.Limits.MaxHeaderBytes:
+		return h1.ErrHeadTooLarge
+	}
+	return nil
 }
 
 // closeAfter makes the answer to r end its connection: Connection: close on
