@@ -236,7 +236,7 @@ func (v *validator) discovery(key string, d *Discovery) {
 		v.check(err == nil && port != "", k, "must be host:port, got %q", addr)
 	}
 	v.check(d.Interval > 0, key+".interval", "must be positive, got %s", d.Interval)
-	v.check(d.Scheme == "http" || d.Scheme == "https", key+".scheme", "must be http or https, got %q", d.Scheme)
+	v.check(d.Scheme == "http" || d.Scheme == "https" || d.Scheme == "h2c", key+".scheme", "must be http, https or h2c, got %q", d.Scheme)
 	v.check(d.Weight >= 1, key+".weight", "must be at least 1, got %d", d.Weight)
 }
 
@@ -246,8 +246,8 @@ func NormalizeURL(raw string) (string, error) {
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("%q is not a URL: %v", raw, errors.Unwrap(err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("%q must start with http:// or https://", raw)
+	case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "h2c":
+		return "", fmt.Errorf("%q must start with http://, https:// or h2c:// (HTTP/2 without TLS)", raw)
 	case u.Host == "" || u.Hostname() == "":
 		return "", fmt.Errorf("%q has no host", raw)
 	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.User != nil:
@@ -255,7 +255,7 @@ func NormalizeURL(raw string) (string, error) {
 	}
 	port := u.Port()
 	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		port = map[string]string{"http": "80", "https": "443", "h2c": "80"}[u.Scheme]
 	}
 	return u.Scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
 }

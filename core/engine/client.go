@@ -4,6 +4,7 @@ package engine
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
@@ -363,6 +364,10 @@ func (c *client) use(b *backend.Backend, err error) {
 			c.transmit(u)
 			return
 		}
+	}
+	if strings.HasPrefix(b.Key, "h2c:") {
+		c.failed(exchange.ErrH2COnly)
+		return
 	}
 	u, err := c.l.dial(b)
 	if err != nil {

@@ -55,9 +55,12 @@ type Checker struct {
 // NewChecker returns a checker that reports to setter. Run starts it.
 func NewChecker(cfg Config, setter StatusSetter, log hclog.Logger) *Checker {
 	c := &Checker{cfg: cfg, setter: setter, log: log, probers: map[*backend.Backend]context.CancelFunc{}}
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute, DisableCompression: true,
+		DialTLSContext: c.dialTLS}
+	d := &net.Dialer{}
+	tr.RegisterProtocol("h2c", backend.NewH2C(d.DialContext, time.Minute))
 	c.client = &http.Client{
-		Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute, DisableCompression: true,
-			DialTLSContext: c.dialTLS},
+		Transport: tr,
 		// A redirect is an answer, not something to follow.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

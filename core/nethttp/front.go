@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/http2"
 
+	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/h1"
 )
@@ -60,6 +61,7 @@ type Front struct {
 	server *http.Server
 	pooled *http.Transport // keep-alive connections to backends
 	fresh  *http.Transport // a connection per request (load_balancer.reuse "safe")
+	h2c    *backend.H2C    // h2c:// backends (HTTP/2 without TLS), multiplexed
 	// sessions are the TLS sessions with https backends, resumed by new connections.
 	sessions tls.ClientSessionCache
 	h2       *http2.Server  // HTTP/2 to clients (TLS with h2 by ALPN, or h2c)
@@ -94,7 +96,7 @@ func Serve(cfg Config) *Front {
 		cfg.Log = hclog.NewNullLogger()
 	}
 	f := &Front{cfg: cfg, done: make(chan struct{}), sessions: tls.NewLRUClientSessionCache(1024)}
-	f.pooled, f.fresh = f.transport(true), f.transport(false)
+	f.pooled, f.fresh, f.h2c = f.transport(true), f.transport(false), f.h2cTransport()
 	f.server = &http.Server{
 		Handler:           f,
 		ReadHeaderTimeout: cfg.Timeouts.ReadHeader,
@@ -141,6 +143,7 @@ func (f *Front) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	f.pooled.CloseIdleConnections()
+	f.h2c.CloseIdleConnections()
 	return err
 }
 

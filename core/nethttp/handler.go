@@ -137,6 +137,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = st.body.rc.EnableFullDuplex()
 	}
 	bodiless := r.ContentLength == 0
+	grpc := isGRPC(r)
 
 	// A request its client already cancelled (an HTTP/2 stream reset while it
 	// waited) costs no backend anything.
@@ -161,15 +162,31 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.tunnel(x, out)
 			return
 		}
+		scheme := b.Key[:strings.IndexByte(b.Key, ':')]
+		if grpc && scheme == "http" {
+			x.grpcUnavailable("the backend speaks HTTP/1.1 only; gRPC needs HTTP/2 (h2c:// or https://)")
+			return
+		}
 		b.Start()
 		sent := time.Now()
-		tr := f.pooled
-		if !s.ReuseAlways && first {
+		var tr http.RoundTripper = f.pooled
+		switch {
+		case scheme == "h2c":
+			tr = f.h2c
+		case !s.ReuseAlways && first && !grpc:
 			// A client connection's first request takes no idle connection that
-			// another client used last (load_balancer.reuse "safe").
+			// another client used last (load_balancer.reuse "safe"). A gRPC call
+			// needs HTTP/2, which the pooled connections speak where the backend
+			// offers it: each stream is its own request there.
 			tr = f.fresh
 		}
 		resp, err := tr.RoundTrip(out)
+		if err == nil && grpc && resp.ProtoMajor < 2 {
+			resp.Body.Close()
+			b.Abandon()
+			x.grpcUnavailable("the backend answered in HTTP/1.1; gRPC needs HTTP/2")
+			return
+		}
 		if err == nil && (st.body == nil || st.body.failed() == nil) {
 			x.answer(resp, sent)
 			return
@@ -240,6 +257,10 @@ func (f *Front) outRequest(st *request, w http.ResponseWriter, rt *exchange.Rout
 	}
 	if upgrade {
 		h["Connection"] = []string{"Upgrade"}
+	}
+	if isGRPC(r) {
+		// gRPC servers ask for it: the client said it takes trailers.
+		h["Te"] = []string{"trailers"}
 	}
 	if ua := r.Header["User-Agent"]; len(ua) > 0 {
 		h["User-Agent"] = ua
@@ -535,6 +556,27 @@ func (f *Front) h2HeadTooLarge(r *http.Request) *h1.Error {
 		return h1.ErrHeadTooLarge
 	}
 	return nil
+}
+
+// isGRPC reports whether r is a gRPC call (content-type application/grpc, or
+// application/grpc+proto and the like).
+func isGRPC(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	return strings.HasPrefix(ct, "application/grpc") && (len(ct) == 16 || ct[16] == '+' || ct[16] == ';')
+}
+
+// grpcUnavailable answers a gRPC call that no backend can carry with the gRPC
+// status UNAVAILABLE (14), in a trailers-only answer, rather than leave the client
+// waiting.
+func (x *exchangeState) grpcUnavailable(msg string) {
+	h := x.w.Header()
+	noDefaults(h)
+	h["Content-Type"] = []string{"application/grpc"}
+	h["Grpc-Status"] = []string{"14"}
+	h["Grpc-Message"] = []string{url.PathEscape(msg)}
+	x.status = http.StatusOK
+	x.w.WriteHeader(http.StatusOK)
+	x.finish(x.f.cfg.Proxy.OwnAnswers(), "")
 }
 
 // closeAfter makes the answer to r end its connection: Connection: close on

@@ -36,12 +36,19 @@ func (f *Front) transport(pooled bool) *http.Transport {
 			return newAnswerGate(&backend.IdleConn{Conn: c, WriteIdle: t.BodyIdle}, f.cfg.Limits, t.BodyIdle, f.staleCounter("http://"+addr)), nil
 		},
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := f.dialTLS(ctx, addr)
+			c, err := f.dialTLS(ctx, addr, pooled)
 			if err != nil {
 				return nil, err
 			}
+			if c.ConnectionState().NegotiatedProtocol == "h2" {
+				return c, nil // the transport's HTTP/2 reads it: it frames its own answers
+			}
 			return newAnswerGate(&backend.IdleConn{Conn: c, WriteIdle: t.BodyIdle}, f.cfg.Limits, t.BodyIdle, f.staleCounter("https://"+addr)), nil
 		},
+		// An https backend that offers h2 by ALPN is spoken to in HTTP/2 (on pooled
+		// connections: HTTP/2 multiplexes, so a connection of its own per request
+		// would only cost a handshake).
+		ForceAttemptHTTP2:      pooled,
 		DisableKeepAlives:      !pooled,
 		DisableCompression:     true, // the body passes as the backend sent it
 		MaxIdleConns:           0,
@@ -54,6 +61,12 @@ func (f *Front) transport(pooled bool) *http.Transport {
 		WriteBufferSize: 16 << 10,
 		ReadBufferSize:  16 << 10,
 	}
+}
+
+// h2cTransport reaches h2c:// backends.
+func (f *Front) h2cTransport() *backend.H2C {
+	d := &net.Dialer{Timeout: f.cfg.Timeouts.Connect, KeepAlive: 30 * time.Second}
+	return backend.NewH2C(d.DialContext, f.cfg.Timeouts.Idle)
 }
 
 // staleCounter counts the unsound pooled connections of the backend whose key is

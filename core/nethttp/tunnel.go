@@ -118,7 +118,7 @@ func (f *Front) tunnel(x *exchangeState, out *http.Request) {
 func (f *Front) dialBackend(ctx context.Context, b *backend.Backend) (net.Conn, error) {
 	scheme, hostport, _ := strings.Cut(b.Key, "://")
 	if scheme == "https" {
-		return f.dialTLS(ctx, hostport)
+		return f.dialTLS(ctx, hostport, false)
 	}
 	d := &net.Dialer{Timeout: f.cfg.Timeouts.Connect, KeepAlive: 30 * time.Second}
 	return d.DialContext(ctx, "tcp", hostport)
@@ -130,7 +130,7 @@ var errTLS = errors.New("TLS handshake with the backend failed")
 // dialTLS connects to the https backend at hostport: TCP, then a TLS handshake with
 // the live settings' configuration (servers.ca, servers.tls_skip_verify), the
 // backend's host name, HTTP/1.1 by ALPN and the front's session cache.
-func (f *Front) dialTLS(ctx context.Context, hostport string) (net.Conn, error) {
+func (f *Front) dialTLS(ctx context.Context, hostport string, h2 bool) (*tls.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, max(f.cfg.Timeouts.Connect, time.Second))
 	defer cancel()
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
@@ -138,7 +138,11 @@ func (f *Front) dialTLS(ctx context.Context, hostport string) (net.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(c, f.cfg.Proxy.Settings().TLSFor(hostport, f.sessions))
+	cfg := f.cfg.Proxy.Settings().TLSFor(hostport, f.sessions)
+	if h2 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = c.Close()
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("%w: %w", errTLS, err)}
