@@ -267,7 +267,7 @@ func TestAccessLogOneLinePerRequest(t *testing.T) {
 	for _, l := range lines {
 		if strings.Contains(l, `method="GET"`) {
 			gets++
-			if !strings.Contains(l, `method="GET" path="/echo-headers?x=1" status=200`) {
+			if !strings.Contains(l, `method="GET" path="/echo-headers?x=1" protocol=HTTP/1.1 status=200`) {
 				t.Errorf("line %q, want the GET with its query", l)
 			}
 			continue
@@ -284,7 +284,7 @@ func TestAccessLogOneLinePerRequest(t *testing.T) {
 }
 
 // logLine is an access log line in logfmt, as the README shows it.
-var logLine = regexp.MustCompile(`^time=\S+ client=\S+ method="[^"]*" path="[^"]*" status=\d+ backend=\S+ pool=\S+ bytes_in=\d+ bytes_out=\d+ duration=\d+\.\d{3}ms attempts=\d+$`)
+var logLine = regexp.MustCompile(`^time=\S+ client=\S+ method="[^"]*" path="[^"]*" protocol=HTTP/1\.[01] status=\d+ backend=\S+ pool=\S+ bytes_in=\d+ bytes_out=\d+ duration=\d+\.\d{3}ms attempts=\d+$`)
 
 // logLines counts the lines of the access log at path (none when it does not exist),
 // failing the test on one that does not parse.

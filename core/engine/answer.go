@@ -88,7 +88,11 @@ func (c *client) finish(answers *backend.Answers, url string) {
 	if c.route != nil {
 		pool = c.route.Pool() // a request routed to a pool names it, answered by a backend or not
 	}
-	c.l.e.cfg.Proxy.Finish(answers, &exchange.Entry{Start: c.start, Client: c.ip, Method: c.req.Method, Path: c.req.Target,
+	proto := "HTTP/1.1"
+	if c.req.Minor == 0 {
+		proto = "HTTP/1.0"
+	}
+	c.l.e.cfg.Proxy.Finish(answers, &exchange.Entry{Start: c.start, Client: c.ip, Method: c.req.Method, Path: c.req.Target, Proto: proto,
 		Status: c.status, Backend: url, Pool: pool, In: c.bytesIn, Out: c.bytesOut, Duration: c.l.ev.Now().Sub(c.start), Attempts: c.attempts})
 	c.picker = nil
 	c.route = nil

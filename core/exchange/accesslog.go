@@ -123,6 +123,7 @@ type entry struct {
 	client   []byte
 	method   []byte
 	path     []byte
+	proto    string
 	status   int
 	backend  string // "" when no backend answered
 	pool     string // "" when the proxy answered itself
@@ -146,6 +147,8 @@ func (l *AccessLog) write(e *entry) {
 		b = appendQuoted(b, e.method)
 		b = append(b, `,"path":`...)
 		b = appendQuoted(b, e.path)
+		b = append(b, `,"protocol":`...)
+		b = appendQuoted(b, []byte(e.proto))
 		b = append(b, `,"status":`...)
 		b = strconv.AppendInt(b, int64(e.status), 10)
 		b = append(b, `,"backend":`...)
@@ -170,6 +173,12 @@ func (l *AccessLog) write(e *entry) {
 		b = appendQuoted(b, e.method)
 		b = append(b, " path="...)
 		b = appendQuoted(b, e.path)
+		b = append(b, " protocol="...)
+		if e.proto == "" { // a head refused before it was read whole
+			b = append(b, '-')
+		} else {
+			b = append(b, e.proto...)
+		}
 		b = append(b, " status="...)
 		b = strconv.AppendInt(b, int64(e.status), 10)
 		b = append(b, " backend="...)
@@ -246,6 +255,7 @@ func appendQuoted(b, s []byte) []byte {
 type Entry struct {
 	Start                time.Time
 	Client, Method, Path []byte
+	Proto                string // the client's protocol: "HTTP/1.1", "HTTP/2.0"
 	Status               int
 	Backend              string // "" when the proxy answered itself
 	Pool                 string // the route's pool, "" when a route (or none) had the proxy answer
@@ -256,6 +266,6 @@ type Entry struct {
 
 // Record writes e's line; it takes no lock on the request path.
 func (l *AccessLog) Record(e *Entry) {
-	l.write(&entry{start: e.Start, client: e.Client, method: e.Method, path: e.Path, status: e.Status,
+	l.write(&entry{start: e.Start, client: e.Client, method: e.Method, path: e.Path, proto: e.Proto, status: e.Status,
 		backend: e.Backend, pool: e.Pool, in: e.In, out: e.Out, duration: e.Duration, attempts: e.Attempts})
 }

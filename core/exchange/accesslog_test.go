@@ -14,7 +14,7 @@ import (
 
 func TestAccessLogLines(t *testing.T) {
 	e := &entry{start: time.Date(2026, 11, 25, 17, 1, 2, 0, time.UTC), client: []byte("127.0.0.1"), method: []byte("GET"),
-		path: []byte("/a\"b\\c\x01\xff?q=1"), status: 200, backend: "http://127.0.0.1:8081", pool: "api", in: 5, out: 74,
+		path: []byte("/a\"b\\c\x01\xff?q=1"), proto: "HTTP/2.0", status: 200, backend: "http://127.0.0.1:8081", pool: "api", in: 5, out: 74,
 		duration: 10512 * time.Microsecond, attempts: 2}
 
 	var js bytes.Buffer
@@ -23,14 +23,14 @@ func TestAccessLogLines(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
 		t.Fatalf("JSON line %q: %v", js.String(), err)
 	}
-	if got["path"] != "/a\"b\\c\x01\ufffd?q=1" || got["status"] != 200.0 || got["backend"] != "http://127.0.0.1:8081" || got["pool"] != "api" ||
+	if got["path"] != "/a\"b\\c\x01\ufffd?q=1" || got["status"] != 200.0 || got["backend"] != "http://127.0.0.1:8081" || got["pool"] != "api" || got["protocol"] != "HTTP/2.0" ||
 		got["attempts"] != 2.0 || got["duration_ms"] != 10.512 || got["time"] != "2026-11-25T17:01:02Z" {
 		t.Errorf("JSON line = %v", got)
 	}
 
 	var lf bytes.Buffer
 	write(&lf, false, e)
-	want := `time=2026-11-25T17:01:02Z client=127.0.0.1 method="GET" path="/a\"b\\c\u0001\ufffd?q=1" status=200 backend=http://127.0.0.1:8081 pool=api bytes_in=5 bytes_out=74 duration=10.512ms attempts=2` + "\n"
+	want := `time=2026-11-25T17:01:02Z client=127.0.0.1 method="GET" path="/a\"b\\c\u0001\ufffd?q=1" protocol=HTTP/2.0 status=200 backend=http://127.0.0.1:8081 pool=api bytes_in=5 bytes_out=74 duration=10.512ms attempts=2` + "\n"
 	if lf.String() != want {
 		t.Errorf("logfmt line =\n%s want\n%s", lf.String(), want)
 	}

@@ -413,7 +413,7 @@ func (x *exchangeState) finish(answers *backend.Answers, url string) {
 		pool = x.route.Pool() // a request routed to a pool names it, answered by a backend or not
 	}
 	x.f.cfg.Proxy.Finish(answers, &exchange.Entry{Start: x.start, Client: x.c.ip, Method: []byte(x.r.Method),
-		Path: []byte(x.r.RequestURI), Status: x.status, Backend: url, Pool: pool, In: in, Out: x.out,
+		Path: []byte(x.r.RequestURI), Proto: x.r.Proto, Status: x.status, Backend: url, Pool: pool, In: in, Out: x.out,
 		Duration: time.Since(x.start), Attempts: x.attempts})
 }
 
