@@ -202,6 +202,9 @@ type HealthCheck struct {
 	HealthyThreshold int `json:"healthy_threshold"`
 	// UnhealthyThreshold is the consecutive failures that take a backend out (default 2).
 	UnhealthyThreshold int `json:"unhealthy_threshold"`
+	// GRPC checks with the standard grpc.health.v1 service (Check, which must
+	// answer SERVING) instead of GET path (default false).
+	GRPC bool `json:"grpc"`
 	// Passive ejects backends on failures of real traffic.
 	Passive Passive `json:"passive"`
 }

@@ -36,6 +36,7 @@ type HealthCheckOverride struct {
 	Timeout            *Duration        `json:"timeout"`
 	HealthyThreshold   *int             `json:"healthy_threshold"`
 	UnhealthyThreshold *int             `json:"unhealthy_threshold"`
+	GRPC               *bool            `json:"grpc"`
 	Passive            *PassiveOverride `json:"passive"`
 }
 
@@ -157,6 +158,7 @@ func (c *Config) Pool(name string) (EffectivePool, bool) {
 		set(&hc.Timeout, o.Timeout)
 		set(&hc.HealthyThreshold, o.HealthyThreshold)
 		set(&hc.UnhealthyThreshold, o.UnhealthyThreshold)
+		set(&hc.GRPC, o.GRPC)
 		if po := o.Passive; po != nil {
 			set(&hc.Passive.ConsecutiveFailures, po.ConsecutiveFailures)
 			set(&hc.Passive.EjectionTime, po.EjectionTime)

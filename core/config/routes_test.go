@@ -498,3 +498,18 @@ func TestDiffPoolsAndRoutes(t *testing.T) {
 		t.Errorf("Diff(no pools, one pool) = %q, want [pools]", d)
 	}
 }
+
+// A pool's health_check.grpc overrides the top level's; left out, it inherits.
+func TestPoolHealthCheckGRPC(t *testing.T) {
+	c, err := Parse([]byte(`{"health_check": {"grpc": true},
+		"pools": {"a": {"backends": [{"url": "h2c://127.0.0.1:9"}]},
+		          "b": {"backends": [{"url": "http://127.0.0.1:9"}], "health_check": {"grpc": false}}}}`), "c.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := c.Pool("a")
+	b, _ := c.Pool("b")
+	if !a.HealthCheck.GRPC || b.HealthCheck.GRPC {
+		t.Errorf("grpc: a %v (inherits true), b %v (its own false)", a.HealthCheck.GRPC, b.HealthCheck.GRPC)
+	}
+}

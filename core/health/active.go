@@ -22,6 +22,7 @@ import (
 // Config is the active check's settings.
 type Config struct {
 	Path      string        // probed with GET
+	GRPC      bool          // probe with grpc.health.v1's Check instead
 	Interval  time.Duration // between two probes of a backend
 	Timeout   time.Duration // of one probe
 	Healthy   int           // successes in a row that bring a backend back
@@ -138,10 +139,18 @@ func (c *Checker) probeLoop(ctx context.Context, b *backend.Backend) {
 	}()
 	var th Threshold
 	th.Reset(b.Up())
+	var g grpcProber
+	defer g.close()
 	for {
 		cfg := c.config()
 		start := time.Now()
-		err := c.probe(ctx, b, cfg)
+		var err error
+		if cfg.GRPC {
+			err = g.probe(ctx, b, cfg)
+		} else {
+			g.close()
+			err = c.probe(ctx, b, cfg)
+		}
 		if ctx.Err() != nil {
 			return
 		}

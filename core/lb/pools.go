@@ -261,7 +261,7 @@ func checkConfig(cfg *config.Config, ep config.EffectivePool) health.Config {
 	hc := ep.HealthCheck
 	backendTLS, _ := config.BackendTLS(cfg) // it was read when cfg was validated
 	return health.Config{
-		Path: hc.Path, Interval: hc.Interval.D(), Timeout: hc.Timeout.D(),
+		Path: hc.Path, GRPC: hc.GRPC, Interval: hc.Interval.D(), Timeout: hc.Timeout.D(),
 		Healthy: hc.HealthyThreshold, Unhealthy: hc.UnhealthyThreshold, TLS: backendTLS,
 	}
 }
