@@ -274,6 +274,11 @@ func (d *process) applyPools(list []wire.Pool) {
 			pp.set.ShareStates(d.seg.Generation(), true)
 			name := strategyName(wp)
 			pp.attached = strategy.AttachFor(wp.Name, name, d.log.Named(name).With("pool", wp.Name), pp.counters)
+			if ep, ok := d.cfg.Pool(wp.Name); ok {
+				// From its first pick: a strategy that fails closed refuses even
+				// before the process hears its configuration again.
+				setup.SetFailurePolicy(pp.attached, ep.Strategy, d.cfg)
+			}
 			pp.up = exchange.NewUpstream(wp.Name, pp.set, pp.attached, wp.Retries)
 			d.pools[wp.Name] = pp
 		}
