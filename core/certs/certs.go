@@ -1,7 +1,9 @@
-// Package certs holds the certificates a TLS listener serves: PEM pairs read from
-// files, chosen by SNI (an exact name, then a wildcard; the first pair for a client
-// without SNI or with a name none has), and read again when a file changes on disk. A
-// pair that no longer loads is reported and keeps serving as it was.
+// Package certs holds the certificates a TLS listener serves, from one of two
+// sources. A Store has PEM pairs read from files, chosen by SNI (an exact name, then
+// a wildcard; the first pair for a client without SNI or with a name none has), and
+// read again when a file changes on disk; a pair that no longer loads is reported and
+// keeps serving as it was. An ACME source obtains its certificates from an ACME CA
+// and renews them (see ACME).
 package certs
 
 import (
@@ -26,6 +28,15 @@ type Info struct {
 	Names    []string
 	Issuer   string
 	NotAfter time.Time
+}
+
+// Source is where a TLS listener's handshakes take their certificates from: a Store
+// or an ACME source. Both are safe for use by multiple goroutines.
+type Source interface {
+	// GetCertificate chooses the certificate for a handshake (tls.Config's).
+	GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Infos describes the certificates that may be served.
+	Infos() []Info
 }
 
 // Store is the certificates of one listener. It is safe for use by multiple
@@ -127,16 +138,20 @@ func (s *Store) Infos() []Info {
 	st := s.set.Load()
 	out := make([]Info, 0, len(st.certs))
 	for _, c := range st.certs {
-		if c.Leaf == nil {
-			continue
+		if c.Leaf != nil {
+			out = append(out, infoOf(c.Leaf, names(c)))
 		}
-		issuer := c.Leaf.Issuer.CommonName
-		if issuer == "" {
-			issuer = c.Leaf.Issuer.String()
-		}
-		out = append(out, Info{Names: names(c), Issuer: issuer, NotAfter: c.Leaf.NotAfter.UTC()})
 	}
 	return out
+}
+
+// infoOf describes the certificate leaf, for names.
+func infoOf(leaf *x509.Certificate, names []string) Info {
+	issuer := leaf.Issuer.CommonName
+	if issuer == "" {
+		issuer = leaf.Issuer.String()
+	}
+	return Info{Names: names, Issuer: issuer, NotAfter: leaf.NotAfter.UTC()}
 }
 
 // Reload reads the pairs again: those that load replace their previous version,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
+	"net/http"
 	"reflect"
 	"time"
 
@@ -19,16 +21,24 @@ import (
 // listener serves the same routes.
 type extra struct {
 	cfg   config.Listener
-	f     *nethttp.Front
-	store *certs.Store       // its certificates; nil without TLS
-	stop  context.CancelFunc // stops following the certificate files
+	ln    net.Listener
+	f     *nethttp.Front // nil until it serves
+	certs certs.Source   // its certificates (*certs.Store or *certs.ACME); nil without TLS
+	stop  func()         // stops following the certificate files or the ACME CA
 }
 
 // startExtras starts cfg's listeners. An address that one of held already listens
 // on is shared with it (SO_REUSEPORT) until it is drained; if one fails, those
-// started are stopped and the error returned.
+// started are stopped and the error returned. All listen before any serves: an ACME
+// listener's challenges may be answered on the port of another (see certsOf).
 func (l *LB) startExtras(cfg *config.Config, held []*extra) ([]*extra, error) {
-	var out []*extra
+	out := make([]*extra, 0, len(cfg.Listeners))
+	fail := func(i int, err error) ([]*extra, error) {
+		for _, x := range out {
+			x.drain(time.Second, l)
+		}
+		return nil, fmt.Errorf("listeners[%d] (%s): %w", i, cfg.Listeners[i].Addr, err)
+	}
 	for i, lc := range cfg.Listeners {
 		exclusive := true
 		for _, h := range held {
@@ -36,56 +46,126 @@ func (l *LB) startExtras(cfg *config.Config, held []*extra) ([]*extra, error) {
 				exclusive = false
 			}
 		}
-		x, err := l.startExtra(cfg, lc, exclusive)
+		ln, err := listen(lc.Addr, exclusive)
 		if err != nil {
-			for _, o := range out {
-				o.drain(time.Second, l)
-			}
-			return nil, fmt.Errorf("listeners[%d] (%s): %w", i, lc.Addr, err)
+			return fail(i, err)
 		}
-		out = append(out, x)
+		out = append(out, &extra{cfg: lc, ln: ln, stop: func() {}})
+	}
+	var acmes []*certs.ACME
+	for i, x := range out {
+		if x.cfg.TLS == nil {
+			continue
+		}
+		var err error
+		if x.certs, err = l.certsOf(cfg, x, out); err != nil {
+			return fail(i, err)
+		}
+		if a, ok := x.certs.(*certs.ACME); ok {
+			acmes = append(acmes, a)
+		}
+	}
+	for _, x := range out {
+		l.serveExtra(cfg, x, acmes)
 	}
 	return out, nil
 }
 
-// startExtra listens as lc says and serves l's proxy there.
-func (l *LB) startExtra(cfg *config.Config, lc config.Listener, exclusive bool) (*extra, error) {
-	x := &extra{cfg: lc}
-	var tc *tls.Config
-	if lc.TLS != nil {
-		pairs := make([]certs.Pair, len(lc.TLS.Certificates))
-		for i, cf := range lc.TLS.Certificates {
+// certsOf loads x's certificates from their files, or prepares its ACME source
+// (started by follow). all are the listeners x starts with.
+func (l *LB) certsOf(cfg *config.Config, x *extra, all []*extra) (certs.Source, error) {
+	t := x.cfg.TLS
+	if t.ACME == nil {
+		pairs := make([]certs.Pair, len(t.Certificates))
+		for i, cf := range t.Certificates {
 			pairs[i] = certs.Pair{Cert: cfg.Resolve(cf.Cert), Key: cfg.Resolve(cf.Key)}
 		}
-		var err error
-		if x.store, err = certs.Load(pairs); err != nil {
-			return nil, err
-		}
-		tc = &tls.Config{GetCertificate: x.store.GetCertificate, MinVersion: lc.TLS.TLSVersion(), NextProtos: protocols(lc)}
+		return certs.Load(pairs)
 	}
-	ln, err := listen(lc.Addr, exclusive)
-	if err != nil {
-		return nil, err
+	a := t.ACME
+	ac := certs.ACMEConfig{Domains: a.Domains, Email: a.Email, Directory: a.Directory, CARoots: cfg.Resolve(a.CARoots),
+		Storage: cfg.Resolve(a.Storage), Log: l.log.Named("acme").With("listener", x.ln.Addr().String())}
+	if a.Offers(config.ChallengeTLSALPN) {
+		ac.TLSALPNAddr = x.ln.Addr().String()
+	}
+	if i := cfg.ChallengeListener(); i >= 0 && a.Offers(config.ChallengeHTTP) {
+		ac.HTTPAddr = all[i].ln.Addr().String()
+	}
+	return certs.NewACME(ac)
+}
+
+// serveExtra serves l's proxy on x, and follows its certificate files or its ACME
+// CA. Plaintext listeners answer the http-01 challenges of acmes.
+func (l *LB) serveExtra(cfg *config.Config, x *extra, acmes []*certs.ACME) {
+	lc := x.cfg
+	var tc *tls.Config
+	if x.certs != nil {
+		tc = &tls.Config{GetCertificate: x.certs.GetCertificate, MinVersion: lc.TLS.TLSVersion(), NextProtos: protocols(lc)}
+		if a, ok := x.certs.(*certs.ACME); ok {
+			tc.NextProtos = append(tc.NextProtos, a.NextProtos()...)
+		}
+	}
+	var challenge func(http.ResponseWriter, *http.Request) bool
+	if lc.TLS == nil && len(acmes) > 0 {
+		challenge = func(w http.ResponseWriter, r *http.Request) bool {
+			for _, a := range acmes {
+				if a.HandleHTTPChallenge(w, r) {
+					return true
+				}
+			}
+			return false
+		}
 	}
 	lbc := cfg.LoadBalancer
 	t := lbc.Timeouts
 	x.f = nethttp.Serve(nethttp.Config{
-		Listener: ln, Proxy: l.proxy, Status: l.source.JSON,
+		Listener: x.ln, Proxy: l.proxy, Status: l.source.JSON,
 		Limits: h1.Limits{MaxHeaderBytes: lbc.Limits.MaxHeaderBytes, MaxHeaders: lbc.Limits.MaxHeaders},
 		Timeouts: nethttp.Timeouts{Connect: t.Connect.D(), ResponseHeader: t.ResponseHeader.D(), Idle: t.Idle.D(),
 			ReadHeader: t.ReadHeader.D(), BodyIdle: t.BodyIdle.D()},
-		Log: l.log.Named("http").With("listener", ln.Addr().String()),
+		Log: l.log.Named("http").With("listener", x.ln.Addr().String()),
 		TLS: tc, H2C: lc.H2C, RedirectHTTPS: lc.RedirectHTTPS, Handshake: l.source.CountHandshake,
+		Challenge: challenge,
 	})
-	var ctx context.Context
-	ctx, x.stop = context.WithCancel(context.Background())
-	if x.store != nil {
-		addr := ln.Addr().String()
-		if err := x.store.Watch(ctx, func(err error) { l.certificatesRead(addr, err) }); err != nil {
+	l.follow(x)
+}
+
+// follow reads x's certificate files again when they change, or starts its ACME
+// source and shows its progress in the status, until x.stop.
+func (l *LB) follow(x *extra) {
+	addr := x.ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	x.stop = cancel
+	switch src := x.certs.(type) {
+	case *certs.Store:
+		if err := src.Watch(ctx, func(err error) { l.certificatesRead(addr, err) }); err != nil {
 			l.log.Warn("not following the certificate files; they are read again at the next edit", "listener", addr, "error", err)
 		}
+	case *certs.ACME:
+		x.stop = func() { cancel(); src.Stop() }
+		if err := src.Start(ctx); err != nil {
+			l.log.Error("not obtaining certificates", "listener", addr, "error", err)
+		}
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-src.Changed():
+					l.acmeProgressed()
+				}
+			}
+		}()
 	}
-	return x, nil
+}
+
+// acmeProgressed shows in the status a certificate obtained, or why one is not yet.
+func (l *LB) acmeProgressed() {
+	l.applyMu.Lock()
+	defer l.applyMu.Unlock()
+	if l.front != nil { // nil until Start has shown the listeners itself
+		l.showListeners()
+	}
 }
 
 // protocols are what a TLS listener offers by ALPN.
@@ -118,6 +198,13 @@ func (l *LB) certificatesRead(addr string, err error) {
 // drain stops x accepting and lets its requests finish within timeout.
 func (x *extra) drain(timeout time.Duration, l *LB) {
 	x.stop()
+	if x.f == nil { // it never served
+		_ = x.ln.Close()
+		if a, ok := x.certs.(*certs.ACME); ok {
+			a.Stop()
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	addr := x.f.Addr().String()
@@ -135,14 +222,17 @@ func extrasChanged(prev, next *config.Config) bool {
 
 // listenerStatus describes x for the status.
 func (x *extra) status() status.Listener {
-	s := status.Listener{Addr: x.f.Addr().String(), Front: "nethttp", TLS: x.store != nil, Protocols: protocols(x.cfg)}
+	s := status.Listener{Addr: x.f.Addr().String(), Front: "nethttp", TLS: x.certs != nil, Protocols: protocols(x.cfg)}
 	if x.cfg.H2C {
 		s.Protocols = []string{"h2c", "http/1.1"}
 	}
-	if x.store != nil {
-		for _, in := range x.store.Infos() {
+	if x.certs != nil {
+		for _, in := range x.certs.Infos() {
 			s.Certificates = append(s.Certificates, status.Certificate{Names: in.Names, Issuer: in.Issuer, NotAfter: in.NotAfter})
 		}
+	}
+	if a, ok := x.certs.(*certs.ACME); ok {
+		s.Pending = a.Pending()
 	}
 	return s
 }

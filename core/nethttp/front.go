@@ -53,6 +53,10 @@ type Config struct {
 	RedirectHTTPS bool
 	// Handshake hears each TLS handshake's result (nil: nobody).
 	Handshake func(ok bool)
+	// Challenge, when set, sees each request first and answers those it reports
+	// it answered: an ACME CA's http-01 validation requests (RFC 8555 section
+	// 8.3), which neither the routes nor a redirect to https may take.
+	Challenge func(http.ResponseWriter, *http.Request) bool
 }
 
 // Front serves clients on a net/http server until Shutdown.

@@ -34,9 +34,13 @@ type request struct {
 
 var requests = sync.Pool{New: func() any { return &request{copy: make([]byte, 32<<10)} }}
 
-// ServeHTTP proxies one request. It reads top to bottom: status page, refusals,
-// admission, pick, forward (with retries), answer. Every path answers the client.
+// ServeHTTP proxies one request. It reads top to bottom: ACME challenge, redirect,
+// status page, refusals, admission, pick, forward (with retries), answer. Every path
+// answers the client.
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.cfg.Challenge != nil && !isUpgrade(r) && f.cfg.Challenge(w, r) {
+		return // the gate holds nothing back after a request that is no upgrade
+	}
 	p := f.cfg.Proxy
 	s := p.Settings()
 	c, _ := r.Context().Value(connKey{}).(*conn)

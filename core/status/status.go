@@ -85,6 +85,12 @@ type Listener struct {
 	Protocols []string `json:"protocols,omitempty"`
 	// Certificates are those the listener may serve, in the order of its config.
 	Certificates []Certificate `json:"certificates,omitempty"`
+	// Pending says why a listener with tls.acme has no certificate yet for some of
+	// its domains, one reason per domain joined by "; ": "obtaining a certificate
+	// for lb.example.com from <directory>: <the last attempt's error>" (without
+	// the error before an attempt failed). Handshakes for such a domain fail with
+	// the TLS alert internal_error meanwhile. Empty once every domain has one.
+	Pending string `json:"pending,omitempty"`
 }
 
 // Certificate describes a TLS certificate a listener serves.
