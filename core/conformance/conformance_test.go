@@ -106,24 +106,30 @@ type outcome struct {
 func TestSameBytesSameAnswer(t *testing.T) {
 	fronts := startFronts(t)
 	for _, tc := range conformanceCases {
-		t.Run(tc.name, func(t *testing.T) {
-			var got []outcome
-			for _, fr := range fronts {
-				o := fr.run(t, tc)
-				if o.status != tc.status {
-					t.Errorf("%s: status %d, want %d\nclient read:\n%s", fr.name, o.status, tc.status, o.client)
-				}
-				if reached := o.backend != ""; reached != tc.reached {
-					t.Errorf("%s: reached the backend: %v, want %v (%s)", fr.name, reached, tc.reached, o.backend)
-				}
-				got = append(got, o)
-			}
-			if got[0] != got[1] {
-				t.Errorf("the fronts differ:\n%s:\n  client: %s\n  backend: %s\n%s:\n  client: %s\n  backend: %s",
-					fronts[0].name, got[0].client, got[0].backend, fronts[1].name, got[1].client, got[1].backend)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { runOnEach(t, fronts, tc) })
 	}
+}
+
+// runOnEach sends tc to each front, checks the status and whether the backend was
+// reached, and that the fronts agree; it returns the first front's outcome.
+func runOnEach(t *testing.T, fronts []*front, tc conformanceCase) outcome {
+	t.Helper()
+	var got []outcome
+	for _, fr := range fronts {
+		o := fr.run(t, tc)
+		if o.status != tc.status {
+			t.Errorf("%s: status %d, want %d\nclient read:\n%s", fr.name, o.status, tc.status, o.client)
+		}
+		if reached := o.backend != ""; reached != tc.reached {
+			t.Errorf("%s: reached the backend: %v, want %v (%s)", fr.name, reached, tc.reached, o.backend)
+		}
+		got = append(got, o)
+	}
+	if got[0] != got[1] {
+		t.Errorf("the fronts differ:\n%s:\n  client: %s\n  backend: %s\n%s:\n  client: %s\n  backend: %s",
+			fronts[0].name, got[0].client, got[0].backend, fronts[1].name, got[1].client, got[1].backend)
+	}
+	return got[0]
 }
 
 // front is one front under test, with the backend it proxies to.

@@ -72,27 +72,13 @@ func TestRoutesSameBytesSameAnswer(t *testing.T) {
 	}
 	for _, tc := range routeCases {
 		t.Run(tc.name, func(t *testing.T) {
-			var got []outcome
-			for _, fr := range fs {
-				o := fr.run(t, tc)
-				if o.status != tc.status {
-					t.Errorf("%s: status %d, want %d\nclient read:\n%s", fr.name, o.status, tc.status, o.client)
-				}
-				if reached := o.backend != ""; reached != tc.reached {
-					t.Errorf("%s: reached the backend: %v, want %v (%s)", fr.name, reached, tc.reached, o.backend)
-				}
-				got = append(got, o)
-			}
-			if got[0] != got[1] {
-				t.Errorf("the fronts differ:\n%s:\n  client: %s\n  backend: %s\n%s:\n  client: %s\n  backend: %s",
-					fs[0].name, got[0].client, got[0].backend, fs[1].name, got[1].client, got[1].backend)
-			}
-			if tc.reached && strings.Contains(got[0].backend, "X-Debug") {
-				t.Errorf("X-Debug reached the backend, want it removed by the route: %s", got[0].backend)
+			o := runOnEach(t, fs, tc)
+			if tc.reached && strings.Contains(o.backend, "X-Debug") {
+				t.Errorf("X-Debug reached the backend, want it removed by the route: %s", o.backend)
 			}
 			for _, want := range routeWants[tc.name] {
-				if !strings.Contains(got[0].client+"\n"+got[0].backend, want) {
-					t.Errorf("want %q in what the client and backend read:\n%s\n%s", want, got[0].client, got[0].backend)
+				if !strings.Contains(o.client+"\n"+o.backend, want) {
+					t.Errorf("want %q in what the client and backend read:\n%s\n%s", want, o.client, o.backend)
 				}
 			}
 		})
