@@ -29,6 +29,7 @@ type Backend struct {
 	Pool   string
 	source atomic.Pointer[string]   // "config" or "dns"
 	dial   atomic.Pointer[DialAddr] // where a data plane dials it (see DialAddr)
+	h2c    h2cConn                  // the event loop's HTTP/2 connection to an h2c backend
 	// priority ranks the backend for taking requests (see config.Backend.Priority).
 	priority atomic.Int64
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -41,3 +42,35 @@ func (h *H2C) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // CloseIdleConnections closes the connections that carry no request.
 func (h *H2C) CloseIdleConnections() { h.t.CloseIdleConnections() }
+
+// h2cConn is the HTTP/2 connection to an h2c backend that the event loop's requests
+// to it share (see Backend.H2CConn).
+type h2cConn struct {
+	mu sync.Mutex
+	cc *http2.ClientConn
+}
+
+// H2CConn returns an HTTP/2 connection to b, an h2c backend, that can take a new
+// request: the one its requests share, or, when that one cannot (it is gone, or
+// has as many streams as the backend allows), a new one that dial opens and t
+// starts. The connection goes with the backend, and closes itself once idle for
+// t's IdleConnTimeout.
+func (b *Backend) H2CConn(t *http2.Transport, dial func() (net.Conn, error)) (*http2.ClientConn, error) {
+	h := &b.h2c
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cc != nil && h.cc.CanTakeNewRequest() {
+		return h.cc, nil
+	}
+	c, err := dial()
+	if err != nil {
+		return nil, err
+	}
+	cc, err := t.NewClientConn(c)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	h.cc = cc
+	return cc, nil
+}

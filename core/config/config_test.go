@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
@@ -109,6 +110,7 @@ func TestRefused(t *testing.T) {
 		{"processes on nethttp", `{"load_balancer": {"engine": "nethttp", "processes": 2}}`, []string{"load_balancer.processes", "one process"}},
 		{"processes on the old name of nethttp", `{"load_balancer": {"engine": "fasthttp", "processes": 2}}`, []string{"load_balancer.processes", "nethttp", "one process"}},
 		{"backend CA missing", `{"servers": {"ca": "no-such-ca.pem"}}`, []string{"servers.ca", "reading the CA file"}},
+		{"pool CA missing", `{"pools": {"api": {"backends": [{"url": "https://a:1"}], "ca": "no-such-ca.pem"}}, "routes": [{"pool": "api"}]}`, []string{"pools.api.ca", "reading the CA file"}},
 		{"weight zero", `{"servers":{"backends":[{"url":"http://a:1","weight":0}]}}`, []string{"servers.backends[0].weight", "at least 1"}},
 		{"duplicate backend", `{"servers":{"backends":[{"url":"http://a:1"},{"url":"http://A:1/"}]}}`, []string{"servers.backends[1].url", "duplicates servers.backends[0]"}},
 		{"backend scheme", `{"servers":{"backends":[{"url":"ftp://a:1"}]}}`, []string{"servers.backends[0].url", "http://"}},
@@ -352,27 +354,38 @@ func TestOldEngineNameIsReadAsNetHTTPWithAWarning(t *testing.T) {
 
 func TestBackendTLS(t *testing.T) {
 	dir := t.TempDir()
-	none, err := BackendTLS(&Config{Path: filepath.Join(dir, "config.json")})
+	tlsOf := func(c *Config, pool string) (*tls.Config, string, error) {
+		t.Helper()
+		ep, ok := c.Pool(pool)
+		if !ok {
+			t.Fatalf("no pool %s", pool)
+		}
+		return BackendTLS(c, ep)
+	}
+	none, _, err := tlsOf(&Config{Path: filepath.Join(dir, "config.json")}, DefaultPool)
 	if err != nil || none != nil {
 		t.Errorf("BackendTLS(no ca, verify) = %v, %v; want nil, nil (the system's roots)", none, err)
 	}
-	skip, err := BackendTLS(&Config{Servers: Servers{TLSSkipVerify: true}})
+	skip, _, err := tlsOf(&Config{Servers: Servers{TLSSkipVerify: true}}, DefaultPool)
 	if err != nil || skip == nil || !skip.InsecureSkipVerify {
 		t.Errorf("BackendTLS(tls_skip_verify) = %+v, %v; want InsecureSkipVerify", skip, err)
 	}
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
 	defer srv.Close()
 	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), pemBytes, 0o600); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"ca.pem", "same.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, name), pemBytes, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "junk.pem"), []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &Config{Path: filepath.Join(dir, "config.json"), Servers: Servers{CA: "ca.pem"}}
-	cfg, err := BackendTLS(c)
+	c := &Config{Path: filepath.Join(dir, "config.json"), Servers: Servers{CA: "ca.pem"}, Pools: map[string]Pool{
+		"api": {TLSSkipVerify: true}, "web": {}, "copy": {CA: "same.pem"}, "bad": {CA: "junk.pem"}}}
+	cfg, key, err := tlsOf(c, DefaultPool)
 	if err != nil || cfg == nil || cfg.RootCAs == nil {
-		t.Fatalf("BackendTLS(ca relative to the config) = %v, %v", cfg, err)
+		t.Fatalf("BackendTLS(servers.ca relative to the config) = %v, %v", cfg, err)
 	}
 	// The pool verifies the test server's certificate, which the system does not.
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
@@ -381,8 +394,17 @@ func TestBackendTLS(t *testing.T) {
 		t.Fatalf("GET with servers.ca: %v", err)
 	}
 	resp.Body.Close()
-	c.Servers.CA = "junk.pem"
-	if _, err := BackendTLS(c); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+	// Each pool has its own: servers' is default's, not inherited.
+	if api, apiKey, _ := tlsOf(c, "api"); api == nil || !api.InsecureSkipVerify || api.RootCAs != nil || apiKey == key {
+		t.Errorf("pools.api (tls_skip_verify) = %+v key %q; want its own setting", api, apiKey)
+	}
+	if web, _, _ := tlsOf(c, "web"); web != nil {
+		t.Errorf("pools.web (nothing set) = %+v, want nil: the system's roots, not servers.ca", web)
+	}
+	if _, copyKey, _ := tlsOf(c, "copy"); copyKey != key {
+		t.Errorf("the same CA in another file: key %q, want %q", copyKey, key)
+	}
+	if _, _, err := tlsOf(c, "bad"); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("BackendTLS(junk) = %v, want a refusal", err)
 	}
 }

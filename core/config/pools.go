@@ -26,6 +26,11 @@ type Pool struct {
 	HealthCheck *HealthCheckOverride `json:"health_check"`
 	// Retries overrides load_balancer.retries for this pool.
 	Retries *int `json:"retries"`
+	// CA names a PEM file of the certificates that the pool's https backends are
+	// verified against, as servers.ca does for default (not inherited from it).
+	CA string `json:"ca"`
+	// TLSSkipVerify accepts any certificate from the pool's https backends.
+	TLSSkipVerify bool `json:"tls_skip_verify"`
 }
 
 // HealthCheckOverride is a pool's health_check: each field given replaces the
@@ -120,6 +125,9 @@ type EffectivePool struct {
 	Strategy    string
 	HealthCheck HealthCheck
 	Retries     int
+	// CA and TLSSkipVerify verify the pool's https backends (see BackendTLS).
+	CA            string
+	TLSSkipVerify bool
 }
 
 // PoolNames lists the pools: "default" first, then the keys of pools in sorted order.
@@ -137,14 +145,15 @@ func (c *Config) Pool(name string) (EffectivePool, bool) {
 	lb := &c.LoadBalancer
 	if name == DefaultPool {
 		return EffectivePool{Name: name, Backends: c.Servers.Backends, Discovery: c.Servers.Discovery,
-			Strategy: lb.Strategy, HealthCheck: c.HealthCheck, Retries: lb.Retries}, true
+			Strategy: lb.Strategy, HealthCheck: c.HealthCheck, Retries: lb.Retries,
+			CA: c.Servers.CA, TLSSkipVerify: c.Servers.TLSSkipVerify}, true
 	}
 	p, ok := c.Pools[name]
 	if !ok {
 		return EffectivePool{}, false
 	}
 	e := EffectivePool{Name: name, Backends: p.Backends, Discovery: p.Discovery, Strategy: p.Strategy,
-		HealthCheck: c.HealthCheck, Retries: lb.Retries}
+		HealthCheck: c.HealthCheck, Retries: lb.Retries, CA: p.CA, TLSSkipVerify: p.TLSSkipVerify}
 	if e.Strategy == "" {
 		e.Strategy = lb.Strategy
 	}

@@ -271,8 +271,16 @@ func (v *validator) engine(c *Config) {
 	v.check(n >= 0 && n <= MaxProcesses, "load_balancer.processes", "must be 0 (one per CPU), 1 (all in one process) or up to %d, got %d", MaxProcesses, n)
 	v.check(n <= 1 || c.LoadBalancer.Engine != EngineNetHTTP, "load_balancer.processes",
 		"the nethttp front runs in one process; use 1 (or 0), or \"engine\": \"eventloop\"")
-	if c.Servers.CA != "" {
-		_, err := BackendTLS(c)
-		v.check(err == nil, "servers.ca", "%v", err)
+	for _, name := range c.PoolNames() {
+		ep, _ := c.Pool(name)
+		if ep.CA == "" {
+			continue
+		}
+		key := "pools." + name + ".ca"
+		if name == DefaultPool {
+			key = "servers.ca"
+		}
+		_, _, err := BackendTLS(c, ep)
+		v.check(err == nil, key, "%v", err)
 	}
 }

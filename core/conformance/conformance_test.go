@@ -192,7 +192,7 @@ func TestHTTPSBackends(t *testing.T) {
 	for _, name := range fronts {
 		t.Run(name, func(t *testing.T) {
 			srv, conns := exchangetest.TLSBackend(t, "tls")
-			addr := startFront(t, name, exchangetest.NewProxy(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), ReuseAlways: true}, srv.URL))
+			addr := startFront(t, name, exchangetest.Trust(exchangetest.NewProxy(t, exchange.Settings{ReuseAlways: true}, srv.URL), srv))
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 			for i := range 5 {
 				status, body := post(t, client, addr)
@@ -206,7 +206,7 @@ func TestHTTPSBackends(t *testing.T) {
 
 			bad, _ := exchangetest.TLSBackend(t, "untrusted")
 			exchangetest.Untrusted(t, bad)
-			px := exchangetest.NewProxyRetries(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv)}, 1, bad.URL, srv.URL)
+			px := exchangetest.Trust(exchangetest.NewProxyRetries(t, exchange.Settings{}, 1, bad.URL, srv.URL), srv)
 			addr = startFront(t, name, px)
 			for i := range 4 {
 				if status, body := post(t, http.DefaultClient, addr); status != 200 || !strings.HasPrefix(body, "tls ") {
@@ -216,7 +216,7 @@ func TestHTTPSBackends(t *testing.T) {
 			if exchangetest.Backend(px, bad.URL).Failures() == 0 {
 				t.Errorf("the untrusted backend has no failure recorded")
 			}
-			addr = startFront(t, name, exchangetest.NewProxy(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv)}, bad.URL))
+			addr = startFront(t, name, exchangetest.Trust(exchangetest.NewProxy(t, exchange.Settings{}, bad.URL), srv))
 			if status, body := post(t, http.DefaultClient, addr); status != 502 || !strings.Contains(body, "TLS handshake failed") {
 				t.Errorf("untrusted certificate, no other backend: %d %s, want 502 naming the TLS handshake", status, body)
 			}

@@ -3,20 +3,13 @@
 package conformance
 
 import (
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
-
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/config"
 	"github.com/switchyard-lb/switchyard/core/exchange"
-	"github.com/switchyard-lb/switchyard/core/exchange/exchangetest"
 	"github.com/switchyard-lb/switchyard/core/pool"
 	"github.com/switchyard-lb/switchyard/core/strategy"
 )
@@ -96,34 +89,4 @@ var routeWants = map[string][]string{
 	"absolute target's host routes": {`body="api"`},
 	"respond to a body that waits for 100 Continue": {"close=true"},
 	"respond to HTTP/1.0 keep-alive":                {"close=false"},
-}
-
-// An h2c:// backend is reached from the nethttp front; the event loop, which speaks
-// HTTP/1.1 to backends, answers 502 saying so rather than send it HTTP/1.1.
-func TestH2CBackendOnEachFront(t *testing.T) {
-	srv := &http.Server{Handler: h2c.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.Proto)
-	}), &http2.Server{})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	for _, name := range fronts {
-		t.Run(name, func(t *testing.T) {
-			addr := startFront(t, name, exchangetest.NewProxy(t, exchange.Settings{}, "h2c://"+ln.Addr().String()))
-			status, body := post(t, http.DefaultClient, addr)
-			switch name {
-			case config.EngineNetHTTP:
-				if status != 200 || body != "HTTP/2.0" {
-					t.Errorf("%d %q, want the backend reached in HTTP/2", status, body)
-				}
-			default:
-				if status != 502 || !strings.Contains(body, "HTTP/2 only") {
-					t.Errorf("%d %q, want 502 saying the backend speaks HTTP/2 only", status, body)
-				}
-			}
-		})
-	}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/exchange"
-	"github.com/switchyard-lb/switchyard/core/exchange/exchangetest"
 )
 
 func openFDs() int {
@@ -38,7 +37,7 @@ func TestTLSBridgeClosesBothEndsAfterATunnel(t *testing.T) {
 	srv.TLS = &tls.Config{}
 	srv.StartTLS()
 	defer srv.Close()
-	addr, _ := startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), Idle: 5 * time.Second}, srv.URL)
+	addr, _ := startEngineTrusting(t, srv, exchange.Settings{Idle: 5 * time.Second}, srv.URL)
 	old := debug.SetGCPercent(-1)
 	defer debug.SetGCPercent(old)
 	time.Sleep(100 * time.Millisecond)

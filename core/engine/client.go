@@ -352,6 +352,12 @@ func (c *client) use(b *backend.Backend, err error) {
 		c.reply(exchange.NoBackend(err))
 		return
 	}
+	if c.req.Upgrade && strings.HasPrefix(b.Key, "h2c:") {
+		// Not the backend's fault: the request needs what it does not speak.
+		c.keep = false
+		c.reply(exchange.ErrH2CUpgrade.Answer())
+		return
+	}
 	c.b = b
 	c.attempts++
 	b.Start()
@@ -365,11 +371,7 @@ func (c *client) use(b *backend.Backend, err error) {
 			return
 		}
 	}
-	if strings.HasPrefix(b.Key, "h2c:") {
-		c.failed(exchange.ErrH2COnly)
-		return
-	}
-	u, err := c.l.dial(b)
+	u, err := c.l.dial(b, c.route.Upstream)
 	if err != nil {
 		c.failed(exchange.ErrConnect)
 		return
@@ -377,7 +379,7 @@ func (c *client) use(b *backend.Backend, err error) {
 	u.c, c.up = c, u
 	c.st = stConnecting
 	c.setTimer(phConnect)
-	if writeWhileConnecting && c.req.Framing == h1.BodyNone && u.tls == nil {
+	if writeWhileConnecting && c.req.Framing == h1.BodyNone && u.bridge == nil {
 		// A connection to a nearby backend is often up by the time connect
 		// returns: the request is written at once, and if the connection is not
 		// up yet it waits in u.out until it is (HAProxy does the same). This

@@ -12,7 +12,6 @@ package engine
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/net/http2"
 
 	"github.com/switchyard-lb/switchyard/core/evloop"
 	"github.com/switchyard-lb/switchyard/core/exchange"
@@ -55,8 +55,8 @@ type Config struct {
 // Engine serves clients on event loops until Shutdown.
 type Engine struct {
 	cfg      Config
-	pool     *pool.Pool             // cfg.Proxy's
-	sessions tls.ClientSessionCache // TLS sessions with https backends, resumed by new connections
+	pool     *pool.Pool       // cfg.Proxy's
+	h2c      *http2.Transport // starts the HTTP/2 connections to h2c backends (h2c.go)
 	addr     *net.TCPAddr
 	loops    []*loop
 	wg       sync.WaitGroup
@@ -71,7 +71,7 @@ func Start(cfg Config) (*Engine, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	e := &Engine{cfg: cfg, pool: cfg.Proxy.Pool(), sessions: tls.NewLRUClientSessionCache(1024)}
+	e := &Engine{cfg: cfg, pool: cfg.Proxy.Pool(), h2c: newH2CTransport(cfg.Timeouts)}
 	addr := cfg.Addr
 	for range cfg.Loops {
 		l, err := e.newLoop(addr)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -21,7 +22,19 @@ import (
 // startEngine serves urls on one loop and returns its address and proxy.
 func startEngine(t *testing.T, s exchange.Settings, urls ...string) (string, *exchange.Proxy) {
 	t.Helper()
-	px := exchangetest.NewProxy(t, s, urls...)
+	return serveEngine(t, exchangetest.NewProxy(t, s, urls...))
+}
+
+// startEngineTrusting is startEngine whose https backends are verified against
+// srv's certificate.
+func startEngineTrusting(t *testing.T, srv *httptest.Server, s exchange.Settings, urls ...string) (string, *exchange.Proxy) {
+	t.Helper()
+	return serveEngine(t, exchangetest.Trust(exchangetest.NewProxy(t, s, urls...), srv))
+}
+
+// serveEngine serves px on an engine of one loop.
+func serveEngine(t *testing.T, px *exchange.Proxy) (string, *exchange.Proxy) {
+	t.Helper()
 	e, err := Start(Config{Addr: "127.0.0.1:0", Loops: 1, Proxy: px, Limits: h1.DefaultLimits,
 		Status:   func(answer func([]byte)) { answer([]byte("{}")) },
 		Timeouts: Timeouts{Connect: time.Second, ResponseHeader: 2 * time.Second, Idle: 10 * time.Second, ReadHeader: 2 * time.Second, BodyIdle: 2 * time.Second}})
@@ -34,7 +47,7 @@ func startEngine(t *testing.T, s exchange.Settings, urls ...string) (string, *ex
 
 func TestHTTPSBackendThroughTheLoop(t *testing.T) {
 	srv, conns := exchangetest.TLSBackend(t, "tls")
-	addr, _ := startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv), ReuseAlways: true}, srv.URL)
+	addr, _ := startEngineTrusting(t, srv, exchange.Settings{ReuseAlways: true}, srv.URL)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	for i := range 5 {
 		resp, err := client.Post("http://"+addr+"/path?q=1", "text/plain", strings.NewReader("body"))
@@ -72,7 +85,7 @@ func TestHTTPSBackendThroughTheLoop(t *testing.T) {
 // close whatever socket reused the number, another bridge's among them.
 func TestTLSBridgesSurviveGarbageCollection(t *testing.T) {
 	srv, _ := exchangetest.TLSBackend(t, "tls")
-	addr, _ := startEngine(t, exchange.Settings{BackendTLS: exchangetest.Trusting(srv)}, srv.URL)
+	addr, _ := startEngineTrusting(t, srv, exchange.Settings{}, srv.URL)
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {

@@ -23,18 +23,24 @@ import (
 	"github.com/switchyard-lb/switchyard/core/exchange"
 )
 
-// An https backend is reached through a TLS bridge: the loop's end of the upstream
-// connection is one end of a socket pair, and a goroutine carries the other end over
-// TLS to the backend. The loop then speaks HTTP/1.1 to it as to any backend, with
-// the same framing, pooling and checks; crypto/tls does the rest. The connection
-// counts as connecting until the TLS handshake is done, so a backend that cannot be
-// reached, or whose certificate fails, has got no byte of the request, and the
-// request may go to another backend whatever its method.
+// An https or h2c backend is reached through a bridge: the loop's end of the
+// upstream connection is one end of a socket pair, and a goroutine serves the other
+// end. The loop then speaks HTTP/1.1 to it as to any backend, with the same framing,
+// pooling and checks. For https the goroutine carries the bytes over TLS
+// (crypto/tls does the rest); for h2c it sends each request on as a stream of an
+// HTTP/2 connection that the backend's bridges share (h2c.go). The connection counts
+// as connecting until the bridge has reached the backend (a TLS handshake done, an
+// HTTP/2 connection up), so a backend that cannot be reached, or whose certificate
+// fails, has got no byte of the request, and the request may go to another backend
+// whatever its method.
 
-// bridgeProcs gives the bridges a processor of their own, once (see dialTLS).
+// bridgeProcs gives the bridges a processor of their own, once (see dialBridge).
 var bridgeProcs sync.Once
 
-// bridge is the goroutine side of one TLS upstream connection.
+// bridgesOpened counts the bridges opened since the process started.
+var bridgesOpened atomic.Int64
+
+// bridge is the goroutine side of one bridged upstream connection.
 type bridge struct {
 	// tunnel is set when the connection carries an upgraded exchange: the end of
 	// the loop's side is then passed on as a half-close (close_notify), not as the
@@ -42,9 +48,9 @@ type bridge struct {
 	tunnel atomic.Bool
 
 	mu      sync.Mutex
-	local   net.Conn // the socket pair's far end
-	tc      *tls.Conn
-	aborted bool // abort ran: whatever comes is closed at once
+	local   net.Conn  // the socket pair's far end
+	far     io.Closer // the TLS connection, or what ends an h2c bridge's streams
+	aborted bool      // abort ran: whatever comes is closed at once
 }
 
 // abort closes both of the bridge's connections, now or as soon as they exist: the
@@ -56,23 +62,40 @@ func (br *bridge) abort() {
 	if br.local != nil {
 		br.local.Close()
 	}
-	if br.tc != nil {
-		br.tc.Close()
+	if br.far != nil {
+		br.far.Close()
 	}
 }
 
-// closeFD closes the connection's loop side; an https backend's bridge goes with it,
-// whatever it was waiting for (a backend that says nothing, or takes nothing).
+// attach records far as what abort closes. When abort already ran it closes far at
+// once and reports false: the loop gave up meanwhile.
+func (br *bridge) attach(far io.Closer) bool {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if br.aborted {
+		far.Close()
+		return false
+	}
+	br.far = far
+	return true
+}
+
+// errAbandoned ends a bridge whose loop side went away while it reached the
+// backend.
+var errAbandoned = errors.New("connection abandoned while reaching the backend")
+
+// closeFD closes the connection's loop side; a bridge goes with it, whatever it was
+// waiting for (a backend that says nothing, or takes nothing).
 func (u *upstream) closeFD() {
 	u.sock.closeFD()
-	if u.tls != nil {
-		u.tls.abort()
+	if u.bridge != nil {
+		u.bridge.abort()
 	}
 }
 
-// dialTLS opens a connection to the https backend b at ap; it completes when
-// handshaken runs on the loop.
-func (l *loop) dialTLS(b *backend.Backend, ap netip.AddrPort) (*upstream, error) {
+// dialBridge opens a bridged connection to b at ap, served by run on a goroutine of
+// its own; it completes when run calls done, on the loop (see bridged).
+func (l *loop) dialBridge(b *backend.Backend, ap netip.AddrPort, run func(br *bridge, local *net.UnixConn, done func(error))) (*upstream, error) {
 	bridgeProcs.Do(func() {
 		// The bridges' goroutines run beside the loops: with no processor but the
 		// one a loop holds, they would wait for the runtime's monitor to poll the
@@ -94,14 +117,15 @@ func (l *loop) dialTLS(b *backend.Backend, ap netip.AddrPort) (*upstream, error)
 		unix.Close(fds[1])
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fds[1]), "tls-bridge")
+	f := os.NewFile(uintptr(fds[1]), "bridge")
 	far, err := net.FileConn(f)
 	f.Close() // FileConn holds a copy; the File closes its own, once
 	if err != nil {
 		unix.Close(fds[0])
 		return nil, err
 	}
-	u := &upstream{sock: sock{l: l, fd: fds[0]}, b: b, connecting: true, tls: new(bridge)}
+	bridgesOpened.Add(1)
+	u := &upstream{sock: sock{l: l, fd: fds[0]}, b: b, connecting: true, bridge: new(bridge)}
 	u.addr = ap
 	u.timer = l.ev.NewTimer(u.idleExpired)
 	if err := l.ev.Add(fds[0], evloop.Readable|evloop.Writable, u); err != nil {
@@ -109,38 +133,51 @@ func (l *loop) dialTLS(b *backend.Backend, ap netip.AddrPort) (*upstream, error)
 		far.Close()
 		return nil, err
 	}
-	_, hostport, _ := strings.Cut(b.Key, "://")
-	cfg := l.e.cfg.Proxy.Settings().TLSFor(hostport, l.e.sessions)
-	go u.tls.run(far.(*net.UnixConn), ap, cfg, l.e.cfg.Timeouts.Connect, func(err error) {
-		l.ev.Execute(func() { u.handshaken(err) })
+	local := far.(*net.UnixConn)
+	u.bridge.mu.Lock()
+	u.bridge.local = local
+	u.bridge.mu.Unlock()
+	go run(u.bridge, local, func(err error) {
+		l.ev.Execute(func() { u.bridged(err) })
 	})
 	return u, nil
 }
 
-// handshaken learns, on the loop, whether the bridge reached the backend.
-func (u *upstream) handshaken(err error) {
-	if u.fd < 0 || u.tls == nil || !u.connecting {
+// dialTLS opens a connection to the https backend b at ap, verified as t says.
+func (l *loop) dialTLS(b *backend.Backend, ap netip.AddrPort, t *exchange.BackendTLS) (*upstream, error) {
+	_, hostport, _ := strings.Cut(b.Key, "://")
+	cfg := t.For(hostport, false)
+	timeout := l.e.cfg.Timeouts.Connect
+	return l.dialBridge(b, ap, func(br *bridge, local *net.UnixConn, done func(error)) {
+		br.runTLS(local, ap, cfg, timeout, done)
+	})
+}
+
+// bridged learns, on the loop, whether the bridge reached the backend.
+func (u *upstream) bridged(err error) {
+	if u.fd < 0 || u.bridge == nil || !u.connecting {
 		return // given up meanwhile (a timeout, the client gone)
 	}
 	if err != nil {
 		if c := u.c; c != nil {
-			u.l.e.cfg.Log.Debug("backend TLS handshake failed", "backend", u.b.URL, "error", err)
-			c.failed(exchange.ErrTLS)
+			u.l.e.cfg.Log.Debug("bridge to the backend failed", "backend", u.b.URL, "error", err)
+			if strings.HasPrefix(u.b.Key, "https:") {
+				c.failed(exchange.ErrTLS)
+			} else {
+				c.failed(exchange.ErrConnect)
+			}
 			return
 		}
 		u.closeFD()
 		return
 	}
-	u.tlsUp = true
+	u.bridgeUp = true
 	u.OnEvents(evloop.Writable)
 }
 
-// run dials ap, shakes hands, reports how that went with done, then carries bytes
-// both ways until the connection ends.
-func (br *bridge) run(local *net.UnixConn, ap netip.AddrPort, cfg *tls.Config, timeout time.Duration, done func(error)) {
-	br.mu.Lock()
-	br.local = local
-	br.mu.Unlock()
+// runTLS dials ap, shakes hands, reports how that went with done, then carries
+// bytes both ways until the connection ends.
+func (br *bridge) runTLS(local *net.UnixConn, ap netip.AddrPort, cfg *tls.Config, timeout time.Duration, done func(error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), max(timeout, time.Second))
 	d := net.Dialer{KeepAlive: 30 * time.Second}
 	raw, err := d.DialContext(ctx, "tcp", ap.String())
@@ -157,13 +194,8 @@ func (br *bridge) run(local *net.UnixConn, ap netip.AddrPort, cfg *tls.Config, t
 		done(err)
 		return
 	}
-	br.mu.Lock()
-	br.tc = tc
-	aborted := br.aborted
-	br.mu.Unlock()
-	if aborted { // the loop gave up meanwhile
-		tc.Close()
-		done(errors.New("connection abandoned during the TLS handshake"))
+	if !br.attach(tc) {
+		done(errAbandoned)
 		return
 	}
 	done(nil)

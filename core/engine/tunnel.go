@@ -13,8 +13,8 @@ package engine
 func (c *client) startTunnel() {
 	c.st = stTunnel
 	c.up.tunnel = true
-	if c.up.tls != nil {
-		c.up.tls.tunnel.Store(true)
+	if c.up.bridge != nil {
+		c.up.bridge.tunnel.Store(true)
 	}
 	if c.worker { // an open tunnel holds no worker, only its backend's in-flight slot
 		c.worker = false

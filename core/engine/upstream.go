@@ -33,8 +33,8 @@ type upstream struct {
 	left       int64 // BodyLength: body bytes still to come
 	chunk      h1.Chunked
 	dechunk    bool    // the client speaks HTTP/1.0: a chunked body goes on as plain bytes
-	tls        *bridge // an https backend's: the bridge that carries it over TLS (tls.go)
-	tlsUp      bool    // the bridge's handshake is done
+	bridge     *bridge // an https or h2c backend's: the bridge that carries it (tls.go)
+	bridgeUp   bool    // the bridge reached the backend
 }
 
 // sound reports whether nothing arrived on the pooled connection: no byte, no end
@@ -43,14 +43,18 @@ func (u *upstream) sound() bool {
 	return evloop.Peek(u.fd)
 }
 
-// dial opens a connection to b on l; it completes with a Writable event.
-func (l *loop) dial(b *backend.Backend) (*upstream, error) {
+// dial opens a connection to b, a backend of the pool up, on l; it completes with a
+// Writable event.
+func (l *loop) dial(b *backend.Backend, up *exchange.Upstream) (*upstream, error) {
 	ap, err := dialAddr(b)
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(b.Key, "https:") {
-		return l.dialTLS(b, ap)
+	switch {
+	case strings.HasPrefix(b.Key, "https:"):
+		return l.dialTLS(b, ap, up.TLS())
+	case strings.HasPrefix(b.Key, "h2c:"):
+		return l.dialH2C(b, ap)
 	}
 	fd, err := evloop.Dial(ap)
 	if err != nil {
@@ -106,8 +110,8 @@ func (u *upstream) OnEvents(ev evloop.Events) {
 		return
 	}
 	if u.connecting {
-		if u.tls != nil && !u.tlsUp {
-			return // the bridge is still shaking hands (see handshaken)
+		if u.bridge != nil && !u.bridgeUp {
+			return // the bridge is still reaching the backend (see bridged)
 		}
 		if err := evloop.ConnectError(u.fd); err != nil {
 			if errors.Is(err, unix.EINPROGRESS) || errors.Is(err, unix.EALREADY) {

@@ -111,9 +111,9 @@ var (
 	ErrNotSent   = &Failure{Msg: "backend failed: connection error", NotSent: true}
 	ErrMalformed = &Failure{Msg: "backend failed: malformed answer"}
 	ErrTimeout   = &Failure{Msg: "backend timed out", Timeout: true}
-	// ErrH2COnly: the backend speaks HTTP/2 without TLS (h2c://), which the event
-	// loop does not; nothing was sent.
-	ErrH2COnly = &Failure{Msg: "backend failed: it speaks HTTP/2 only (h2c), which this listener's front does not; serve these clients on a TLS or h2c listener", NotSent: true}
+	// ErrH2CUpgrade: an upgrade (WebSocket) needs HTTP/1.1, and the backend speaks
+	// HTTP/2 only (h2c://); nothing was sent.
+	ErrH2CUpgrade = &Failure{Msg: "backend failed: it speaks HTTP/2 only (h2c), and an upgrade needs HTTP/1.1", NotSent: true}
 )
 
 // statusText is the reason phrase of the proxy's own answers.

@@ -1,8 +1,6 @@
 package exchange
 
 import (
-	"crypto/tls"
-	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -26,27 +24,6 @@ type Settings struct {
 	ConnectTimeout time.Duration // dialing a backend
 	Idle           time.Duration // longest silence of an upgraded (WebSocket) connection
 	AccessLog      *AccessLog    // one line per request; nil: off
-	// BackendTLS configures connections to https backends (servers.ca,
-	// servers.tls_skip_verify); nil verifies against the system's roots.
-	BackendTLS *tls.Config
-}
-
-// TLSFor is the TLS configuration of a new connection to the https backend at
-// hostport: BackendTLS's, with the backend's host name, HTTP/1.1 by ALPN and the
-// caller's session cache, so that a new connection resumes a session.
-func (s *Settings) TLSFor(hostport string, sessions tls.ClientSessionCache) *tls.Config {
-	var cfg *tls.Config
-	if s.BackendTLS != nil {
-		cfg = s.BackendTLS.Clone()
-	} else {
-		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName, _, _ = net.SplitHostPort(hostport)
-	}
-	cfg.NextProtos = []string{"http/1.1"}
-	cfg.ClientSessionCache = sessions
-	return cfg
 }
 
 // OutcomeObserver hears the result of every request sent to a backend; it must not

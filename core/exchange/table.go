@@ -24,6 +24,7 @@ type Upstream struct {
 	backends *backend.Set
 	picker   atomic.Pointer[pickerBox]
 	retries  atomic.Int64
+	tls      atomic.Pointer[BackendTLS]
 }
 
 // NewUpstream returns the pool called name over backends, picked by picker.

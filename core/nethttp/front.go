@@ -63,14 +63,15 @@ type Config struct {
 type Front struct {
 	cfg    Config
 	server *http.Server
-	pooled *http.Transport // keep-alive connections to backends
-	fresh  *http.Transport // a connection per request (load_balancer.reuse "safe")
-	h2c    *backend.H2C    // h2c:// backends (HTTP/2 without TLS), multiplexed
-	// sessions are the TLS sessions with https backends, resumed by new connections.
-	sessions tls.ClientSessionCache
-	h2       *http2.Server  // HTTP/2 to clients (TLS with h2 by ALPN, or h2c)
-	h2conns  sync.WaitGroup // the HTTP/2 connections being served
-	done     chan struct{}
+	// byTLS holds the transports to backends (*transports), by the
+	// *exchange.BackendTLS of the pools they serve.
+	byTLS   sync.Map
+	h2c     *backend.H2C   // h2c:// backends (HTTP/2 without TLS), multiplexed
+	h2      *http2.Server  // HTTP/2 to clients (TLS with h2 by ALPN, or h2c)
+	h2conns sync.WaitGroup // the HTTP/2 connections being served
+	h2mu    sync.Mutex
+	h2open  map[net.Conn]struct{} // the same, to close when a drain runs out of time
+	done    chan struct{}
 }
 
 // connKey finds a request's connection in its context.
@@ -99,8 +100,8 @@ func Serve(cfg Config) *Front {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	f := &Front{cfg: cfg, done: make(chan struct{}), sessions: tls.NewLRUClientSessionCache(1024)}
-	f.pooled, f.fresh, f.h2c = f.transport(true), f.transport(false), f.h2cTransport()
+	f := &Front{cfg: cfg, done: make(chan struct{}), h2open: map[net.Conn]struct{}{}}
+	f.h2c = f.h2cTransport()
 	f.server = &http.Server{
 		Handler:           f,
 		ReadHeaderTimeout: cfg.Timeouts.ReadHeader,
@@ -145,8 +146,17 @@ func (f *Front) Shutdown(ctx context.Context) error {
 	case <-h2done:
 	case <-ctx.Done():
 		err = ctx.Err()
+		// What HTTP/2 streams are left are cut off, as HTTP/1.1's are.
+		f.h2mu.Lock()
+		for c := range f.h2open {
+			_ = c.Close()
+		}
+		f.h2mu.Unlock()
 	}
-	f.pooled.CloseIdleConnections()
+	f.byTLS.Range(func(_, v any) bool {
+		v.(*transports).pooled.CloseIdleConnections()
+		return true
+	})
 	f.h2c.CloseIdleConnections()
 	return err
 }

@@ -274,7 +274,7 @@ func TestHTTPSBackendByALPN(t *testing.T) {
 		srv.EnableHTTP2 = h2
 		srv.StartTLS()
 		t.Cleanup(srv.Close)
-		addr := serveOn(t, exchangetest.NewProxy(t, exchange.Settings{MaxHeaders: 100, ReuseAlways: true, BackendTLS: exchangetest.Trusting(srv)}, srv.URL), Config{})
+		addr := serveOn(t, exchangetest.Trust(exchangetest.NewProxy(t, exchange.Settings{MaxHeaders: 100, ReuseAlways: true}, srv.URL), srv), Config{})
 		resp, err := http.Get("http://" + addr + "/")
 		if err != nil {
 			t.Fatal(err)

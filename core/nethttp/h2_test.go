@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/exchange/exchangetest"
+	"github.com/switchyard-lb/switchyard/core/h1"
 )
 
 // h2cClient speaks HTTP/2 without TLS to an h2c listener.
@@ -194,5 +196,50 @@ func TestH2SlowReaderHoldsTheBackendBack(t *testing.T) {
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err != nil || n != total {
 		t.Errorf("the client read %d bytes (%v), want %d", n, err, total)
+	}
+}
+
+// A drain that runs out of time cuts off the HTTP/2 streams left, as it does the
+// HTTP/1.1 exchanges: a stream that never ends does not hold a replaced listener
+// open.
+func TestH2DrainCutsOffWhatIsLeftAtItsEnd(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 400 && r.Context().Err() == nil; i++ { // 20 s at most
+			io.WriteString(w, "tick;")
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Serve(Config{Listener: ln, H2C: true, Proxy: exchangetest.NewProxy(t, exchange.Settings{MaxHeaders: 100}, srv.URL),
+		Limits: h1.DefaultLimits, Status: func() []byte { return []byte(`{}`) },
+		Timeouts: Timeouts{Connect: time.Second, ResponseHeader: 2 * time.Second, Idle: 10 * time.Second, ReadHeader: 2 * time.Second, BodyIdle: 2 * time.Second}})
+	resp, err := h2cClient().Get("http://" + ln.Addr().String() + "/endless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "tick;" {
+		t.Fatalf("the stream's first bytes: %q %v", buf, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- f.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		if err == nil {
+			t.Errorf("Shutdown with a stream that never ends = nil, want the drain's timeout")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown did not return after its drain timeout: the HTTP/2 stream holds it")
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+		t.Errorf("the stream ended as if whole after being cut off")
 	}
 }

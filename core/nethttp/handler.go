@@ -1,15 +1,19 @@
 package nethttp
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
@@ -161,30 +165,39 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		x.b, x.picker, x.attempts = b, picker, attempt
+		scheme := b.Key[:strings.IndexByte(b.Key, ':')]
+		if upgrade && scheme == "h2c" {
+			// Not the backend's fault: the request needs what it does not speak.
+			x.own(exchange.ErrH2CUpgrade.Answer(), true)
+			return
+		}
 		out := f.outRequest(st, w, rt, r, b, c, body, upgrade)
 		if upgrade {
 			f.tunnel(x, out)
 			return
 		}
-		scheme := b.Key[:strings.IndexByte(b.Key, ':')]
 		if grpc && scheme == "http" {
 			x.grpcUnavailable("the backend speaks HTTP/1.1 only; gRPC needs HTTP/2 (h2c:// or https://)")
 			return
 		}
 		b.Start()
 		sent := time.Now()
-		var tr http.RoundTripper = f.pooled
+		ts := f.transportsFor(u.TLS())
+		var tr http.RoundTripper = ts.pooled
 		switch {
-		case scheme == "h2c":
-			tr = f.h2c
 		case !s.ReuseAlways && first && !grpc:
 			// A client connection's first request takes no idle connection that
 			// another client used last (load_balancer.reuse "safe"). A gRPC call
 			// needs HTTP/2, which the pooled connections speak where the backend
 			// offers it: each stream is its own request there.
-			tr = f.fresh
+			tr = ts.fresh
 		}
-		resp, err := tr.RoundTrip(out)
+		var resp *http.Response
+		if scheme == "h2c" {
+			resp, err = f.roundTripH2C(out)
+		} else {
+			resp, err = tr.RoundTrip(out)
+		}
 		if err == nil && grpc && resp.ProtoMajor < 2 {
 			resp.Body.Close()
 			b.Abandon()
@@ -517,8 +530,27 @@ func (x *exchangeState) answer(resp *http.Response, sent time.Time) {
 func (x *exchangeState) copyBody(resp *http.Response) (err error, clientGone bool) {
 	buf := x.st.copy
 	rc := http.NewResponseController(x.w)
+	idle := x.f.cfg.Timeouts.BodyIdle
+	var stall *time.Timer
+	var stalled atomic.Bool
+	if resp.ProtoMajor == 2 && idle > 0 {
+		// An HTTP/2 answer comes on a stream, not on a connection of its own that
+		// the answer gate times (see transport): a stream silent for body_idle is
+		// ended here.
+		stall = time.AfterFunc(idle, func() {
+			stalled.Store(true)
+			resp.Body.Close()
+		})
+		defer stall.Stop()
+	}
 	for {
 		n, rerr := resp.Body.Read(buf)
+		if stall != nil {
+			if stalled.Load() {
+				return os.ErrDeadlineExceeded, false
+			}
+			stall.Reset(idle)
+		}
 		if n > 0 {
 			if _, werr := x.w.Write(buf[:n]); werr != nil {
 				return nil, true
@@ -730,4 +762,28 @@ func passInterim(w http.ResponseWriter, code int, header http.Header) {
 	for name := range header {
 		delete(h, name)
 	}
+}
+
+// roundTripH2C sends out to its h2c backend, and waits for the answer's head for
+// response_header at most, as net/http's transport does for the other backends.
+func (f *Front) roundTripH2C(out *http.Request) (*http.Response, error) {
+	d := f.cfg.Timeouts.ResponseHeader
+	if d <= 0 {
+		return f.h2c.RoundTrip(out)
+	}
+	ctx, cancel := context.WithCancel(out.Context())
+	late := time.AfterFunc(d, cancel)
+	resp, err := f.h2c.RoundTrip(out.WithContext(ctx))
+	if !late.Stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, fmt.Errorf("no answer from the backend within response_header: %w", os.ErrDeadlineExceeded)
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	// The context lives on with the answer's body, and ends with the request's.
+	return resp, nil
 }

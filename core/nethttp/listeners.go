@@ -140,6 +140,14 @@ func (p *prefixed) Read(b []byte) (int, error) {
 func (f *Front) serveH2(c net.Conn) {
 	f.h2conns.Add(1)
 	defer f.h2conns.Done()
+	f.h2mu.Lock()
+	f.h2open[c] = struct{}{}
+	f.h2mu.Unlock()
+	defer func() {
+		f.h2mu.Lock()
+		delete(f.h2open, c)
+		f.h2mu.Unlock()
+	}()
 	st := &conn{tls: f.cfg.TLS != nil}
 	st.ip = clientIP(c)
 	ctx := context.WithValue(context.Background(), connKey{}, st)

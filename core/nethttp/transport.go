@@ -18,9 +18,28 @@ import (
 // loop bounds its own per loop.
 const maxIdlePerBackend = 256
 
-// transport returns the net/http transport to backends: with keep-alive (pooled),
-// or a connection per request that closes after its answer.
-func (f *Front) transport(pooled bool) *http.Transport {
+// transports are the net/http transports to the backends of the pools that reach
+// https backends with one BackendTLS: pools that verify differently share no pooled
+// connection.
+type transports struct {
+	pooled *http.Transport // keep-alive connections to backends
+	fresh  *http.Transport // a connection per request (load_balancer.reuse "safe")
+}
+
+// transportsFor returns the transports of the pools whose https backends are
+// reached with t.
+func (f *Front) transportsFor(t *exchange.BackendTLS) *transports {
+	if v, ok := f.byTLS.Load(t); ok {
+		return v.(*transports)
+	}
+	v, _ := f.byTLS.LoadOrStore(t, &transports{pooled: f.transport(true, t), fresh: f.transport(false, t)})
+	return v.(*transports)
+}
+
+// transport returns the net/http transport to backends of pools reaching https
+// backends with bt: with keep-alive (pooled), or a connection per request that
+// closes after its answer.
+func (f *Front) transport(pooled bool, bt *exchange.BackendTLS) *http.Transport {
 	t := f.cfg.Timeouts
 	d := &net.Dialer{Timeout: t.Connect, KeepAlive: 30 * time.Second}
 	return &http.Transport{
@@ -36,7 +55,7 @@ func (f *Front) transport(pooled bool) *http.Transport {
 			return newAnswerGate(&backend.IdleConn{Conn: c, WriteIdle: t.BodyIdle}, f.cfg.Limits, t.BodyIdle, f.staleCounter("http://"+addr)), nil
 		},
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := f.dialTLS(ctx, addr, pooled)
+			c, err := f.dialTLS(ctx, addr, pooled, bt)
 			if err != nil {
 				return nil, err
 			}

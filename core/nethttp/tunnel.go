@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/exchange"
 )
 
 // An upgraded connection (WebSocket): the request goes on a backend connection of
@@ -27,7 +28,7 @@ func (f *Front) tunnel(x *exchangeState, out *http.Request) {
 	b := x.b
 	b.Start()
 	sent := time.Now()
-	up, err := f.dialBackend(out.Context(), b)
+	up, err := f.dialBackend(out.Context(), b, x.route.Upstream.TLS())
 	if err == nil {
 		up = newAnswerGate(up, f.cfg.Limits, 0, nil)
 	}
@@ -114,11 +115,12 @@ func (f *Front) tunnel(x *exchangeState, out *http.Request) {
 	x.finish(b.Answers, b.URL)
 }
 
-// dialBackend opens a connection of its own to b: TCP, then TLS for https.
-func (f *Front) dialBackend(ctx context.Context, b *backend.Backend) (net.Conn, error) {
+// dialBackend opens a connection of its own to b: TCP, then TLS for https, as bt
+// says.
+func (f *Front) dialBackend(ctx context.Context, b *backend.Backend, bt *exchange.BackendTLS) (net.Conn, error) {
 	scheme, hostport, _ := strings.Cut(b.Key, "://")
 	if scheme == "https" {
-		return f.dialTLS(ctx, hostport, false)
+		return f.dialTLS(ctx, hostport, false, bt)
 	}
 	d := &net.Dialer{Timeout: f.cfg.Timeouts.Connect, KeepAlive: 30 * time.Second}
 	return d.DialContext(ctx, "tcp", hostport)
@@ -127,10 +129,9 @@ func (f *Front) dialBackend(ctx context.Context, b *backend.Backend) (net.Conn, 
 // errTLS marks a TLS handshake with a backend that failed: nothing was sent.
 var errTLS = errors.New("TLS handshake with the backend failed")
 
-// dialTLS connects to the https backend at hostport: TCP, then a TLS handshake with
-// the live settings' configuration (servers.ca, servers.tls_skip_verify), the
-// backend's host name, HTTP/1.1 by ALPN and the front's session cache.
-func (f *Front) dialTLS(ctx context.Context, hostport string, h2 bool) (*tls.Conn, error) {
+// dialTLS connects to the https backend at hostport: TCP, then a TLS handshake as
+// its pool's bt says (ca, tls_skip_verify), offering h2 by ALPN when h2 is set.
+func (f *Front) dialTLS(ctx context.Context, hostport string, h2 bool, bt *exchange.BackendTLS) (*tls.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, max(f.cfg.Timeouts.Connect, time.Second))
 	defer cancel()
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
@@ -138,10 +139,7 @@ func (f *Front) dialTLS(ctx context.Context, hostport string, h2 bool) (*tls.Con
 	if err != nil {
 		return nil, err
 	}
-	cfg := f.cfg.Proxy.Settings().TLSFor(hostport, f.sessions)
-	if h2 {
-		cfg.NextProtos = []string{"h2", "http/1.1"}
-	}
+	cfg := bt.For(hostport, h2)
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = c.Close()

@@ -109,6 +109,16 @@ func Untrusted(t testing.TB, srv *httptest.Server) {
 	srv.TLS.Certificates = []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}
 }
 
+// Trust makes every pool of p verify https backends against srv's certificate
+// (httptest's), and returns p.
+func Trust(p *exchange.Proxy, srv *httptest.Server) *exchange.Proxy {
+	bt := exchange.NewBackendTLS(Trusting(srv), "trust "+srv.URL)
+	for _, u := range p.Table().Upstreams() {
+		u.SetTLS(bt)
+	}
+	return p
+}
+
 // Trusting is a TLS configuration that trusts srv's certificate (httptest's).
 func Trusting(srv *httptest.Server) *tls.Config {
 	roots := x509.NewCertPool()

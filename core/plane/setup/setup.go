@@ -5,8 +5,6 @@
 package setup
 
 import (
-	"fmt"
-
 	"github.com/switchyard-lb/switchyard/core/backend"
 
 	"github.com/switchyard-lb/switchyard/core/config"
@@ -36,10 +34,6 @@ func ProxySettings(cfg *config.Config, access *AccessLog) (exchange.Settings, er
 	if access != nil {
 		s.AccessLog = access.log
 	}
-	var err error
-	if s.BackendTLS, err = config.BackendTLS(cfg); err != nil {
-		return s, fmt.Errorf("servers.ca: %w", err)
-	}
 	return s, nil
 }
 
@@ -55,7 +49,11 @@ func SetFailurePolicy(p strategy.Picker, name string, cfg *config.Config) {
 // gives by name (nil for a pool it does not run, whose routes then answer as if
 // the pool had no backend). Requests that match no route go to default, or get 404
 // no_route when servers has no backends and no discovery.
+//
+// Each pool's Upstream is told how to reach its https backends (ca,
+// tls_skip_verify).
 func Table(cfg *config.Config, gen uint64, upstream func(name string) *exchange.Upstream) *exchange.Table {
+	upstream = withTLS(cfg, upstream)
 	specs := make([]exchange.RouteSpec, len(cfg.Routes))
 	for i, r := range cfg.Routes {
 		m := r.Match
@@ -86,4 +84,28 @@ func Table(cfg *config.Config, gen uint64, upstream func(name string) *exchange.
 		def = upstream(config.DefaultPool)
 	}
 	return exchange.NewTable(gen, specs, def)
+}
+
+// withTLS wraps upstream so that each pool it gives is told, once, its TLS to https
+// backends under cfg.
+func withTLS(cfg *config.Config, upstream func(string) *exchange.Upstream) func(string) *exchange.Upstream {
+	told := map[string]*exchange.Upstream{}
+	return func(name string) *exchange.Upstream {
+		if u, ok := told[name]; ok {
+			return u
+		}
+		u := upstream(name)
+		told[name] = u
+		if u == nil {
+			return nil
+		}
+		if ep, ok := cfg.Pool(name); ok {
+			// Validation read the same files; a CA file broken since keeps the
+			// pool's TLS as it was.
+			if base, key, err := config.BackendTLS(cfg, ep); err == nil {
+				u.SetTLS(exchange.NewBackendTLS(base, key))
+			}
+		}
+		return u
+	}
 }
