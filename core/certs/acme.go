@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/hashicorp/go-hclog"
@@ -40,13 +41,19 @@ type ACMEConfig struct {
 	HTTPAddr string
 	// Log hears certmagic's messages, info as debug (nil: none).
 	Log hclog.Logger
+
+	// renewalWindow is the part of a certificate's lifetime, counted back from its
+	// expiry, in which it is renewed (0: certmagic's, a third). Tests set 1: a
+	// certificate is due as soon as it is issued.
+	renewalWindow float64
 }
 
 // ACME is a TLS listener's certificates obtained from an ACME CA and renewed before
 // they expire, by certmagic (the library Caddy uses): one per domain, loaded from
 // storage when an earlier run obtained it. Until a domain has one, its handshakes
-// fail with the TLS alert internal_error and Pending says why. ACME is safe for use
-// by multiple goroutines.
+// fail with the TLS alert internal_error and Pending says why; while its renewal
+// fails, it keeps serving and Infos says why. ACME is safe for use by multiple
+// goroutines.
 type ACME struct {
 	domains []string // lower case, in the order of the config
 	dir     string
@@ -56,9 +63,12 @@ type ACME struct {
 	log     hclog.Logger
 	changed chan struct{}
 	stop    sync.Once
+	done    chan struct{}  // closed by Stop
+	wg      sync.WaitGroup // the goroutines of announceRenewed
 
-	mu   sync.Mutex
-	errs map[string]error // domain → why its last attempt failed, until it has a certificate
+	mu      sync.Mutex
+	errs    map[string]error // domain → why its last attempt to obtain or renew failed, until one succeeds
+	stopped bool             // no goroutine starts once Stop has begun
 }
 
 // NewACME prepares a source for cfg's domains: nothing is asked of the CA before
@@ -73,7 +83,7 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
-	a := &ACME{dir: cfg.Directory, log: cfg.Log, changed: make(chan struct{}, 1), errs: map[string]error{}}
+	a := &ACME{dir: cfg.Directory, log: cfg.Log, changed: make(chan struct{}, 1), done: make(chan struct{}), errs: map[string]error{}}
 	for _, d := range cfg.Domains {
 		a.domains = append(a.domains, strings.ToLower(d))
 	}
@@ -97,6 +107,7 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 		Storage:            &certmagic.FileStorage{Path: cfg.Storage},
 		DefaultServerName:  a.domains[0],
 		FallbackServerName: a.domains[0],
+		RenewalWindowRatio: cfg.renewalWindow,
 		OnEvent:            a.event,
 		ShouldEmitFunc:     func(event string) bool { return event != "tls_get_certificate" },
 		Logger:             zl,
@@ -137,26 +148,57 @@ func (a *ACME) Start(ctx context.Context) error {
 
 // Stop ends the renewals; call it after Start's ctx ended (or without Start). The
 // certificates obtained keep serving. Calls after the first do nothing.
-func (a *ACME) Stop() { a.stop.Do(a.cache.Stop) }
+func (a *ACME) Stop() {
+	a.stop.Do(func() {
+		a.mu.Lock()
+		a.stopped = true
+		a.mu.Unlock()
+		close(a.done)
+		a.wg.Wait()
+		a.cache.Stop()
+	})
+}
 
-// Changed receives a value when a certificate was obtained or loaded, or an
-// attempt failed: Infos and Pending may tell something new.
+// Changed receives a value when a certificate was obtained, loaded or renewed, or
+// an attempt failed: Infos and Pending may tell something new.
 func (a *ACME) Changed() <-chan struct{} { return a.changed }
+
+// signal sends on Changed unless a value waits there already.
+func (a *ACME) signal() {
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+}
 
 // event follows certmagic's progress (Config.OnEvent): it must return quickly.
 func (a *ACME) event(_ context.Context, name string, data map[string]any) error {
+	id, _ := data["identifier"].(string)
 	switch name {
 	case "cert_failed":
-		id, _ := data["identifier"].(string)
 		err, _ := data["error"].(error)
 		if err == nil {
 			return nil
 		}
 		a.mu.Lock()
 		a.errs[id] = err
-		a.mu.Unlock() // certmagic logs the error, and when it tries again
+		a.mu.Unlock()
+		// certmagic logs each failure, and when it tries again; one that leaves a
+		// certificate serving toward its expiry (a renewal's) we warn of too.
+		if c := a.current(id); c != nil {
+			a.log.Warn("renewing a certificate failed; it serves on until a renewal succeeds or it expires",
+				"domain", id, "not_after", c.Leaf.NotAfter.UTC(), "directory", a.dir, "error", err)
+		}
 	case "cert_obtained":
-		a.log.Info("certificate obtained", "domain", data["identifier"], "directory", a.dir)
+		a.mu.Lock()
+		delete(a.errs, id)
+		a.mu.Unlock()
+		if renewal, _ := data["renewal"].(bool); renewal {
+			a.log.Info("certificate renewed", "domain", id, "directory", a.dir)
+			a.announceRenewed(id)
+			return nil
+		}
+		a.log.Info("certificate obtained", "domain", id, "directory", a.dir)
 	case "cached_managed_cert":
 		sans, _ := data["sans"].([]string)
 		a.mu.Lock()
@@ -167,11 +209,39 @@ func (a *ACME) event(_ context.Context, name string, data map[string]any) error 
 	default:
 		return nil
 	}
-	select {
-	case a.changed <- struct{}{}:
-	default:
-	}
+	a.signal()
 	return nil
+}
+
+// announceRenewed signals Changed once the cache serves domain's renewed
+// certificate, which certmagic puts there just after announcing it (cert_obtained):
+// signalled at once, Infos could still show the old one. It gives up waiting after
+// 10 seconds, and at Stop.
+func (a *ACME) announceRenewed(domain string) {
+	var old string
+	if c := a.current(domain); c != nil {
+		old = c.Hash()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return
+	}
+	a.wg.Go(func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for range 1000 { // 10 s
+			select {
+			case <-a.done:
+				return
+			case <-tick.C:
+			}
+			if c := a.current(domain); c != nil && c.Hash() != old {
+				break
+			}
+		}
+		a.signal()
+	})
 }
 
 // GetCertificate chooses the certificate for a handshake as Store's does (SNI, else
@@ -210,6 +280,17 @@ func (a *ACME) has(domain string) bool {
 	return len(a.cache.AllMatchingCertificates(domain)) > 0
 }
 
+// current is the certificate served for domain, with its leaf; nil while there is
+// none.
+func (a *ACME) current(domain string) *certmagic.Certificate {
+	for _, c := range a.cache.AllMatchingCertificates(domain) {
+		if c.Leaf != nil {
+			return &c
+		}
+	}
+	return nil
+}
+
 // reason says why domain has no certificate yet.
 func (a *ACME) reason(domain string) string {
 	a.mu.Lock()
@@ -234,7 +315,8 @@ func (a *ACME) Pending() string {
 	return strings.Join(out, "; ")
 }
 
-// Infos describes the certificates obtained, in the order of the domains.
+// Infos describes the certificates obtained, in the order of the domains; one whose
+// last renewal failed says why (RenewalError) until a renewal succeeds.
 func (a *ACME) Infos() []Info {
 	var out []Info
 	seen := map[string]bool{}
@@ -244,11 +326,25 @@ func (a *ACME) Infos() []Info {
 				continue
 			}
 			seen[c.Hash()] = true
-			out = append(out, infoOf(c.Leaf, c.Names))
+			in := infoOf(c.Leaf, c.Names)
+			in.RenewalError = a.renewalError(d)
+			out = append(out, in)
 			break
 		}
 	}
 	return out
+}
+
+// renewalError says why the last attempt to renew domain's certificate failed; ""
+// when none did since one succeeded.
+func (a *ACME) renewalError(domain string) string {
+	a.mu.Lock()
+	err := a.errs[domain]
+	a.mu.Unlock()
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf("renewing the certificate for %s from %s: %v", domain, a.dir, err)
 }
 
 // HandleHTTPChallenge answers r if it is an ACME CA's http-01 challenge request

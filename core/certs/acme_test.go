@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,10 +37,13 @@ func serveTLS(t *testing.T, addr string, src Source) {
 	t.Cleanup(func() { _ = s.Close() })
 }
 
-// startACME starts an ACME source for cfg until the test ends.
+// startACME starts an ACME source for cfg until the test ends, logging warnings to
+// the test's output unless cfg.Log is set.
 func startACME(t *testing.T, cfg ACMEConfig) *ACME {
 	t.Helper()
-	cfg.Log = hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: t.Output()})
+	if cfg.Log == nil {
+		cfg.Log = hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: t.Output()})
+	}
 	a, err := NewACME(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -245,10 +250,12 @@ func TestACMEPendingWhileTheCAIsUnreachable(t *testing.T) {
 }
 
 // swappable is a Source whose source a test replaces, as a restart would. It
-// counts the tls-alpn-01 challenges it sees.
+// counts the tls-alpn-01 challenges it sees, and fails them while refuse is set,
+// as when the domain no longer leads to the listener.
 type swappable struct {
 	src        atomic.Pointer[Source]
 	challenges atomic.Int64
+	refuse     atomic.Bool
 }
 
 func (s *swappable) set(src Source) { s.src.Store(&src) }
@@ -256,8 +263,128 @@ func (s *swappable) set(src Source) { s.src.Store(&src) }
 func (s *swappable) GetCertificate(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if len(h.SupportedProtos) == 1 && h.SupportedProtos[0] == "acme-tls/1" {
 		s.challenges.Add(1)
+		if s.refuse.Load() {
+			return nil, errors.New("not answering tls-alpn-01")
+		}
 	}
 	return (*s.src.Load()).GetCertificate(h)
 }
 
 func (s *swappable) Infos() []Info { return (*s.src.Load()).Infos() }
+
+// A certificate whose renewal fails serves on, and Infos says why, until a renewal
+// succeeds. A first source obtains it from Pebble; a restart, with the renewal
+// window set to the whole lifetime, renews it at once while the listener fails the
+// CA's tls-alpn-01 validation (as when the domain no longer leads here); then the
+// listener answers again, and certmagic's next attempt, a minute later, renews it.
+func TestACMEShowsAFailedRenewalUntilOneSucceeds(t *testing.T) {
+	t.Parallel()
+	tlsPort := acmetest.FreePort(t)
+	p := acmetest.Start(t, acmetest.Options{TLSPort: tlsPort})
+	addr := "127.0.0.1:" + strconv.Itoa(tlsPort)
+	// An email of its own: without one, certmagic takes the first another source of
+	// the process set, and a renewal from another account is refused.
+	cfg := ACMEConfig{Domains: []string{"renew.test"}, Email: "ops@renew.test", Directory: p.Directory, CARoots: p.Roots,
+		Storage: t.TempDir(), TLSALPNAddr: addr}
+	first, err := NewACME(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &swappable{}
+	src.set(first)
+	serveTLS(t, addr, src)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); first.Stop() })
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitIssued(t, first, p)
+	old, err := handshake(t, addr, "renew.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	first.Stop()
+
+	// The restart: the certificate in storage is due, and renewing it fails.
+	src.refuse.Store(true)
+	logged := &lines{}
+	cfg.renewalWindow = 1
+	cfg.Log = hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: io.MultiWriter(t.Output(), logged)})
+	a := startACME(t, cfg)
+	src.set(a)
+	in := waitInfo(t, a, p, 60*time.Second, func(in Info) bool { return in.RenewalError != "" })
+	want := "renewing the certificate for renew.test from " + p.Directory + ": "
+	if !strings.HasPrefix(in.RenewalError, want) || !in.NotAfter.Equal(old[0].NotAfter) {
+		t.Errorf("Infos() = %+v, want the certificate obtained before (not after %v), with renewal error %q...", in, old[0].NotAfter, want)
+	}
+	if got := a.Pending(); got != "" {
+		t.Errorf("Pending() = %q, want \"\": the domain has a certificate", got)
+	}
+	chain, err := handshake(t, addr, "renew.test")
+	if err != nil || chain[0].SerialNumber.Cmp(old[0].SerialNumber) != 0 {
+		t.Fatalf("handshake while the renewal fails: %v; want the certificate obtained before, serial %v", err, old[0].SerialNumber)
+	}
+	const warning = "[WARN]  " // hclog's level column
+	if n := logged.count(warning + t.Name() + ": renewing a certificate failed"); n != 1 {
+		t.Errorf("logged %d warnings of the failed renewal, want 1:\n%s", n, logged)
+	}
+	if testing.Short() {
+		t.Skip("certmagic tries a failed renewal again after a minute; the rest waits for it")
+	}
+
+	// The listener answers the CA again: the next attempt renews the certificate.
+	src.refuse.Store(false)
+	in = waitInfo(t, a, p, 2*time.Minute, func(in Info) bool { return in.RenewalError == "" && in.NotAfter.After(old[0].NotAfter) })
+	chain, err = handshake(t, addr, "renew.test")
+	if err == nil {
+		err = verify(chain, "renew.test", p.IssuerRoots(t))
+	}
+	if err != nil || chain[0].SerialNumber.Cmp(old[0].SerialNumber) == 0 || !chain[0].NotAfter.Equal(in.NotAfter) {
+		t.Errorf("handshake after the renewal: %v; want the renewed certificate (not after %v), not serial %v", err, in.NotAfter, old[0].SerialNumber)
+	}
+	if n := logged.count(warning + t.Name() + ": renewing a certificate failed"); n != 1 {
+		t.Errorf("logged %d warnings of the failed renewal, want still 1:\n%s", n, logged)
+	}
+}
+
+// waitInfo waits until a, which has one domain, announces (Changed) a certificate
+// for which ok holds, and returns it.
+func waitInfo(t *testing.T, a *ACME, p *acmetest.Pebble, within time.Duration, ok func(Info) bool) Info {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		if infos := a.Infos(); len(infos) == 1 && ok(infos[0]) {
+			return infos[0]
+		}
+		select {
+		case <-a.Changed():
+		case <-deadline:
+			t.Fatalf("Infos() after %v = %+v, not the one awaited\npebble:\n%s", within, a.Infos(), p.Log())
+		}
+	}
+}
+
+// lines keeps what a logger writes, for a test to count.
+type lines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lines) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -28,6 +28,9 @@ type Info struct {
 	Names    []string
 	Issuer   string
 	NotAfter time.Time
+	// RenewalError says why the last attempt to renew the certificate failed, until
+	// one succeeds ("": none failed). An ACME source's only.
+	RenewalError string
 }
 
 // Source is where a TLS listener's handshakes take their certificates from: a Store

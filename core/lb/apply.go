@@ -69,6 +69,7 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	var fr *front
 	var ad *admin
 	var extras []*extra
+	var kept map[*extra]bool // of extras, those that serve on from l.extras
 	extrasNew := false
 	access := l.access
 	undo := func(err error) error {
@@ -76,7 +77,9 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 			fr.drain(time.Second, l.log)
 		}
 		for _, x := range extras {
-			x.drain(time.Second, l)
+			if !kept[x] {
+				x.drain(time.Second, l)
+			}
 		}
 		if ad != nil {
 			_ = ad.server.Close()
@@ -95,7 +98,7 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 	}
 	if extrasChanged(prev, next) {
 		var err error
-		if extras, err = l.startExtras(next, l.extras); err != nil {
+		if extras, kept, err = l.startExtras(prev, next, l.extras); err != nil {
 			return undo(err)
 		}
 		extrasNew = true
@@ -166,7 +169,9 @@ func (l *LB) ApplyContext(ctx context.Context, next *config.Config) error {
 		old := l.extras
 		l.extras = extras
 		for _, x := range old {
-			go x.drain(next.LoadBalancer.Timeouts.Shutdown.D(), l)
+			if !kept[x] {
+				go x.drain(next.LoadBalancer.Timeouts.Shutdown.D(), l)
+			}
 		}
 	}
 	if fr != nil || extrasNew {

@@ -51,7 +51,10 @@ type LB struct {
 	generation int
 	front      *front   // the client listener and its server
 	extras     []*extra // the listeners of config.json's listeners
-	admin      *admin   // nil when admin_addr is ""
+	// acmes are the ACME sources of the listeners that serve (*certs.ACME, to
+	// true): plaintext listeners answer their http-01 challenges.
+	acmes sync.Map
+	admin *admin // nil when admin_addr is ""
 	// stopScript stops following the strategies' scripts (see followScript).
 	stopScript context.CancelFunc
 	access     *setup.AccessLog // nil when off
@@ -161,7 +164,7 @@ func (l *LB) Start() error {
 			return err
 		}
 	}
-	extras, err := l.startExtras(cfg, nil)
+	extras, _, err := l.startExtras(nil, cfg, nil)
 	if err != nil {
 		_ = fr.shutdown(context.Background())
 		if ad != nil {

@@ -27,24 +27,38 @@ type extra struct {
 	stop  func()         // stops following the certificate files or the ACME CA
 }
 
-// startExtras starts cfg's listeners. An address that one of held already listens
-// on is shared with it (SO_REUSEPORT) until it is drained; if one fails, those
-// started are stopped and the error returned. All listen before any serves: an ACME
-// listener's challenges may be answered on the port of another (see certsOf).
-func (l *LB) startExtras(cfg *config.Config, held []*extra) ([]*extra, error) {
-	out := make([]*extra, 0, len(cfg.Listeners))
-	fail := func(i int, err error) ([]*extra, error) {
+// startExtras starts cfg's listeners. One that prev's held serves already, unchanged
+// (its entry, and the timeouts, limits and directory it was started with), is kept
+// with its connections and reported in kept; the others start anew. An address that
+// one of held already listens on is shared with it (SO_REUSEPORT) until it is
+// drained; if one fails, those started are stopped and the error returned. All
+// listen before any serves: an ACME listener's challenges may be answered on the
+// port of another (see certsOf).
+func (l *LB) startExtras(prev, cfg *config.Config, held []*extra) (out []*extra, kept map[*extra]bool, err error) {
+	out, kept = make([]*extra, 0, len(cfg.Listeners)), map[*extra]bool{}
+	fail := func(i int, err error) ([]*extra, map[*extra]bool, error) {
 		for _, x := range out {
-			x.drain(time.Second, l)
+			if !kept[x] {
+				x.drain(time.Second, l)
+			}
 		}
-		return nil, fmt.Errorf("listeners[%d] (%s): %w", i, cfg.Listeners[i].Addr, err)
+		return nil, nil, fmt.Errorf("listeners[%d] (%s): %w", i, cfg.Listeners[i].Addr, err)
 	}
 	for i, lc := range cfg.Listeners {
+		var same *extra
 		exclusive := true
 		for _, h := range held {
 			if h.cfg.Addr == lc.Addr {
 				exclusive = false
 			}
+			if same == nil && !kept[h] && prev != nil && !servingChanged(prev, cfg) && reflect.DeepEqual(h.cfg, lc) {
+				same = h
+			}
+		}
+		if same != nil {
+			kept[same] = true
+			out = append(out, same)
+			continue
 		}
 		ln, err := listen(lc.Addr, exclusive)
 		if err != nil {
@@ -52,23 +66,21 @@ func (l *LB) startExtras(cfg *config.Config, held []*extra) ([]*extra, error) {
 		}
 		out = append(out, &extra{cfg: lc, ln: ln, stop: func() {}})
 	}
-	var acmes []*certs.ACME
 	for i, x := range out {
-		if x.cfg.TLS == nil {
+		if x.cfg.TLS == nil || kept[x] {
 			continue
 		}
 		var err error
 		if x.certs, err = l.certsOf(cfg, x, out); err != nil {
 			return fail(i, err)
 		}
-		if a, ok := x.certs.(*certs.ACME); ok {
-			acmes = append(acmes, a)
-		}
 	}
 	for _, x := range out {
-		l.serveExtra(cfg, x, acmes)
+		if !kept[x] {
+			l.serveExtra(cfg, x)
+		}
 	}
-	return out, nil
+	return out, kept, nil
 }
 
 // certsOf loads x's certificates from their files, or prepares its ACME source
@@ -95,8 +107,8 @@ func (l *LB) certsOf(cfg *config.Config, x *extra, all []*extra) (certs.Source, 
 }
 
 // serveExtra serves l's proxy on x, and follows its certificate files or its ACME
-// CA. Plaintext listeners answer the http-01 challenges of acmes.
-func (l *LB) serveExtra(cfg *config.Config, x *extra, acmes []*certs.ACME) {
+// CA. Plaintext listeners answer the http-01 challenges of every ACME listener.
+func (l *LB) serveExtra(cfg *config.Config, x *extra) {
 	lc := x.cfg
 	var tc *tls.Config
 	if x.certs != nil {
@@ -106,15 +118,8 @@ func (l *LB) serveExtra(cfg *config.Config, x *extra, acmes []*certs.ACME) {
 		}
 	}
 	var challenge func(http.ResponseWriter, *http.Request) bool
-	if lc.TLS == nil && len(acmes) > 0 {
-		challenge = func(w http.ResponseWriter, r *http.Request) bool {
-			for _, a := range acmes {
-				if a.HandleHTTPChallenge(w, r) {
-					return true
-				}
-			}
-			return false
-		}
+	if lc.TLS == nil {
+		challenge = l.httpChallenge
 	}
 	lbc := cfg.LoadBalancer
 	t := lbc.Timeouts
@@ -142,7 +147,8 @@ func (l *LB) follow(x *extra) {
 			l.log.Warn("not following the certificate files; they are read again at the next edit", "listener", addr, "error", err)
 		}
 	case *certs.ACME:
-		x.stop = func() { cancel(); src.Stop() }
+		l.acmes.Store(src, true)
+		x.stop = func() { cancel(); src.Stop(); l.acmes.Delete(src) }
 		if err := src.Start(ctx); err != nil {
 			l.log.Error("not obtaining certificates", "listener", addr, "error", err)
 		}
@@ -159,7 +165,19 @@ func (l *LB) follow(x *extra) {
 	}
 }
 
-// acmeProgressed shows in the status a certificate obtained, or why one is not yet.
+// httpChallenge answers r when it is an http-01 challenge of a running ACME
+// listener, whichever edit started it.
+func (l *LB) httpChallenge(w http.ResponseWriter, r *http.Request) bool {
+	done := false
+	l.acmes.Range(func(a, _ any) bool {
+		done = a.(*certs.ACME).HandleHTTPChallenge(w, r)
+		return !done
+	})
+	return done
+}
+
+// acmeProgressed shows in the status a certificate obtained or renewed, why one is
+// not yet, or why its renewal failed.
 func (l *LB) acmeProgressed() {
 	l.applyMu.Lock()
 	defer l.applyMu.Unlock()
@@ -213,11 +231,17 @@ func (x *extra) drain(timeout time.Duration, l *LB) {
 	}
 }
 
-// extrasChanged reports whether next needs its listeners started anew: they, their
+// extrasChanged reports whether next needs listeners started anew: they, their
 // timeouts or limits, or the directory their files are relative to changed.
 func extrasChanged(prev, next *config.Config) bool {
+	return !reflect.DeepEqual(prev.Listeners, next.Listeners) || servingChanged(prev, next)
+}
+
+// servingChanged reports whether what every listener is started with changed:
+// timeouts, limits, or the directory its files are relative to.
+func servingChanged(prev, next *config.Config) bool {
 	pl, nl := prev.LoadBalancer, next.LoadBalancer
-	return !reflect.DeepEqual(prev.Listeners, next.Listeners) || pl.Timeouts != nl.Timeouts || pl.Limits != nl.Limits || prev.Path != next.Path
+	return pl.Timeouts != nl.Timeouts || pl.Limits != nl.Limits || prev.Path != next.Path
 }
 
 // listenerStatus describes x for the status.
@@ -228,7 +252,8 @@ func (x *extra) status() status.Listener {
 	}
 	if x.certs != nil {
 		for _, in := range x.certs.Infos() {
-			s.Certificates = append(s.Certificates, status.Certificate{Names: in.Names, Issuer: in.Issuer, NotAfter: in.NotAfter})
+			s.Certificates = append(s.Certificates, status.Certificate{Names: in.Names, Issuer: in.Issuer, NotAfter: in.NotAfter,
+				RenewalError: in.RenewalError})
 		}
 	}
 	if a, ok := x.certs.(*certs.ACME); ok {

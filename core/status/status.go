@@ -98,6 +98,10 @@ type Certificate struct {
 	Names    []string  `json:"names"`     // the DNS names SNI chooses it for
 	Issuer   string    `json:"issuer"`    // who issued it
 	NotAfter time.Time `json:"not_after"` // when it expires
+	// RenewalError says why the last attempt to renew it (tls.acme) failed:
+	// "renewing the certificate for lb.example.com from <directory>: <the error>".
+	// It serves on meanwhile, until NotAfter. Empty once a renewal succeeds.
+	RenewalError string `json:"renewal_error,omitempty"`
 }
 
 // Process describes the core's own process: the PID that kill -HUP takes.
