@@ -33,6 +33,10 @@
 # Host: svc999.example.com, the last host route, on a path that is none of the
 # prefixes. Under the table: each such row against its row without routes.
 #
+# Backends over TLS and over h2c: HAProxy (ssl / proto h2) and both fronts of the core in
+# front of the same backends in https, then in h2c (HTTP/2 without TLS); each against
+# its own row to http backends under the table.
+#
 # TLS, same certificate (issue 26), a table of its own after the others: HAProxy, nginx,
 # Caddy and the core (its nethttp front, which serves config.json's listeners) each on a
 # TLS listener with one ECDSA P-256 certificate made here with openssl, in front of the
@@ -119,9 +123,12 @@ fi
 B1=19101 B2=19102 B3=19103
 "$WORK/fastbackend" $B1 $B2 $B3 >/dev/null & BACKEND_PID=$!; PIDS+=($BACKEND_PID)
 # The same backends over TLS (a self-signed certificate: the proxies skip verification),
-# for what an https backend costs against an http one.
+# for what an https backend costs against an http one (and h2c below).
 T1=19111 T2=19112 T3=19113
 "$WORK/fastbackend" -tls $T1 $T2 $T3 >/dev/null & TLS_BACKEND_PID=$!; PIDS+=($TLS_BACKEND_PID)
+# And over HTTP/2 without TLS (h2c), for what an h2c backend costs.
+H1=19121 H2=19122 H3=19123
+"$WORK/fastbackend" -h2c $H1 $H2 $H3 >/dev/null & H2C_BACKEND_PID=$!; PIDS+=($H2C_BACKEND_PID)
 
 cat >"$WORK/haproxy.cfg" <<CFG
 global
@@ -152,6 +159,14 @@ backend be_tls
   server b1 127.0.0.1:$T1 ssl verify none
   server b2 127.0.0.1:$T2 ssl verify none
   server b3 127.0.0.1:$T3 ssl verify none
+frontend fe_h2c
+  bind 127.0.0.1:19227
+  default_backend be_h2c
+backend be_h2c
+  balance leastconn
+  server b1 127.0.0.1:$H1 proto h2
+  server b2 127.0.0.1:$H2 proto h2
+  server b3 127.0.0.1:$H3 proto h2
 backend be_always
   http-reuse always
   balance leastconn
@@ -234,7 +249,13 @@ core_config_https() {
   core_config "$@" | sed -e "s|http://127.0.0.1:$B1|https://127.0.0.1:$T1|; s|http://127.0.0.1:$B2|https://127.0.0.1:$T2|" \
     -e "s|http://127.0.0.1:$B3\"}\]|https://127.0.0.1:$T3\"}], \"tls_skip_verify\": true|"
 }
+# core_config_h2c is core_config with the h2c backends.
+core_config_h2c() {
+  core_config "$@" | sed -e "s|http://127.0.0.1:$B1|h2c://127.0.0.1:$H1|; s|http://127.0.0.1:$B2|h2c://127.0.0.1:$H2|; s|http://127.0.0.1:$B3|h2c://127.0.0.1:$H3|"
+}
 core_config 19204 ', "engine": "nethttp"' >"$WORK/core-plugin.json"
+core_config_h2c 19228 ', "engine": "eventloop"' >"$WORK/core-loop-h2c.json"
+core_config_h2c 19229 ', "engine": "nethttp"' >"$WORK/core-nethttp-h2c.json"
 core_config_https 19217 ', "engine": "eventloop"' >"$WORK/core-loop-https.json"
 core_config_https 19218 ', "engine": "nethttp"' >"$WORK/core-nethttp-https.json"
 core_config 19205 ', "engine": "nethttp"' >"$WORK/core-inproc.json"
@@ -252,6 +273,8 @@ core_config 19214 ', "engine": "eventloop", "reuse": "always"' >"$WORK/core-loop
 "$WORK/core" -config "$WORK/core-nethttp-always.json" -log-level warn & NETHTTP_ALWAYS_PID=$!; PIDS+=($NETHTTP_ALWAYS_PID)
 "$WORK/core" -config "$WORK/core-loop-https.json" -log-level warn & LOOP_HTTPS_PID=$!; PIDS+=($LOOP_HTTPS_PID)
 "$WORK/core" -config "$WORK/core-nethttp-https.json" -log-level warn & NETHTTP_HTTPS_PID=$!; PIDS+=($NETHTTP_HTTPS_PID)
+"$WORK/core" -config "$WORK/core-loop-h2c.json" -log-level warn & LOOP_H2C_PID=$!; PIDS+=($LOOP_H2C_PID)
+"$WORK/core" -config "$WORK/core-nethttp-h2c.json" -log-level warn & NETHTTP_H2C_PID=$!; PIDS+=($NETHTTP_H2C_PID)
 "$WORK/bareproxy" 19207 $B1 $B2 $B3 & BARE_PID=$!; PIDS+=($BARE_PID)
 if [ "$ROUTES" != 0 ]; then
   core_config 19219 ', "engine": "eventloop"' "$(core_routes)" >"$WORK/core-loop-routes.json"
@@ -275,7 +298,7 @@ wait_port() {
   done
   say "nothing listens on port $1"; exit 1
 }
-for p in $B1 $T1 19201 19202 19203 19204 19205 19207 19210 19211 19212 19213 19214 19215 19216 19217 19218; do wait_port "$p"; done
+for p in $B1 $T1 $H1 19227 19228 19229 19201 19202 19203 19204 19205 19207 19210 19211 19212 19213 19214 19215 19216 19217 19218; do wait_port "$p"; done
 [ -z "${BASELINE:-}" ] || wait_port 19208
 [ -z "${ACCESS_LOG:-}" ] || wait_port 19209
 [ "$ROUTES" = 0 ] || { wait_port 19219; wait_port 19220; }
@@ -289,6 +312,9 @@ NAMES+=("core eventloop, leastconn plugin" "core eventloop, in-process" "core ev
 NAMES+=("haproxy, https backends" "core eventloop, https backends" "core nethttp, https backends")
 URLS+=("http://127.0.0.1:19216/" "http://127.0.0.1:19217/" "http://127.0.0.1:19218/")
 TREES+=("$HAPROXY_PID" "$LOOP_HTTPS_PID" "$NETHTTP_HTTPS_PID")
+NAMES+=("haproxy, h2c backends" "core eventloop, h2c backends" "core nethttp, h2c backends")
+URLS+=("http://127.0.0.1:19227/" "http://127.0.0.1:19228/" "http://127.0.0.1:19229/")
+TREES+=("$HAPROXY_PID" "$LOOP_H2C_PID" "$NETHTTP_H2C_PID")
 HOSTS=() # a row's Host header (wrk -H), when it sets one
 if [ "$ROUTES" != 0 ]; then
   LOOP_ROUTES_IDX=${#URLS[@]} NETHTTP_ROUTES_IDX=$((${#URLS[@]} + 1))
@@ -371,6 +397,13 @@ printf 'https backends / http backends: haproxy %.2fx, core eventloop %.2fx, cor
 printf 'core eventloop / haproxy, both to https backends: %.2fx requests/s, %.2fx CPU per request\n' \
   "$(awk -v a="$(median "${RPS[11]}")" -v b="$(median "${RPS[10]}")" 'BEGIN {print a / b}')" \
   "$(awk -v a="$(median "${CPU[11]}")" -v b="$(median "${CPU[10]}")" 'BEGIN {print a / b}')"
+printf 'h2c backends / http backends: haproxy %.2fx, core eventloop %.2fx, core nethttp %.2fx (requests/s, plugin rows)\n' \
+  "$(awk -v a="$(median "${RPS[13]}")" -v b="$HA" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${RPS[14]}")" -v b="$(median "${RPS[7]}")" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${RPS[15]}")" -v b="$PLUGIN" 'BEGIN {print a / b}')"
+printf 'core eventloop / haproxy, both to h2c backends: %.2fx requests/s, %.2fx CPU per request\n' \
+  "$(awk -v a="$(median "${RPS[14]}")" -v b="$(median "${RPS[13]}")" 'BEGIN {print a / b}')" \
+  "$(awk -v a="$(median "${CPU[14]}")" -v b="$(median "${CPU[13]}")" 'BEGIN {print a / b}')"
 if [ "$ROUTES" != 0 ]; then
   routes_vs() { # front, routes row, its row without routes
     local rr=$(median "${RPS[$2]}") r0=$(median "${RPS[$3]}") c=$(median "${CPU[$2]}") c0=$(median "${CPU[$3]}")

@@ -2,10 +2,12 @@
 // with a small JSON body naming itself, so that the proxies in front of it are what
 // a benchmark measures.
 //
-//	go run ./bench/fastbackend [-tls] PORT [PORT...]
+//	go run ./bench/fastbackend [-tls|-h2c] PORT [PORT...]
 //
 // With -tls it speaks HTTPS, with a self-signed certificate for 127.0.0.1 made at
-// start (a proxy in front of it must skip verification).
+// start (a proxy in front of it must skip verification). With -h2c it speaks HTTP/2
+// without TLS (prior knowledge), through net/http and golang.org/x/net/http2, with
+// the same answers.
 //
 // It is a raw HTTP/1.1 responder on package net rather than a net/http server: it
 // reads each request's head and body and answers with bytes prepared in advance, so
@@ -39,6 +41,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"net/http/httputil"
 	"os"
 	"os/signal"
@@ -46,6 +49,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
 )
 
 // timeFormat is the Date header's format, the IMF-fixdate of RFC 9110 section 5.6.7.
@@ -60,11 +66,12 @@ var date atomic.Pointer[[]byte]
 func main() {
 	ports := os.Args[1:]
 	useTLS := len(ports) > 0 && ports[0] == "-tls"
-	if useTLS {
+	useH2C := len(ports) > 0 && ports[0] == "-h2c"
+	if useTLS || useH2C {
 		ports = ports[1:]
 	}
 	if len(ports) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: fastbackend [-tls] PORT [PORT...]")
+		fmt.Fprintln(os.Stderr, "usage: fastbackend [-tls|-h2c] PORT [PORT...]")
 		os.Exit(2)
 	}
 	var cfg *tls.Config
@@ -87,7 +94,12 @@ func main() {
 		if cfg != nil {
 			ln = tls.NewListener(ln, cfg)
 		}
-		go serve(ln, newAnswer(fmt.Sprintf(`{"server":%q}`, ln.Addr().String())))
+		a := newAnswer(fmt.Sprintf(`{"server":%q}`, ln.Addr().String()))
+		if useH2C {
+			go serveH2C(ln, a)
+		} else {
+			go serve(ln, a)
+		}
 		fmt.Println("listening on", ln.Addr())
 	}
 	sig := make(chan os.Signal, 1)
@@ -280,4 +292,18 @@ func selfSigned() (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// serveH2C answers in HTTP/2 without TLS what serve answers in HTTP/1.1.
+func serveH2C(ln net.Listener, a *answer) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header()["Content-Type"] = []string{"application/json"}
+		w.Header()["Content-Length"] = []string{strconv.Itoa(len(a.body))}
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(a.body)
+		}
+	})
+	srv := &http.Server{Handler: h2c.NewHandler(h, &http2.Server{MaxConcurrentStreams: 1000})}
+	_ = srv.Serve(ln)
 }

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -51,18 +52,23 @@ type h2cConn struct {
 }
 
 // H2CConn returns an HTTP/2 connection to b, an h2c backend, that can take a new
-// request: the one its requests share, or, when that one cannot (it is gone, or
-// has as many streams as the backend allows), a new one that dial opens and t
-// starts. The connection goes with the backend, and closes itself once idle for
-// t's IdleConnTimeout.
-func (b *Backend) H2CConn(t *http2.Transport, dial func() (net.Conn, error)) (*http2.ClientConn, error) {
+// request, with a stream reserved for it when reserve is set (the caller's next
+// RoundTrip on it takes the reservation): the one b's requests share, or, when
+// that one cannot (it is gone, or has as many streams as the backend allows), a new
+// one that dial opens and t starts. Callers that come while a dial is under way
+// share its connection. The connection goes with the backend, and closes itself
+// once idle for t's IdleConnTimeout.
+func (b *Backend) H2CConn(ctx context.Context, t *http2.Transport, dial func(context.Context) (net.Conn, error), reserve bool) (*http2.ClientConn, error) {
 	h := &b.h2c
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.cc != nil && h.cc.CanTakeNewRequest() {
-		return h.cc, nil
+	if err := ctx.Err(); err != nil {
+		return nil, err // given up while waiting for another's dial
 	}
-	c, err := dial()
+	if cc := h.cc; cc != nil && (reserve && cc.ReserveNewRequest() || !reserve && cc.CanTakeNewRequest()) {
+		return cc, nil
+	}
+	c, err := dial(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -72,5 +78,8 @@ func (b *Backend) H2CConn(t *http2.Transport, dial func() (net.Conn, error)) (*h
 		return nil, err
 	}
 	h.cc = cc
+	if reserve && !cc.ReserveNewRequest() {
+		return nil, errors.New("a new HTTP/2 connection to the backend takes no stream")
+	}
 	return cc, nil
 }

@@ -108,6 +108,26 @@ func TestH2CBackends(t *testing.T) {
 				}
 			}
 
+			// An upload that takes longer than response_header (2 s here): the
+			// answer is timed from the request's end, not its start.
+			pr, pw := io.Pipe()
+			go func() {
+				for range 10 {
+					time.Sleep(250 * time.Millisecond)
+					pw.Write([]byte("slow"))
+				}
+				pw.Close()
+			}()
+			resp0, err := http.Post(base+"/slow", "application/octet-stream", pr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got0, _ := io.ReadAll(resp0.Body)
+			resp0.Body.Close()
+			if resp0.StatusCode != 200 || !strings.HasPrefix(string(got0), "h2c HTTP/2.0 POST /slow 40 ") {
+				t.Errorf("an upload of 2.5 s: %d %q, want 200 with its 40 bytes", resp0.StatusCode, got0)
+			}
+
 			// An answer of unknown length, read as it comes, with its trailers.
 			resp, err := http.Get(base + "/stream")
 			if err != nil {
@@ -282,6 +302,18 @@ func TestHTTPSBackendsVerifyPerPool(t *testing.T) {
 			}
 			if n := conns.Load(); n < 4 {
 				t.Errorf("the backend accepted %d TLS connections, want the trusting pool's one and the strict pool's refused attempts", n)
+			}
+			// An edit makes the trusting pool strict: its pooled connection, verified
+			// under the old settings, is not used again.
+			trusting.SetTLS(exchange.NewBackendTLS(nil, "strict now"))
+			resp, err := client.Get("http://" + addr + "/ok")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 502 || !strings.Contains(string(b), "TLS handshake failed") {
+				t.Errorf("the pool once trusting, now strict: %d %s, want 502: no connection made under the old settings", resp.StatusCode, b)
 			}
 		})
 	}

@@ -366,7 +366,7 @@ func (c *client) use(b *backend.Backend, err error) {
 	// reuse is "always": one that another client used last may still bring that
 	// client's late answer (DESIGN section 11, HAProxy's http-reuse safe).
 	if c.served || c.settings().ReuseAlways {
-		if u := c.l.takeIdle(b); u != nil {
+		if u := c.l.takeIdle(b, c.route.Upstream.TLS()); u != nil {
 			c.transmit(u)
 			return
 		}

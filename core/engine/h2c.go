@@ -5,6 +5,7 @@ package engine
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -57,18 +58,18 @@ func (c cancelCloser) Close() error { c(); return nil }
 func (l *loop) dialH2C(b *backend.Backend, ap netip.AddrPort) (*upstream, error) {
 	t, timeout := l.e.h2c, max(l.e.cfg.Timeouts.Connect, time.Second)
 	_, hostport, _ := strings.Cut(b.Key, "://")
-	dial := func() (net.Conn, error) {
+	dial := func(ctx context.Context) (net.Conn, error) {
 		d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-		return d.Dial("tcp", ap.String())
+		return d.DialContext(ctx, "tcp", ap.String())
 	}
-	conn := func() (*http2.ClientConn, error) { return b.H2CConn(t, dial) }
 	return l.dialBridge(b, ap, func(br *bridge, local *net.UnixConn, done func(error)) {
 		ctx, cancel := context.WithCancel(context.Background())
 		if !br.attach(cancelCloser(cancel)) {
 			done(errAbandoned)
 			return
 		}
-		if _, err := conn(); err != nil {
+		conn := func() (*http2.ClientConn, error) { return b.H2CConn(ctx, t, dial, true) }
+		if _, err := b.H2CConn(ctx, t, dial, false); err != nil {
 			local.Close()
 			done(err)
 			return
@@ -109,13 +110,22 @@ func serveH2C(ctx context.Context, local *net.UnixConn, conn func() (*http2.Clie
 		req.Header.Del("Connection")
 		req.Header.Del("Keep-Alive")
 		req.URL.Scheme, req.URL.Host, req.RequestURI = "http", hostport, ""
-		cc, err := conn()
-		if err != nil {
-			return
-		}
-		resp, err := cc.RoundTrip(req.WithContext(ctx))
-		if err != nil {
-			return
+		req = req.WithContext(ctx)
+		var resp *http.Response
+		for tries := 1; ; tries++ {
+			cc, err := conn()
+			if err != nil {
+				return
+			}
+			if resp, err = cc.RoundTrip(req); err == nil {
+				break
+			}
+			// A stream the backend never took (its connection was going away, or
+			// full) goes on another connection; anything else ends the exchange,
+			// and the loop reads the end before an answer.
+			if tries == 3 || !unsent(err) || body.touched.Load() || ctx.Err() != nil {
+				return
+			}
 		}
 		err = writeAnswer(local, resp, req.Method == http.MethodHead)
 		resp.Body.Close()
@@ -130,11 +140,13 @@ func serveH2C(ctx context.Context, local *net.UnixConn, conn func() (*http2.Clie
 // requestBody is a request's body as the stream reads it. Closing it reads nothing
 // more: what the stream left is this connection's to deal with.
 type requestBody struct {
-	r     io.Reader
-	whole atomic.Bool // read to its end
+	r       io.Reader
+	touched atomic.Bool // read from: it cannot be sent again
+	whole   atomic.Bool // read to its end
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
+	b.touched.Store(true)
 	n, err := b.r.Read(p)
 	if err == io.EOF {
 		b.whole.Store(true)
@@ -143,6 +155,21 @@ func (b *requestBody) Read(p []byte) (int, error) {
 }
 
 func (b *requestBody) Close() error { return nil }
+
+// unsent reports whether err says that a request never went out on its HTTP/2
+// connection (x/net/http2's canRetryError: the connection was unusable or going
+// away, or the backend refused the stream), so that it may go on another.
+func unsent(err error) bool {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		return se.Code == http2.ErrCodeRefusedStream
+	}
+	switch err.Error() {
+	case "http2: client conn not usable", "http2: Transport received Server's graceful shutdown GOAWAY":
+		return true
+	}
+	return false
+}
 
 // answerBufs are the buffers answers' bodies pass through.
 var answerBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -160,7 +187,8 @@ func writeInterim(w io.Writer, code int, h http.Header) error {
 // trailers.
 func writeAnswer(w io.Writer, resp *http.Response, head bool) error {
 	bodyless := head || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
-	chunked := !bodyless && resp.ContentLength < 0
+	// Announced trailers need chunked framing even with a known length.
+	chunked := !bodyless && (resp.ContentLength < 0 || len(resp.Trailer) > 0)
 	b := appendStatusLine(make([]byte, 0, 512), resp.StatusCode)
 	b = appendFields(b, resp.Header, !bodyless)
 	switch {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-lb/switchyard/core/backend"
 	"github.com/switchyard-lb/switchyard/core/evloop"
+	"github.com/switchyard-lb/switchyard/core/exchange"
 )
 
 // bufSize is the size of a connection's read buffer while it has bytes to hold (more
@@ -146,8 +147,9 @@ func (l *loop) closeAll() {
 	clear(l.idle)
 }
 
-// takeIdle returns a pooled connection to b, or nil.
-func (l *loop) takeIdle(b *backend.Backend) *upstream {
+// takeIdle returns a pooled connection to b, or nil. An https one made under TLS
+// settings other than tls, its pool's now, is closed instead.
+func (l *loop) takeIdle(b *backend.Backend, tls *exchange.BackendTLS) *upstream {
 	us := l.idle[b]
 	if len(us) == 0 {
 		return nil
@@ -157,10 +159,14 @@ func (l *loop) takeIdle(b *backend.Backend) *upstream {
 	u := us[len(us)-1]
 	l.idle[b] = us[:len(us)-1]
 	u.timer.Stop()
+	if u.tls != nil && u.tls != tls {
+		u.closeIdle()
+		return l.takeIdle(b, tls)
+	}
 	if !u.sound() {
 		u.closeIdle()
 		u.b.CountStale()
-		return l.takeIdle(b)
+		return l.takeIdle(b, tls)
 	}
 	return u
 }

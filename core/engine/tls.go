@@ -148,9 +148,13 @@ func (l *loop) dialTLS(b *backend.Backend, ap netip.AddrPort, t *exchange.Backen
 	_, hostport, _ := strings.Cut(b.Key, "://")
 	cfg := t.For(hostport, false)
 	timeout := l.e.cfg.Timeouts.Connect
-	return l.dialBridge(b, ap, func(br *bridge, local *net.UnixConn, done func(error)) {
+	u, err := l.dialBridge(b, ap, func(br *bridge, local *net.UnixConn, done func(error)) {
 		br.runTLS(local, ap, cfg, timeout, done)
 	})
+	if u != nil {
+		u.tls = t
+	}
+	return u, err
 }
 
 // bridged learns, on the loop, whether the bridge reached the backend.

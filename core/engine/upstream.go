@@ -32,9 +32,10 @@ type upstream struct {
 	resp       h1.Response
 	left       int64 // BodyLength: body bytes still to come
 	chunk      h1.Chunked
-	dechunk    bool    // the client speaks HTTP/1.0: a chunked body goes on as plain bytes
-	bridge     *bridge // an https or h2c backend's: the bridge that carries it (tls.go)
-	bridgeUp   bool    // the bridge reached the backend
+	dechunk    bool                 // the client speaks HTTP/1.0: a chunked body goes on as plain bytes
+	bridge     *bridge              // an https or h2c backend's: the bridge that carries it (tls.go)
+	bridgeUp   bool                 // the bridge reached the backend
+	tls        *exchange.BackendTLS // an https backend's: the settings it was verified with
 }
 
 // sound reports whether nothing arrived on the pooled connection: no byte, no end

@@ -27,9 +27,12 @@ type Config struct {
 	Timeout   time.Duration // of one probe
 	Healthy   int           // successes in a row that bring a backend back
 	Unhealthy int           // failures in a row that take it out
-	// TLS verifies https backends as requests do (servers.ca,
-	// servers.tls_skip_verify); nil: the system's roots.
+	// TLS verifies https backends as the pool's requests do (ca,
+	// tls_skip_verify); nil: the system's roots.
 	TLS *tls.Config
+	// TLSKey is the same for two TLS settings that verify the same way (see
+	// config.BackendTLS): connections made under another are not used again.
+	TLSKey string
 }
 
 // StatusSetter receives the verdicts of active checks. backend.Set's owner implements
@@ -118,10 +121,15 @@ func (c *Checker) Watch(backends []*backend.Backend) {
 }
 
 // SetConfig changes the checks' settings; probers pick them up at their next probe.
+// Connections kept under other TLS settings are not used again.
 func (c *Checker) SetConfig(cfg Config) {
 	c.mu.Lock()
+	changed := c.cfg.TLSKey != cfg.TLSKey
 	c.cfg = cfg
 	c.mu.Unlock()
+	if changed {
+		c.client.CloseIdleConnections()
+	}
 }
 
 func (c *Checker) config() Config {

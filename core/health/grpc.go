@@ -19,13 +19,13 @@ import (
 // (grpc.health.v1.Health/Check), over a connection kept between checks: TLS for an
 // https backend, HTTP/2 without TLS otherwise.
 type grpcProber struct {
-	conn *grpc.ClientConn
-	tls  *tls.Config // the settings conn was made with
+	conn   *grpc.ClientConn
+	tlsKey string // the TLS settings conn was made with (Config.TLSKey)
 }
 
 // probe asks b for its health; only SERVING within the timeout passes.
 func (g *grpcProber) probe(ctx context.Context, b *backend.Backend, cfg Config) error {
-	if g.conn == nil || g.tls != cfg.TLS {
+	if g.conn == nil || g.tlsKey != cfg.TLSKey {
 		g.close()
 		scheme, hostport, _ := strings.Cut(b.Key, "://")
 		creds := insecure.NewCredentials()
@@ -43,7 +43,7 @@ func (g *grpcProber) probe(ctx context.Context, b *backend.Backend, cfg Config) 
 		if err != nil {
 			return fmt.Errorf("checking gRPC health: %w", err)
 		}
-		g.conn, g.tls = conn, cfg.TLS
+		g.conn, g.tlsKey = conn, cfg.TLSKey
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()

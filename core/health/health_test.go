@@ -222,7 +222,12 @@ func TestCheckerVerifiesHTTPSBackendsAsConfigured(t *testing.T) {
 		t.Errorf("last error %q, want the certificate named", h.LastError)
 	}
 	// servers.ca trusts it from the next probe on.
-	cfg.TLS = s.Client().Transport.(*http.Transport).TLSClientConfig
+	cfg.TLS, cfg.TLSKey = s.Client().Transport.(*http.Transport).TLSClientConfig, "ca=httptest"
 	c.SetConfig(cfg)
 	next(s.URL + " up=true")
+	// And back to the system's roots: the connection the checks kept, verified
+	// under the CA, is not used again, so the next probe fails.
+	cfg.TLS, cfg.TLSKey = nil, ""
+	c.SetConfig(cfg)
+	next(s.URL + " up=false")
 }

@@ -51,7 +51,10 @@ func (l *LB) startExtras(prev, cfg *config.Config, held []*extra) (out []*extra,
 			if h.cfg.Addr == lc.Addr {
 				exclusive = false
 			}
-			if same == nil && !kept[h] && prev != nil && !servingChanged(prev, cfg) && reflect.DeepEqual(h.cfg, lc) {
+			if same == nil && !kept[h] && prev != nil && !servingChanged(prev, cfg) && reflect.DeepEqual(h.cfg, lc) &&
+				(lc.TLS == nil || lc.TLS.ACME == nil || challengeAddr(prev) == challengeAddr(cfg)) {
+				// (An ACME listener's http-01 challenges are answered where the
+				// configuration says; a change there starts it anew.)
 				same = h
 			}
 		}
@@ -235,6 +238,15 @@ func (x *extra) drain(timeout time.Duration, l *LB) {
 // timeouts or limits, or the directory their files are relative to changed.
 func extrasChanged(prev, next *config.Config) bool {
 	return !reflect.DeepEqual(prev.Listeners, next.Listeners) || servingChanged(prev, next)
+}
+
+// challengeAddr is the address of c's listener that answers http-01 challenges; ""
+// for none.
+func challengeAddr(c *config.Config) string {
+	if i := c.ChallengeListener(); i >= 0 {
+		return c.Listeners[i].Addr
+	}
+	return ""
 }
 
 // servingChanged reports whether what every listener is started with changed:

@@ -259,10 +259,10 @@ func routeTable(cfg *config.Config, gen uint64, pools []*poolState) *exchange.Ta
 
 func checkConfig(cfg *config.Config, ep config.EffectivePool) health.Config {
 	hc := ep.HealthCheck
-	backendTLS, _, _ := config.BackendTLS(cfg, ep) // it was read when cfg was validated
+	backendTLS, tlsKey, _ := config.BackendTLS(cfg, ep) // it was read when cfg was validated
 	return health.Config{
 		Path: hc.Path, GRPC: hc.GRPC, Interval: hc.Interval.D(), Timeout: hc.Timeout.D(),
-		Healthy: hc.HealthyThreshold, Unhealthy: hc.UnhealthyThreshold, TLS: backendTLS,
+		Healthy: hc.HealthyThreshold, Unhealthy: hc.UnhealthyThreshold, TLS: backendTLS, TLSKey: tlsKey,
 	}
 }
 

@@ -71,7 +71,9 @@ type Front struct {
 	h2conns sync.WaitGroup // the HTTP/2 connections being served
 	h2mu    sync.Mutex
 	h2open  map[net.Conn]struct{} // the same, to close when a drain runs out of time
-	done    chan struct{}
+	// h2closing is set once Shutdown began: no HTTP/2 connection starts after it.
+	h2closing bool
+	done      chan struct{}
 }
 
 // connKey finds a request's connection in its context.
@@ -135,6 +137,9 @@ func (f *Front) Addr() net.Addr { return f.cfg.Listener.Addr() }
 // Shutdown stops accepting, closes idle connections, and lets requests in flight
 // finish until ctx ends, when it closes what is left.
 func (f *Front) Shutdown(ctx context.Context) error {
+	f.h2mu.Lock()
+	f.h2closing = true
+	f.h2mu.Unlock()
 	err := f.server.Shutdown(ctx) // HTTP/2 connections get GOAWAY (http2.ConfigureServer)
 	if err != nil {
 		_ = f.server.Close()

@@ -13,7 +13,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
@@ -532,24 +531,22 @@ func (x *exchangeState) copyBody(resp *http.Response) (err error, clientGone boo
 	rc := http.NewResponseController(x.w)
 	idle := x.f.cfg.Timeouts.BodyIdle
 	var stall *time.Timer
-	var stalled atomic.Bool
 	if resp.ProtoMajor == 2 && idle > 0 {
 		// An HTTP/2 answer comes on a stream, not on a connection of its own that
 		// the answer gate times (see transport): a stream silent for body_idle is
 		// ended here.
-		stall = time.AfterFunc(idle, func() {
-			stalled.Store(true)
-			resp.Body.Close()
-		})
+		stall = time.AfterFunc(idle, func() { resp.Body.Close() })
 		defer stall.Stop()
 	}
 	for {
-		n, rerr := resp.Body.Read(buf)
 		if stall != nil {
-			if stalled.Load() {
-				return os.ErrDeadlineExceeded, false
-			}
 			stall.Reset(idle)
+		}
+		n, rerr := resp.Body.Read(buf)
+		// The silence timed is the backend's: the timer stops while the client
+		// takes what came.
+		if stall != nil && !stall.Stop() {
+			return os.ErrDeadlineExceeded, false // it fired: the body is closed
 		}
 		if n > 0 {
 			if _, werr := x.w.Write(buf[:n]); werr != nil {
@@ -765,16 +762,19 @@ func passInterim(w http.ResponseWriter, code int, header http.Header) {
 }
 
 // roundTripH2C sends out to its h2c backend, and waits for the answer's head for
-// response_header at most, as net/http's transport does for the other backends.
+// response_header at most once the request is written, as net/http's transport does
+// for the other backends.
 func (f *Front) roundTripH2C(out *http.Request) (*http.Response, error) {
 	d := f.cfg.Timeouts.ResponseHeader
 	if d <= 0 {
 		return f.h2c.RoundTrip(out)
 	}
 	ctx, cancel := context.WithCancel(out.Context())
-	late := time.AfterFunc(d, cancel)
+	late := time.AfterFunc(time.Hour, cancel)
+	late.Stop()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { late.Reset(d) }})
 	resp, err := f.h2c.RoundTrip(out.WithContext(ctx))
-	if !late.Stop() {
+	if !late.Stop() && ctx.Err() != nil && out.Context().Err() == nil {
 		if err == nil {
 			resp.Body.Close()
 		}

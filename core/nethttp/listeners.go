@@ -138,11 +138,17 @@ func (p *prefixed) Read(b []byte) (int, error) {
 // serveH2 serves c, which speaks HTTP/2, until it ends; Shutdown sends it GOAWAY and
 // waits for its streams.
 func (f *Front) serveH2(c net.Conn) {
-	f.h2conns.Add(1)
-	defer f.h2conns.Done()
 	f.h2mu.Lock()
+	if f.h2closing {
+		// Its handshake ended after Shutdown began: it would get no GOAWAY.
+		f.h2mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	f.h2conns.Add(1)
 	f.h2open[c] = struct{}{}
 	f.h2mu.Unlock()
+	defer f.h2conns.Done()
 	defer func() {
 		f.h2mu.Lock()
 		delete(f.h2open, c)
