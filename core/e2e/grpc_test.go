@@ -23,32 +23,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-lb/switchyard/core/exchange/exchangetest"
 	"github.com/switchyard-lb/switchyard/core/status"
 )
-
-// rawCodec passes the test service's messages (bytes) as they are, and protobuf
-// messages (the health service's) as protobuf.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) ([]byte, error) {
-	if b, ok := v.(*[]byte); ok {
-		return *b, nil
-	}
-	return proto.Marshal(v.(proto.Message))
-}
-
-func (rawCodec) Unmarshal(b []byte, v any) error {
-	if p, ok := v.(*[]byte); ok {
-		*p = append([]byte(nil), b...)
-		return nil
-	}
-	return proto.Unmarshal(b, v.(proto.Message))
-}
-
-func (rawCodec) Name() string { return "raw" }
 
 // echoBackend is a gRPC backend in the test process: the test service (echoService)
 // and the standard health service, on loopback in HTTP/2 by prior knowledge, as
@@ -174,7 +152,7 @@ func startEchoBackend(t *testing.T, release <-chan struct{}) *echoBackend {
 	}
 	be := &echoBackend{url: "h2c://" + ln.Addr().String(), name: ln.Addr().String(), health: health.NewServer(),
 		release: release, started: make(chan struct{}, 1), ended: make(chan sleepEnding, 1)}
-	s := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}))
+	s := grpc.NewServer(grpc.ForceServerCodec(exchangetest.RawCodec{}))
 	s.RegisterService(&echoService, be)
 	healthpb.RegisterHealthServer(s, be.health)
 	go s.Serve(ln)
@@ -216,7 +194,7 @@ func h2cListener(addr string) map[string]any { return map[string]any{"addr": add
 // raw messages; it is closed when the test ends.
 func dialGRPC(t *testing.T, addr string, creds credentials.TransportCredentials) *grpc.ClientConn {
 	t.Helper()
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.ForceCodec(exchangetest.RawCodec{})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,32 +18,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-lb/switchyard/core/exchange"
 	"github.com/switchyard-lb/switchyard/core/exchange/exchangetest"
 )
-
-// rawCodec passes messages as they are (the test service's are bytes), and protobuf
-// messages (the health service's) as protobuf.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) ([]byte, error) {
-	if b, ok := v.(*[]byte); ok {
-		return *b, nil
-	}
-	return proto.Marshal(v.(proto.Message))
-}
-
-func (rawCodec) Unmarshal(b []byte, v any) error {
-	if p, ok := v.(*[]byte); ok {
-		*p = append([]byte(nil), b...)
-		return nil
-	}
-	return proto.Unmarshal(b, v.(proto.Message))
-}
-
-func (rawCodec) Name() string { return "raw" }
 
 // echoService is a gRPC service of four methods, one per kind of call: Unary echoes
 // its message (or fails with NOT_FOUND and a message when asked "fail", or reports its
@@ -123,7 +101,7 @@ var cancelled = make(chan error, 1)
 // grpcBackend serves echoService and the standard health service over h2c.
 func grpcBackend(t *testing.T) string {
 	t.Helper()
-	s := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}))
+	s := grpc.NewServer(grpc.ForceServerCodec(exchangetest.RawCodec{}))
 	s.RegisterService(&echoService, nil)
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -139,7 +117,7 @@ func grpcBackend(t *testing.T) string {
 // trailers and status details, deadlines and cancellation.
 func TestGRPCThroughTheProxy(t *testing.T) {
 	addr := serveOn(t, exchangetest.NewProxy(t, exchange.Settings{MaxHeaders: 100}, grpcBackend(t)), Config{H2C: true})
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(exchangetest.RawCodec{})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +228,7 @@ func TestGRPCThroughTheProxy(t *testing.T) {
 func TestGRPCToHTTP1BackendIsUnavailable(t *testing.T) {
 	url, _, _ := countingBackend(t)
 	addr := serveOn(t, exchangetest.NewProxy(t, exchange.Settings{MaxHeaders: 100}, url), Config{H2C: true})
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(exchangetest.RawCodec{})))
 	if err != nil {
 		t.Fatal(err)
 	}
