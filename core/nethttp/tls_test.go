@@ -3,6 +3,7 @@ package nethttp
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -150,5 +151,40 @@ func TestRedirectHTTPSListener(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 308 || resp.Header.Get("Location") != "https://www.example.com/a/b?c=d" {
 		t.Errorf("%d %q, want 308 to https://www.example.com/a/b?c=d", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// The transports of TLS settings that no pool has any more are let go: an edit that
+// changes a pool's ca leaves no transport behind.
+func TestTransportsOfOldTLSSettingsGo(t *testing.T) {
+	srv, _ := exchangetest.TLSBackend(t, "tls")
+	px := exchangetest.Trust(exchangetest.NewProxy(t, exchange.Settings{MaxHeaders: 100}, srv.URL), srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Serve(Config{Listener: ln, Proxy: px, Limits: h1.DefaultLimits, Status: func() []byte { return []byte(`{}`) },
+		Timeouts: Timeouts{Connect: time.Second, ResponseHeader: 2 * time.Second, Idle: 10 * time.Second, ReadHeader: 2 * time.Second, BodyIdle: 2 * time.Second}})
+	t.Cleanup(func() { _ = f.Shutdown(context.Background()) })
+	get := func() {
+		t.Helper()
+		resp, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	for i := range 3 {
+		get()
+		for _, u := range px.Table().Upstreams() {
+			u.SetTLS(exchange.NewBackendTLS(exchangetest.Trusting(srv), fmt.Sprintf("edit %d", i)))
+		}
+	}
+	get()
+	n := 0
+	f.byTLS.Range(func(_, _ any) bool { n++; return true })
+	if n != 1 {
+		t.Errorf("%d transport pairs after three edits of the pool's TLS, want the one in use", n)
 	}
 }

@@ -32,8 +32,28 @@ func (f *Front) transportsFor(t *exchange.BackendTLS) *transports {
 	if v, ok := f.byTLS.Load(t); ok {
 		return v.(*transports)
 	}
-	v, _ := f.byTLS.LoadOrStore(t, &transports{pooled: f.transport(true, t), fresh: f.transport(false, t)})
+	v, loaded := f.byTLS.LoadOrStore(t, &transports{pooled: f.transport(true, t), fresh: f.transport(false, t)})
+	if !loaded {
+		f.pruneTransports()
+	}
 	return v.(*transports)
+}
+
+// pruneTransports lets go of the transports of TLS settings that no pool has any
+// more (an edit changed them): their idle connections close now, and those still
+// carrying a request close once it is done, after idle at the most.
+func (f *Front) pruneTransports() {
+	inUse := map[*exchange.BackendTLS]bool{}
+	for _, u := range f.cfg.Proxy.Table().Upstreams() {
+		inUse[u.TLS()] = true
+	}
+	f.byTLS.Range(func(k, v any) bool {
+		if !inUse[k.(*exchange.BackendTLS)] {
+			f.byTLS.Delete(k)
+			v.(*transports).pooled.CloseIdleConnections()
+		}
+		return true
+	})
 }
 
 // transport returns the net/http transport to backends of pools reaching https
