@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,14 @@ func startH2CBackend(t *testing.T) *h2cBackend {
 		w.Header().Set(http.TrailerPrefix+"X-Late", "unannounced")
 	})
 	mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	mux.HandleFunc("/hints", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for range n {
+			w.Header().Set("Link", "</style.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+		}
+		io.WriteString(w, "hinted")
+	})
 	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "started;")
 		w.(http.Flusher).Flush()
@@ -162,6 +171,33 @@ func TestH2CBackends(t *testing.T) {
 				}
 			}
 
+			// 103 Early Hints pass on before the answer; a backend that sends them
+			// without end gets its stream ended after 16.
+			fmt.Fprintf(c, "GET /hints?n=2 HTTP/1.1\r\nHost: a\r\n\r\n")
+			for i := range 2 {
+				line, err := br.ReadString('\n')
+				if err != nil || !strings.HasPrefix(line, "HTTP/1.1 103") {
+					t.Fatalf("early hint %d: %q %v", i, line, err)
+				}
+				for line != "\r\n" && err == nil {
+					line, err = br.ReadString('\n')
+				}
+			}
+			if r, err := http.ReadResponse(br, nil); err != nil {
+				t.Fatal(err)
+			} else if b, _ := io.ReadAll(r.Body); r.StatusCode != 200 || string(b) != "hinted" {
+				t.Errorf("after two 103s: %d %q", r.StatusCode, b)
+			}
+			flood, err := http.Get(base + "/hints?n=40")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(flood.Body)
+			flood.Body.Close()
+			if flood.StatusCode != 502 {
+				t.Errorf("after 40 103s: %d %q, want 502", flood.StatusCode, b)
+			}
+
 			// Expect: 100-continue: the backend's 100 comes back before the body goes.
 			fmt.Fprintf(c, "PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n")
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -175,7 +211,7 @@ func TestH2CBackends(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, _ := io.ReadAll(r.Body)
+			b, _ = io.ReadAll(r.Body)
 			if !strings.HasPrefix(string(b), "h2c HTTP/2.0 PUT /x 3 ") {
 				t.Errorf("after 100: %d %q", r.StatusCode, b)
 			}

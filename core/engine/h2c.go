@@ -85,11 +85,21 @@ func (l *loop) dialH2C(b *backend.Backend, ap netip.AddrPort) (*upstream, error)
 // cancelled, or an exchange fails: the loop then reads the end of the connection.
 func serveH2C(ctx context.Context, local *net.UnixConn, conn func() (*http2.ClientConn, error), hostport string) {
 	rd := bufio.NewReaderSize(local, 8<<10)
+	// A 1xx is written from the read loop of the connection every stream to the
+	// backend shares: it may not wait on this client for long, and a backend may
+	// send a request only so many.
+	interims := 0
 	interim := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		if interims++; interims > maxInterims {
+			return errTooManyInterims
+		}
+		_ = local.SetWriteDeadline(time.Now().Add(interimWait))
+		defer local.SetWriteDeadline(time.Time{})
 		return writeInterim(local, code, http.Header(h))
 	}}
 	ctx = httptrace.WithClientTrace(ctx, interim)
 	for {
+		interims = 0
 		req, err := http.ReadRequest(rd)
 		if err != nil {
 			return
@@ -136,6 +146,16 @@ func serveH2C(ctx context.Context, local *net.UnixConn, conn func() (*http2.Clie
 		}
 	}
 }
+
+// maxInterims bounds the 1xx answers passed on before a request's final one, and
+// interimWait how long writing one may wait for the loop to take it.
+const (
+	maxInterims = 16
+	interimWait = time.Second
+)
+
+// errTooManyInterims ends a stream whose backend sends 1xx answers without end.
+var errTooManyInterims = errors.New("more than 16 informational (1xx) answers to one request")
 
 // requestBody is a request's body as the stream reads it. Closing it reads nothing
 // more: what the stream left is this connection's to deal with.
