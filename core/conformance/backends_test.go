@@ -57,8 +57,8 @@ func startH2CBackend(t *testing.T) *h2cBackend {
 	mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("/hints", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Link", "</style.css>; rel=preload")
 		for range n {
-			w.Header().Set("Link", "</style.css>; rel=preload")
 			w.WriteHeader(http.StatusEarlyHints)
 		}
 		io.WriteString(w, "hinted")

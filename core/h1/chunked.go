@@ -3,13 +3,13 @@ package h1
 // Chunked follows a chunked body (RFC 9112 section 7.1) through reads split anywhere,
 // so that a proxy can pass its bytes on as they are while knowing where it ends. The
 // framing is read strictly: every line ends in CRLF, a chunk size is hexadecimal
-// (leading zeros allowed) and fits in 60 bits, extensions hold no control byte, and
-// trailer fields are well-formed and bounded.
+// (leading zeros allowed, any number of them) and fits in 60 bits, extensions hold no
+// control byte, and trailer fields are well-formed and bounded.
 //
 // The zero value is ready for a body; Reset readies it for the next one.
 type Chunked struct {
 	state   uint8
-	digits  uint8 // significant digits of the size
+	zeros   bool  // Forward dropped leading zeros of the size being read
 	left    int64 // data bytes left in the current chunk
 	trailer int   // bytes of the trailer section so far
 	inValue bool  // past the colon of the current trailer line
@@ -19,7 +19,9 @@ type Chunked struct {
 	held    uint8            // bytes in hold; 0 when not holding
 	holding bool             // a trailer field's name is being held
 	drop    bool             // the current trailer line is dropped
-	// MaxTrailerBytes bounds the trailer section (0: 16 KiB).
+	// MaxTrailerBytes bounds the trailer section, from its first field to the end of
+	// the empty line that ends it (0: 4 KiB, as much as the nethttp front's server
+	// reads).
 	MaxTrailerBytes int
 }
 
@@ -84,11 +86,11 @@ func (c *Chunked) step(b byte) error {
 		v, ok := unhex(b)
 		switch {
 		case ok:
-			if c.digits > 0 || v != 0 {
-				c.digits++
-			}
-			if c.digits > 15 {
-				return ErrChunk
+			switch {
+			case c.left>>56 != 0:
+				return ErrChunk // over 60 bits
+			case c.left == 0 && c.state == chSize:
+				c.edit = true // leading zeros: Forward drops them
 			}
 			c.left = c.left<<4 | int64(v)
 			c.state = chSize
@@ -124,7 +126,6 @@ func (c *Chunked) step(b byte) error {
 		if b != '\n' {
 			return ErrChunk
 		}
-		c.digits = 0
 		if c.left == 0 {
 			c.state = chTrailerStart
 		} else {
@@ -144,6 +145,9 @@ func (c *Chunked) step(b byte) error {
 		switch {
 		case b == '\r':
 			c.state = chEndLF
+			if c.trailer > 0 {
+				return c.countTrailer()
+			}
 		case tchar[b]:
 			c.state, c.inValue, c.edit = chTrailer, false, true
 			return c.countTrailer()
@@ -167,11 +171,15 @@ func (c *Chunked) step(b byte) error {
 			return ErrChunk
 		}
 		c.state = chTrailerStart
+		return c.countTrailer()
 	case chEndLF:
 		if b != '\n' {
 			return ErrChunk
 		}
 		c.state = chDone
+		if c.trailer > 0 {
+			return c.countTrailer()
+		}
 	}
 	return nil
 }
@@ -181,7 +189,7 @@ func (c *Chunked) countTrailer() error {
 	c.trailer++
 	limit := c.MaxTrailerBytes
 	if limit == 0 {
-		limit = 16 << 10
+		limit = 4 << 10
 	}
 	if c.trailer > limit {
 		return ErrTrailerTooLarge
@@ -206,15 +214,17 @@ const maxFraming = len("transfer-encoding")
 
 // Forward consumes the prefix of buf that belongs to the body, as Scan does, and
 // returns what goes on in its place: the same bytes without chunk extensions (and
-// white space after a size), and without trailer fields that frame or route a
-// message (Content-Length, Transfer-Encoding, Host), which a recipient could take
-// for the message's own (RFC 9112 section 7.1.1, RFC 9110 section 6.5.1). out is
-// buf[:n] itself when nothing was dropped, the common case; else it is built in dst.
+// white space after a size), without a size's leading zeros (0005 goes on as 5; a
+// single one passes where a read ends right after it, so no recipient reads a size
+// of more than 16 digits), and without trailer fields that frame or route a message
+// (Content-Length, Transfer-Encoding, Host), which a recipient could take for the
+// message's own (RFC 9112 section 7.1.1, RFC 9110 section 6.5.1). out is buf[:n]
+// itself when nothing was dropped, the common case; else it is built in dst.
 func (c *Chunked) Forward(dst, buf []byte) (out []byte, n int, done bool, err error) {
 	saved := *c
 	c.edit = false
 	n, done, err = c.Scan(buf)
-	if !c.edit && !saved.holding && !saved.drop && (saved.state != chSizeWS && saved.state != chExt) {
+	if !c.edit && !saved.holding && !saved.drop && !saved.zeros && (saved.state != chSizeWS && saved.state != chExt) {
 		return buf[:n], n, done, err
 	}
 	*c = saved
@@ -250,7 +260,20 @@ func (c *Chunked) rewrite(dst, buf []byte) (out []byte, n int, done bool, err er
 func (c *Chunked) keep(dst []byte, prev uint8, b byte) []byte {
 	switch prev {
 	case chSizeStart, chSize, chSizeWS, chExt:
-		if c.state == chSize || c.state == chSizeLF { // a digit, or the line's CR
+		switch {
+		case c.state == chSize: // a digit; leading zeros go
+			if b == '0' && c.left == 0 {
+				c.zeros = true
+				return dst
+			}
+			return append(dst, b)
+		case c.zeros: // the size ends here, and was all zeros when no digit went on
+			if c.left == 0 {
+				dst = append(dst, '0')
+			}
+			c.zeros = false
+		}
+		if c.state == chSizeLF { // the line's CR
 			return append(dst, b)
 		}
 		return dst // an extension, or white space before one

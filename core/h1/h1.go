@@ -11,8 +11,17 @@
 // and no ambiguity results: a head whose lines end in a bare LF is read as if they
 // ended in CRLF, and empty lines before a request line are skipped.
 //
+// What the parsers accept, net/http reads the same way too (the nethttp front hands
+// its server each head as h1 read it), so both fronts give the same answer to the
+// same bytes: a request's Host holds only the bytes of a host and port, and its
+// target is in one of RFC 9112's forms with well-formed escapes in its path (else
+// 400); an expectation other than 100-continue is 417; a Transfer-Encoding said with
+// empty list elements or lines goes on as one "chunked"; a chunk size loses its
+// leading zeros on the way (Chunked.Forward); trailers are bounded to 4 KiB.
+//
 // Parsed fields are slices of the caller's buffer: they are valid until the caller
-// reuses it.
+// reuses it. (A tidied Transfer-Encoding's value is the parser's own; no parsed
+// field is to be written to.)
 package h1
 
 import (
@@ -22,7 +31,7 @@ import (
 
 // Error is a framing error: what was wrong and the status a server answers with.
 type Error struct {
-	Status int    // 400, 413, 431, 501 or 505 for requests; responses use 502
+	Status int    // 400, 413, 417, 431, 501 or 505 for requests; responses use 502
 	Msg    string // a fixed sentence that echoes none of the message's bytes
 }
 
@@ -45,7 +54,10 @@ var (
 	ErrTransferEncoding = errf(501, "Transfer-Encoding must end in chunked")
 	ErrHTTP10Chunked    = errf(400, "Transfer-Encoding in an HTTP/1.0 message")
 	ErrHost             = errf(400, "missing or repeated Host")
+	ErrHostValue        = errf(400, "invalid Host")
+	ErrTarget           = errf(400, "invalid request target")
 	ErrUserInfo         = errf(400, "user information in the request target")
+	ErrExpectation      = errf(417, "unsupported expectation")
 	ErrChunk            = errf(400, "invalid chunked framing")
 	ErrTrailerTooLarge  = errf(431, "trailer section too large")
 )

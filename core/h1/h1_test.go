@@ -1,7 +1,10 @@
 package h1
 
 import (
+	"bufio"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -44,6 +47,18 @@ func TestParseRequest(t *testing.T) {
 		{name: "two spaces", in: "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", err: ErrRequestLine},
 		{name: "space in target", in: "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", err: ErrRequestLine},
 		{name: "too many empty lines", in: strings.Repeat("\r\n", 5) + "GET / HTTP/1.1\r\nHost: x\r\n\r\n", err: ErrRequestLine},
+		{name: "space in Host", in: "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", err: ErrHostValue},
+		{name: "Host beyond ASCII", in: "GET / HTTP/1.1\r\nHost: caf\xc3\xa9.example\r\n\r\n", err: ErrHostValue},
+		{name: "Host with an IPv6 address and a port", in: "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", keep: true},
+		{name: "empty Host", in: "GET / HTTP/1.1\r\nHost:\r\n\r\n", keep: true},
+		{name: "unknown expectation", in: "GET / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n", err: ErrExpectation},
+		{name: "unknown expectation listed", in: "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue, foo\r\nContent-Length: 1\r\n\r\n", err: ErrExpectation},
+		{name: "unknown expectation in HTTP/1.0", in: "GET / HTTP/1.0\r\nExpect: foo\r\n\r\n", err: ErrExpectation},
+		{name: "100-continue", in: "PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n", framing: BodyLength, length: 1, keep: true},
+		{name: "100-continue without a body", in: "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n", keep: true},
+		{name: "chunked and an empty Transfer-Encoding", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n", framing: BodyChunked, keep: true},
+		{name: "chunked with an empty element", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked,\r\n\r\n", framing: BodyChunked, keep: true},
+		{name: "empty Transfer-Encoding alone", in: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n", err: &Error{Status: 400}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,7 +139,14 @@ func TestParseResponse(t *testing.T) {
 		{name: "continue", in: "HTTP/1.1 100 Continue\r\n\r\n", status: 100, keep: true},
 		{name: "1.0 closes", in: "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", status: 200, framing: BodyLength, length: 1},
 		{name: "close", in: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n", status: 200, framing: BodyLength, length: 1},
-		{name: "gzip coding reads to close", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", status: 200, framing: BodyUntilClose},
+		{name: "gzip coding", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", bad: true},
+		{name: "gzip then chunked", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", bad: true},
+		{name: "gzip then chunked on two lines", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", bad: true},
+		{name: "gzip then chunked to HEAD", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", head: true, bad: true},
+		{name: "chunked twice", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", bad: true},
+		{name: "chunked in HTTP/1.0", in: "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", bad: true},
+		{name: "gzip coding on a 304", in: "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: gzip\r\n\r\n", status: 304, keep: true},
+		{name: "chunked and an empty Transfer-Encoding", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: \r\n\r\n", status: 200, framing: BodyChunked, keep: true},
 		{name: "length and chunked", in: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", bad: true},
 		{name: "conflicting lengths", in: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", bad: true},
 		{name: "bad status", in: "HTTP/1.1 20x OK\r\n\r\n", bad: true},
@@ -165,6 +187,7 @@ func TestChunked(t *testing.T) {
 		{name: "trailers", in: "1\r\na\r\n0\r\nX-Sum: 1\r\nY: 2\r\n\r\n", n: -1},
 		{name: "next message after", in: "1\r\na\r\n0\r\n\r\nGET / HTTP/1.1\r\n", n: 11},
 		{name: "hex sizes", in: "A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n", n: -1},
+		{name: "17 digits, leading zeros", in: "00000000000000005\r\nhello\r\n00000000000000000\r\n\r\n", n: -1},
 		{name: "invalid size", in: "g\r\n", bad: true},
 		{name: "no size", in: "\r\n", bad: true},
 		{name: "negative", in: "-1\r\n", bad: true},
@@ -222,7 +245,6 @@ func TestChunkedForwardDropsExtensionsAndFramingTrailers(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"5\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n"},
 		{"5;a=\"unclosed\r\nhello\r\n6 ; b=1\r\n world\r\n0;end\r\n\r\n", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"},
-		{"005 \r\nhello\r\n0\r\n\r\n", "005\r\nhello\r\n0\r\n\r\n"},
 		{"1\r\na\r\n0\r\nContent-Length: 3\r\nX-Sum: 2\r\nHOST: evil\r\nTransfer-Encoding: gzip\r\nX-Really-Long-Trailer-Name: v\r\n\r\n",
 			"1\r\na\r\n0\r\nX-Sum: 2\r\nX-Really-Long-Trailer-Name: v\r\n\r\n"},
 		{"0\r\nHosts: kept\r\nHost: dropped\r\n\r\n", "0\r\nHosts: kept\r\n\r\n"},
@@ -255,21 +277,172 @@ func TestChunkedForwardPassesPlainBodiesWithoutCopy(t *testing.T) {
 	}
 }
 
-func TestUserInfoInTargetRefused(t *testing.T) {
+func TestRequestTarget(t *testing.T) {
 	for _, tc := range []struct {
-		target string
-		err    error
+		method, target string
+		err            error
 	}{
-		{"http://u:p@evil.example/", ErrUserInfo},
-		{"http://u@evil.example", ErrUserInfo},
-		{"http://good.example/a@b", nil},
-		{"/path@x", nil},
-		{"http://good.example/?q=a@b", nil},
+		{"GET", "/a/b?c=d", nil},
+		{"GET", "/a%2Fb%c3%A9", nil},
+		{"GET", "/a?q=%zz&r=100%", nil}, // the query goes on as it came
+		{"GET", "/%zz", ErrTarget},
+		{"GET", "/a%2", ErrTarget},
+		{"GET", "/a%", ErrTarget},
+		{"GET", "/a#%zz", ErrTarget},
+		{"GET", "foo", ErrTarget},
+		{"GET", "?x", ErrTarget},
+		{"GET", "%2Fa", ErrTarget},
+		{"OPTIONS", "*", nil},
+		{"GET", "*", nil},
+		{"OPTIONS", "**", ErrTarget},
+		{"GET", "http://h.example", nil},
+		{"GET", "HTTPS://h.example:8443/p?q", nil},
+		{"GET", "http://h.example?q", nil},
+		{"GET", "http://[2001:db8::1]:80/", nil},
+		{"GET", "http://[::ffff:192.0.2.1]/", nil},
+		{"GET", "http://192.0.2.1/", nil},
+		{"GET", "foo:bar", ErrTarget},
+		{"GET", "http:/x", ErrTarget},
+		{"GET", "1http://h/", ErrTarget},
+		{"GET", "http:///x", ErrTarget},
+		{"GET", "http://:80/", ErrTarget},
+		{"GET", "http://h:8x/", ErrTarget},
+		{"GET", "http://h:1:2/", ErrTarget},
+		{"GET", "http://h<b/", ErrTarget},
+		{"GET", "http://caf\xc3\xa9/", ErrTarget},
+		{"GET", "http://h%41/", ErrTarget},
+		{"GET", "http://h.example/%zz", ErrTarget},
+		{"GET", "http://[1:2]/", ErrTarget},
+		{"GET", "http://[192.0.2.1]/", ErrTarget},
+		{"GET", "http://[fe80::1%25en0]/", ErrTarget},
+		{"GET", "http://[::1/", ErrTarget},
+		{"GET", "http://[::1]x/", ErrTarget},
+		{"CONNECT", "h.example:443", nil},
+		{"CONNECT", "[::1]:443", nil},
+		{"CONNECT", "h.example:443/x", ErrTarget},
+		{"CONNECT", "/rpc", nil},
+		{"GET", "http://u:p@evil.example/", ErrUserInfo},
+		{"GET", "http://u@evil.example", ErrUserInfo},
+		{"GET", "http://good.example/a@b", nil},
+		{"GET", "/path@x", nil},
+		{"GET", "http://good.example/?q=a@b", nil},
 	} {
 		var r Request
-		_, err := ParseRequest([]byte("GET "+tc.target+" HTTP/1.1\r\nHost: h\r\n\r\n"), DefaultLimits, &r)
+		_, err := ParseRequest([]byte(tc.method+" "+tc.target+" HTTP/1.1\r\nHost: h\r\n\r\n"), DefaultLimits, &r)
 		if err != tc.err && !(err == nil && tc.err == nil) {
-			t.Errorf("ParseRequest(GET %s) error %v, want %v", tc.target, err, tc.err)
+			t.Errorf("ParseRequest(%s %s) error %v, want %v", tc.method, tc.target, err, tc.err)
+		}
+	}
+}
+
+func TestIPv6(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"::", true}, {"::1", true}, {"1::", true}, {"1:2:3:4:5:6:7:8", true}, {"1:2:3:4:5:6:7::", true},
+		{"::ffff:192.0.2.1", true}, {"1:2:3:4:5:6:192.0.2.1", true}, {"fe80::abcd:1", true},
+		{"", false}, {":", false}, {":::", false}, {"1::2::3", false}, {"1:2:3:4:5:6:7", false},
+		{"1:2:3:4:5:6:7:8:9", false}, {"1:2:3:4:5:6:7:8::", false}, {"12345::", false}, {"g::", false},
+		{"192.0.2.1", false}, {"::192.0.2.256", false}, {"::192.0.2", false}, {"::01.2.3.4", false},
+		{"1.2.3.4::", false}, {"::1.2.3.4:5", false},
+	} {
+		if got := ipv6([]byte(tc.in)); got != tc.ok {
+			t.Errorf("ipv6(%q) = %v, want %v", tc.in, got, tc.ok)
+		}
+	}
+}
+
+// A Transfer-Encoding said with empty lines or elements goes on as one field,
+// chunked, in requests and answers alike.
+func TestTransferEncodingTidied(t *testing.T) {
+	for _, tc := range []struct{ fields, want string }{
+		{"Transfer-Encoding: chunked\r\nX-A: 1\r\n", "Transfer-Encoding: chunked|X-A: 1"},
+		{"Transfer-Encoding: chunked\r\nX-A: 1\r\nTransfer-Encoding:\r\n", "Transfer-Encoding: chunked|X-A: 1"},
+		{"transfer-encoding: \r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n", "transfer-encoding: chunked|X-A: 1"},
+		{"Transfer-Encoding: chunked,\r\n", "Transfer-Encoding: chunked"},
+		{"Transfer-Encoding: , CHUNKED , \r\nX-A: 1\r\n", "Transfer-Encoding: chunked|X-A: 1"},
+	} {
+		var req Request
+		if _, err := ParseRequest([]byte("POST / HTTP/1.1\r\n"+tc.fields+"Host: h\r\n\r\n"), DefaultLimits, &req); err != nil {
+			t.Fatalf("ParseRequest(%q): %v", tc.fields, err)
+		}
+		if got := join(req.Headers[:len(req.Headers)-1]); got != tc.want || req.Framing != BodyChunked {
+			t.Errorf("ParseRequest(%q) fields %q framing %d, want %q, chunked", tc.fields, got, req.Framing, tc.want)
+		}
+		var resp Response
+		if _, err := ParseResponse([]byte("HTTP/1.1 200 OK\r\n"+tc.fields+"\r\n"), DefaultLimits, false, &resp); err != nil {
+			t.Fatalf("ParseResponse(%q): %v", tc.fields, err)
+		}
+		if got := join(resp.Headers); got != tc.want || resp.Framing != BodyChunked {
+			t.Errorf("ParseResponse(%q) fields %q framing %d, want %q, chunked", tc.fields, got, resp.Framing, tc.want)
+		}
+	}
+}
+
+func join(hs []Header) string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, string(h.Name)+": "+string(h.Value))
+	}
+	return strings.Join(out, "|")
+}
+
+// A chunk size goes on without its leading zeros, at most one of which passes where a
+// read ends right after it: no recipient reads a size of more than 16 digits.
+func TestChunkedForwardDropsLeadingZeros(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"00000000000000005\r\nhello\r\n0000000000000000000\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n"},
+		{"005 \r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n"},
+		{"0a;x=1\r\n0123456789\r\n00;end\r\nX: 1\r\n\r\n", "a\r\n0123456789\r\n0\r\nX: 1\r\n\r\n"},
+		{"10\r\n0123456789abcdef\r\n0\r\n\r\n", "10\r\n0123456789abcdef\r\n0\r\n\r\n"},
+	} {
+		var c Chunked
+		out, n, done, err := c.Forward(nil, []byte(tc.in))
+		if string(out) != tc.want || n != len(tc.in) || !done || err != nil {
+			t.Errorf("Forward(%q) = %q, %d, %v, %v; want %q", tc.in, out, n, done, err, tc.want)
+		}
+		for cut := 0; cut <= len(tc.in); cut++ {
+			var c Chunked
+			var got []byte
+			for _, piece := range []string{tc.in[:cut], tc.in[cut:]} {
+				out, _, _, err := c.Forward(nil, []byte(piece))
+				if err != nil {
+					t.Fatalf("Forward(%q) split at %d: %v", tc.in, cut, err)
+				}
+				got = append(got, out...)
+			}
+			if string(got) != tc.want && !oneMoreZero(string(got), tc.want) {
+				t.Errorf("Forward(%q) split at %d = %q, want %q (one more leading zero at most)", tc.in, cut, got, tc.want)
+			}
+		}
+	}
+}
+
+// oneMoreZero reports whether got is want with a 0 put before one of its lines.
+func oneMoreZero(got, want string) bool {
+	for i := range len(got) {
+		if got[i] == '0' && (i == 0 || got[i-1] == '\n') && got[:i]+got[i+1:] == want {
+			return true
+		}
+	}
+	return false
+}
+
+// The trailer section is bounded as the nethttp front's server bounds it: 4 KiB from
+// its first field to the end of the empty line after the last.
+func TestTrailerLimitMatchesNetHTTP(t *testing.T) {
+	for _, size := range []int{4096, 4097} {
+		trailers := "X-Long: " + strings.Repeat("a", size-len("X-Long: \r\n\r\n")) + "\r\n\r\n"
+		body := "1\r\na\r\n0\r\n" + trailers
+		var c Chunked
+		_, done, err := c.Scan([]byte(body))
+		std, serr := http.ReadRequest(bufio.NewReader(strings.NewReader("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)))
+		if serr == nil {
+			_, serr = io.ReadAll(std.Body)
+		}
+		if want := size <= 4096; done != want || (err == nil) != want || (serr == nil) != want {
+			t.Errorf("trailers of %d bytes: Scan done %v, %v; net/http %v; want accepted: %v", size, done, err, serr, want)
 		}
 	}
 }

@@ -9,12 +9,14 @@ type fields struct {
 	chunkedLast   bool  // the last coding named is chunked
 	chunkedTwice  bool  // chunked named more than once, or before another coding
 	otherCoding   bool  // a coding other than chunked is named
+	untidy        bool  // a Transfer-Encoding field is empty, or more than one name
 	hosts         int
 	host          []byte
-	close, keep   bool // Connection: close, keep-alive
-	upgradeToken  bool // Connection: upgrade
-	upgrade       bool // an Upgrade field is present
-	expect100     bool
+	close, keep   bool     // Connection: close, keep-alive
+	upgradeToken  bool     // Connection: upgrade
+	upgrade       bool     // an Upgrade field is present
+	expect100     bool     // Expect: 100-continue
+	expectOther   bool     // Expect names another expectation
 	connection    [][]byte // the other names Connection lists
 }
 
@@ -85,8 +87,18 @@ func (f *fields) note(name, value []byte) error {
 			f.host = value
 		}
 	case 6:
-		if equalFold(name, "expect") && equalFold(value, "100-continue") {
-			f.expect100 = true
+		if equalFold(name, "expect") {
+			if equalFold(value, "100-continue") {
+				f.expect100 = true
+				break
+			}
+			for tok := range tokens(value) {
+				if equalFold(tok, "100-continue") {
+					f.expect100 = true
+				} else {
+					f.expectOther = true
+				}
+			}
 		}
 	case 7:
 		if equalFold(name, "upgrade") {
@@ -114,6 +126,7 @@ func (f *fields) note(name, value []byte) error {
 	case 17:
 		if equalFold(name, "transfer-encoding") {
 			f.transfer++
+			n := 0
 			for tok := range tokens(value) {
 				if f.chunkedLast {
 					f.chunkedTwice = true // chunked must be the last coding, once
@@ -122,6 +135,13 @@ func (f *fields) note(name, value []byte) error {
 				if !f.chunkedLast {
 					f.otherCoding = true
 				}
+				n++
+				if len(tok) != len(value) {
+					f.untidy = true // more than the coding's name
+				}
+			}
+			if n == 0 {
+				f.untidy = true
 			}
 		}
 	}
@@ -147,6 +167,27 @@ func (f *fields) noteLength(value []byte) error {
 	}
 	return nil
 }
+
+// tidyTransfer leaves one Transfer-Encoding field in hs, saying chunked, where the
+// fields said it with empty elements or empty lines ("chunked,", a second, empty
+// Transfer-Encoding line), which RFC 9110 section 5.6.1 has a recipient ignore: what
+// goes on is read one way by every recipient. It is for a message framed as chunked.
+func tidyTransfer(hs []Header) []Header {
+	out, seen := hs[:0], false
+	for _, h := range hs {
+		if len(h.Name) == 17 && equalFold(h.Name, "transfer-encoding") {
+			if seen {
+				continue
+			}
+			seen, h.Value = true, chunked
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// chunked is the value of a tidied Transfer-Encoding field.
+var chunked = []byte("chunked")[:7:7]
 
 // tokens yields the non-empty elements of a comma-separated list, white space trimmed.
 func tokens(v []byte) func(func([]byte) bool) {

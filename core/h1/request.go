@@ -74,13 +74,8 @@ func (r *Request) parseLine(line []byte) error {
 		return ErrRequestLine
 	}
 	r.Target, line = line[:sp], line[sp+1:]
-	for _, c := range r.Target {
-		if c <= ' ' || c == 0x7f {
-			return ErrRequestLine
-		}
-	}
-	if userInfo(r.Target) {
-		return ErrUserInfo
+	if err := checkTarget(r.Method, r.Target); err != nil {
+		return err
 	}
 	minor, err := parseVersion(line)
 	if err != nil {
@@ -102,20 +97,80 @@ func parseVersion(v []byte) (int, error) {
 	return int(v[7] - '0'), nil
 }
 
-// userInfo reports whether an absolute-form target names user information
-// (http://user:pass@host/): its authority is not a Host a backend should be sent, and
-// proxies read it differently (RFC 9110 section 4.2.4 deprecates it).
-func userInfo(target []byte) bool {
-	i := bytes.Index(target, []byte("://"))
-	if i <= 0 || target[0] == '/' {
-		return false
+// checkTarget checks a request target (RFC 9112 section 3.2): the origin form, the
+// asterisk, an absolute form with an authority, or an authority alone for CONNECT;
+// with no space or control byte, and with well-formed percent escapes in its path
+// (RFC 3986 section 2.1), which a backend decodes. The query goes on as it came.
+func checkTarget(method, t []byte) error {
+	query := false
+	for i, c := range t {
+		if k := targetClass[c]; k != 0 {
+			switch {
+			case k == tcBad:
+				return ErrRequestLine
+			case k == tcQuery:
+				query = true
+			case !query && (i+2 >= len(t) || !isHex(t[i+1]) || !isHex(t[i+2])):
+				return ErrTarget
+			}
+		}
 	}
-	authority := target[i+3:]
-	if j := bytes.IndexAny(authority, "/?#"); j >= 0 {
+	switch {
+	case t[0] == '/' || len(t) == 1 && t[0] == '*':
+		return nil
+	case string(method) == "CONNECT":
+		if !validAuthority(t) {
+			return ErrTarget
+		}
+		return nil
+	}
+	return checkAbsolute(t)
+}
+
+// Classes of target bytes (targetClass): the others need no look.
+const (
+	tcBad     = 1 + iota // a space, a control byte
+	tcPercent            // an escape
+	tcQuery              // the start of the query
+)
+
+var targetClass = func() (t [256]uint8) {
+	for c := range 256 {
+		if c <= ' ' || c == 0x7f {
+			t[c] = tcBad
+		}
+	}
+	t['%'], t['?'] = tcPercent, tcQuery
+	return t
+}()
+
+// checkAbsolute checks an absolute-form target: a scheme, "://", and an authority
+// with no user information (http://user:pass@host/ names no Host a backend should be
+// sent, and proxies read it differently: RFC 9110 section 4.2.4 deprecates it).
+func checkAbsolute(t []byte) error {
+	i := 0
+	for i < len(t) && (isAlpha(t[i]) || i > 0 && (isDigit(t[i]) || t[i] == '+' || t[i] == '-' || t[i] == '.')) {
+		i++
+	}
+	if i == 0 || !bytes.HasPrefix(t[i:], []byte("://")) {
+		return ErrTarget
+	}
+	authority := t[i+3:]
+	if j := bytes.IndexAny(authority, "/?"); j >= 0 {
 		authority = authority[:j]
 	}
-	return bytes.IndexByte(authority, '@') >= 0
+	switch {
+	case bytes.IndexByte(authority, '@') >= 0:
+		return ErrUserInfo
+	case !validAuthority(authority):
+		return ErrTarget
+	}
+	return nil
 }
+
+func isAlpha(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
+
+func isHex(c byte) bool { _, ok := unhex(c); return ok }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
@@ -124,6 +179,9 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 func (r *Request) frame(f *fields) error {
 	if f.hosts > 1 || r.Minor == 1 && f.hosts == 0 {
 		return ErrHost
+	}
+	if !validHost(f.host) {
+		return ErrHostValue
 	}
 	r.Host = f.host
 	switch {
@@ -140,9 +198,16 @@ func (r *Request) frame(f *fields) error {
 		if f.otherCoding {
 			return ErrTransferEncoding
 		}
+		if f.untidy {
+			r.Headers = tidyTransfer(r.Headers)
+		}
 		r.Framing = BodyChunked
 	case f.contentLength >= 0:
 		r.Framing, r.ContentLength = BodyLength, f.contentLength
+	}
+	if f.expectOther {
+		// RFC 9110 section 10.1.1: 100-continue is the only expectation there is.
+		return ErrExpectation
 	}
 	r.KeepAlive = !f.close && (r.Minor == 1 || f.keep)
 	r.Upgrade = f.upgrade && f.upgradeToken

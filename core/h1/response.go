@@ -77,22 +77,30 @@ func (r *Response) parseLine(line []byte) bool {
 
 // frame decides the answer's framing (RFC 9112 section 6.3). An answer with both
 // Content-Length and Transfer-Encoding is refused rather than repaired: the backend
-// that sent it frames messages in a way someone may read differently.
+// that sent it frames messages in a way someone may read differently. So is one
+// whose status allows a body and whose Transfer-Encoding is not chunked alone in
+// HTTP/1.1: chunked is the only coding the proxy reads, another (gzip, chunked) could
+// only go on as it came, which no HTTP/1.0 or HTTP/2 client may be sent, and an
+// HTTP/1.0 answer with a Transfer-Encoding is framed faultily (RFC 9112 section 6.1).
 func (r *Response) frame(f *fields, head bool) bool {
 	r.KeepAlive = !f.close && (r.Minor == 1 || f.keep)
 	r.Length = f.contentLength
-	if f.transfer > 0 && f.contentLength >= 0 {
-		return false
+	if f.transfer > 0 {
+		if f.contentLength >= 0 {
+			return false
+		}
+		if !r.Bodiless() && (!f.chunkedLast || f.chunkedTwice || f.otherCoding || r.Minor == 0) {
+			return false
+		}
+		if f.untidy && !r.Bodiless() {
+			r.Headers = tidyTransfer(r.Headers)
+		}
 	}
 	switch {
 	case head || r.Bodiless():
 		r.Framing = BodyNone
 	case f.transfer > 0:
-		if !f.chunkedLast || f.chunkedTwice || r.Minor == 0 {
-			r.Framing, r.KeepAlive = BodyUntilClose, false
-		} else {
-			r.Framing = BodyChunked
-		}
+		r.Framing = BodyChunked
 	case f.contentLength >= 0:
 		r.Framing, r.ContentLength = BodyLength, f.contentLength
 	default:

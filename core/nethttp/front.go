@@ -105,9 +105,11 @@ func Serve(cfg Config) *Front {
 	f := &Front{cfg: cfg, done: make(chan struct{}), h2open: map[net.Conn]struct{}{}}
 	f.h2c = f.h2cTransport()
 	f.server = &http.Server{
-		Handler:           f,
-		ReadHeaderTimeout: cfg.Timeouts.ReadHeader,
-		IdleTimeout:       cfg.Timeouts.Idle,
+		// OPTIONS * is a request for the backend, as any other.
+		DisableGeneralOptionsHandler: true,
+		Handler:                      f,
+		ReadHeaderTimeout:            cfg.Timeouts.ReadHeader,
+		IdleTimeout:                  cfg.Timeouts.Idle,
 		// h1 bounds the head first (see gate); this is the server's own bound, set
 		// above it so that it never answers first.
 		MaxHeaderBytes: 2*cfg.Limits.MaxHeaderBytes + 4096,
