@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/switchyard-lb/switchyard/core/backend"
+	"github.com/switchyard-lb/switchyard/core/exchange"
 )
 
 // An h2c backend (HTTP/2 without TLS) is reached through a bridge (tls.go) whose
@@ -90,8 +91,8 @@ func serveH2C(ctx context.Context, local *net.UnixConn, conn func() (*http2.Clie
 	// send a request only so many.
 	interims := 0
 	interim := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-		if interims++; interims > maxInterims {
-			return errTooManyInterims
+		if interims++; interims > exchange.MaxInterims {
+			return exchange.ErrTooManyInterims
 		}
 		_ = local.SetWriteDeadline(time.Now().Add(interimWait))
 		defer local.SetWriteDeadline(time.Time{})
@@ -147,15 +148,8 @@ func serveH2C(ctx context.Context, local *net.UnixConn, conn func() (*http2.Clie
 	}
 }
 
-// maxInterims bounds the 1xx answers passed on before a request's final one, and
-// interimWait how long writing one may wait for the loop to take it.
-const (
-	maxInterims = 16
-	interimWait = time.Second
-)
-
-// errTooManyInterims ends a stream whose backend sends 1xx answers without end.
-var errTooManyInterims = errors.New("more than 16 informational (1xx) answers to one request")
+// interimWait is how long writing a 1xx may wait for the loop to take it.
+const interimWait = time.Second
 
 // requestBody is a request's body as the stream reads it. Closing it reads nothing
 // more: what the stream left is this connection's to deal with.

@@ -742,20 +742,13 @@ func (h *headerView) Peek(name string) []byte {
 func interim(w http.ResponseWriter) *httptrace.ClientTrace {
 	n := 0
 	return &httptrace.ClientTrace{Got1xxResponse: func(code int, header textproto.MIMEHeader) error {
-		if n++; n > maxInterims {
-			return errTooManyInterims
+		if n++; n > exchange.MaxInterims {
+			return exchange.ErrTooManyInterims
 		}
 		passInterim(w, code, http.Header(header))
 		return nil
 	}}
 }
-
-// maxInterims bounds the 1xx answers passed on before a request's final one, as the
-// event loop's h2c bridge does.
-const maxInterims = 16
-
-// errTooManyInterims ends a request whose backend sends 1xx answers without end.
-var errTooManyInterims = errors.New("more than 16 informational (1xx) answers to one request")
 
 // passInterim sends the informational answer code with header's fields to the client.
 func passInterim(w http.ResponseWriter, code int, header http.Header) {
