@@ -138,17 +138,7 @@ func TestRefused(t *testing.T) {
 		{"not an object", `[1,2]`, []string{"config.json"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseValid(tt.input)
-			if err == nil {
-				t.Fatalf("parseValid(%s) = nil error, want one containing %q", tt.input, tt.wantErr)
-			}
-			for _, want := range tt.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("parseValid(%s) = %q, want it to contain %q", tt.input, err, want)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantRefused(t, tt.input, tt.wantErr) })
 	}
 }
 
@@ -406,5 +396,19 @@ func TestBackendTLS(t *testing.T) {
 	}
 	if _, _, err := tlsOf(c, "bad"); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("BackendTLS(junk) = %v, want a refusal", err)
+	}
+}
+
+// wantRefused checks that input is refused with an error naming each of wantErr.
+func wantRefused(t *testing.T, input string, wantErr []string) {
+	t.Helper()
+	_, err := parseValid(input)
+	if err == nil {
+		t.Fatalf("parseValid(%s) = nil error, want one containing %q", input, wantErr)
+	}
+	for _, want := range wantErr {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("parseValid(%s) = %q, want it to contain %q", input, err, want)
+		}
 	}
 }

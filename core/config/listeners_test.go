@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -62,17 +61,7 @@ func TestACMEKeysRefused(t *testing.T) {
 		{"unknown key", acme(`"domains": ["a.test"], "domain": "b.test"`), []string{"listeners[0].tls.acme.domain", "unknown key"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseValid(tt.input)
-			if err == nil {
-				t.Fatalf("parseValid(%s) = nil error, want one containing %q", tt.input, tt.wantErr)
-			}
-			for _, want := range tt.wantErr {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("parseValid(%s) = %q, want it to contain %q", tt.input, err, want)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { wantRefused(t, tt.input, tt.wantErr) })
 	}
 }
 
